@@ -1,0 +1,120 @@
+"""Typed settings, read from ``RELOVE_*`` environment variables and an optional ``.env`` file.
+
+A bad value stops start-up with one line naming the variable (see :func:`load_settings`).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from relove.errors import ConfigError
+
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///relove.db"
+
+
+def _split_ids(value: Any) -> Any:
+    if isinstance(value, str):
+        parts = [p for p in value.replace(";", ",").replace(" ", ",").split(",") if p]
+        return [int(p) for p in parts]
+    if isinstance(value, int):
+        return [value]
+    return value
+
+
+class Settings(BaseSettings):
+    """All settings of the product, one flat namespace grouped by section below."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="RELOVE_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+    )
+
+    # --- Telegram ---------------------------------------------------------------------------
+    bot_token: SecretStr | None = None
+    telegram_api_url: str | None = None
+    admin_ids: Annotated[list[int], NoDecode] = Field(default_factory=list)
+
+    # --- storage ----------------------------------------------------------------------------
+    database_url: str = DEFAULT_DATABASE_URL
+    redis_url: str | None = None
+
+    # --- texts ------------------------------------------------------------------------------
+    language: str = "ru"
+    texts_dir: Path | None = None
+
+    # --- logging ----------------------------------------------------------------------------
+    log_level: str = "INFO"
+
+    # --- sandbox ----------------------------------------------------------------------------
+    sandbox_host: str = "127.0.0.1"
+    sandbox_port: int = Field(default=8081, ge=1, le=65535)
+
+    # --- broadcasts -------------------------------------------------------------------------
+    broadcast_rate: float = Field(default=25.0, gt=0, le=1000)
+    broadcast_paid_rate: float = Field(default=1000.0, gt=0, le=1000)
+    broadcast_max_errors: int = Field(default=1000, ge=1)
+
+    # --- conversation (LLM) -----------------------------------------------------------------
+    llm_base_url: str | None = None
+    llm_api_key: SecretStr | None = None
+    llm_model: str | None = None
+    llm_timeout: float = Field(default=30.0, gt=0)
+    llm_retries: int = Field(default=1, ge=0)
+    persona_file: Path | None = None
+    scenarios_file: Path | None = None
+    catalog_file: Path | None = None
+
+    @field_validator("admin_ids", mode="before")
+    @classmethod
+    def _parse_admin_ids(cls, value: Any) -> Any:
+        try:
+            return _split_ids(value)
+        except ValueError as e:
+            raise ValueError("expected comma-separated Telegram user ids, e.g. 1234,5678") from e
+
+    @field_validator("log_level")
+    @classmethod
+    def _check_log_level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in logging.getLevelNamesMapping():
+            raise ValueError("expected DEBUG, INFO, WARNING, ERROR or CRITICAL")
+        return level
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str) -> str:
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        try:
+            url = make_url(value)
+        except ArgumentError as e:
+            raise ValueError("not a database URL") from e
+        if url.get_backend_name() not in ("sqlite", "postgresql"):
+            raise ValueError("only sqlite and postgresql URLs are supported")
+        return value
+
+    @property
+    def token(self) -> str | None:
+        return self.bot_token.get_secret_value() if self.bot_token else None
+
+    @property
+    def llm_enabled(self) -> bool:
+        return bool(self.llm_base_url or self.llm_api_key) and bool(self.llm_model)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build settings or raise :class:`ConfigError` with one line naming the bad variable."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as e:
+        err = e.errors()[0]
+        name = "RELOVE_" + "_".join(str(p) for p in err["loc"]).upper() if err["loc"] else "?"
+        raise ConfigError(f"{name}: {err['msg']}") from None

@@ -1,0 +1,77 @@
+"""Engine and session factory, built once in ``main()`` and passed down."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+SQLITE_BUSY_TIMEOUT_S = 30
+
+
+def _json_dumps(value: Any) -> str:
+    # Keep Unicode as is: readable in SQLite and measured the same as on PostgreSQL.
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def normalise_url(url: str) -> str:
+    """Plain ``postgresql://`` / ``sqlite:///`` URLs get the async drivers the product uses."""
+    sa_url = make_url(url)
+    if sa_url.drivername in ("postgresql", "postgres", "postgresql+psycopg2", "postgresql+psycopg"):
+        sa_url = sa_url.set(drivername="postgresql+asyncpg")
+    elif sa_url.drivername in ("sqlite", "sqlite+pysqlite"):
+        sa_url = sa_url.set(drivername="sqlite+aiosqlite")
+    return sa_url.render_as_string(hide_password=False)
+
+
+def display_url(url: str) -> str:
+    """The URL with its password hidden, for logs and messages."""
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
+    """An async engine for ``url`` with the product's settings for its backend.
+
+    SQLite runs in WAL mode, waits for locks instead of failing, and begins every transaction
+    with ``BEGIN IMMEDIATE`` so that read-then-write transactions never fail with
+    "database is locked" on lock upgrade.
+    """
+    sa_url = make_url(normalise_url(url))
+    options: dict[str, Any] = {"json_serializer": _json_dumps}
+    if sa_url.get_backend_name() == "sqlite":
+        options["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_S}
+    else:
+        options.update(pool_size=10, max_overflow=10, pool_pre_ping=True)
+    options.update(kwargs)
+    engine = create_async_engine(sa_url, **options)
+    if sa_url.get_backend_name() == "sqlite":
+        _configure_sqlite(engine)
+    return engine
+
+
+def _configure_sqlite(engine: AsyncEngine) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy's "begin" event below emit BEGIN itself.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_S * 1000}")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False)
+
+
+def is_sqlite(engine: AsyncEngine) -> bool:
+    return engine.dialect.name == "sqlite"

@@ -1,0 +1,124 @@
+"""The data model: one flexible ``User`` (see the architecture note)."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, Boolean, Enum, Index, MetaData, String, func, true
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from relove.db.types import MutableJSONDocument, UTCDateTime, utcnow
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+#: Size limits of the JSON documents, as stored JSON text in bytes (enforced by CHECK constraints).
+MARKERS_MAX_BYTES = 64 * 1024
+CONTEXT_MAX_BYTES = 256 * 1024
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class Gender(enum.StrEnum):
+    male = "male"
+    female = "female"
+    unknown = "unknown"
+
+
+class User(Base):
+    """A Telegram user and everything the product knows about them.
+
+    ``markers`` holds properties operators segment on (city, VIP, interests, tags, source …);
+    ``context`` holds what personalises the conversation (summary, relove_context,
+    last_message …). New scenarios add keys there, never columns.
+
+    Filtering: on PostgreSQL the note's ``User.markers['city'].astext == 'Москва'`` works; the
+    portable form that runs on both databases is ``User.markers['city'].as_string() == 'Москва'``
+    (``as_boolean()``, ``as_integer()``, ``as_float()`` likewise) — or the segment language.
+    """
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    username: Mapped[str | None] = mapped_column(String(64))
+    first_name: Mapped[str | None] = mapped_column(String(256))
+    last_name: Mapped[str | None] = mapped_column(String(256))
+    is_active: Mapped[bool] = mapped_column(
+        Boolean, default=True, server_default=true(), nullable=False
+    )
+    gender: Mapped[Gender] = mapped_column(
+        Enum(
+            Gender,
+            name="gender",
+            native_enum=False,
+            create_constraint=True,
+            length=7,
+            values_callable=lambda e: [m.value for m in e],
+            validate_strings=True,
+        ),
+        default=Gender.unknown,
+        server_default=Gender.unknown.value,
+        nullable=False,
+    )
+    context: Mapped[dict[str, Any]] = mapped_column(
+        MutableJSONDocument, default=dict, server_default="{}", nullable=False
+    )
+    markers: Mapped[dict[str, Any]] = mapped_column(
+        MutableJSONDocument, default=dict, server_default="{}", nullable=False
+    )
+    created_at: Mapped[datetime] = mapped_column(
+        UTCDateTime, default=utcnow, server_default=func.current_timestamp(), nullable=False
+    )
+    updated_at: Mapped[datetime] = mapped_column(
+        UTCDateTime,
+        default=utcnow,
+        onupdate=utcnow,
+        server_default=func.current_timestamp(),
+        nullable=False,
+    )
+    last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    __table_args__ = (
+        Index("ix_users_last_seen_at", "last_seen_at"),
+        Index("ix_users_created_at", "created_at"),
+        Index(
+            "ix_users_markers_gin",
+            "markers",
+            postgresql_using="gin",
+            postgresql_ops={"markers": "jsonb_path_ops"},
+        ).ddl_if(dialect="postgresql"),
+    )
+
+    @property
+    def full_name(self) -> str:
+        return " ".join(p for p in (self.first_name, self.last_name) if p) or (
+            f"@{self.username}" if self.username else str(self.id)
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """All fields as JSON-ready values."""
+        return {
+            "id": self.id,
+            "username": self.username,
+            "first_name": self.first_name,
+            "last_name": self.last_name,
+            "is_active": self.is_active,
+            "gender": Gender(self.gender).value if self.gender else Gender.unknown.value,
+            "markers": dict(self.markers or {}),
+            "context": dict(self.context or {}),
+            "created_at": self.created_at.isoformat() if self.created_at else None,
+            "updated_at": self.updated_at.isoformat() if self.updated_at else None,
+            "last_seen_at": self.last_seen_at.isoformat() if self.last_seen_at else None,
+        }
+
+    def __repr__(self) -> str:
+        return f"User(id={self.id!r}, username={self.username!r})"

@@ -1,0 +1,51 @@
+"""The product's exceptions, one tree.
+
+ReloveError
+├── ConfigError            a setting is missing or invalid
+├── SchemaError            the database schema is missing or outdated
+├── NotFound               a user, segment, broadcast … does not exist
+├── InvalidInput           user-supplied input is malformed (keys, values, filters, templates)
+│   ├── InvalidKey         a marker / context key breaks the key rules
+│   └── FilterError        a filter text or tree does not parse or type-check
+└── DocumentTooLarge       a markers / context write would pass the size limit
+
+Library errors are converted at the boundary with ``raise … from e``.
+"""
+
+from __future__ import annotations
+
+
+class ReloveError(Exception):
+    """Base of every error the product raises on purpose; its text is meant for people."""
+
+
+class ConfigError(ReloveError):
+    pass
+
+
+class SchemaError(ReloveError):
+    pass
+
+
+class NotFound(ReloveError):
+    pass
+
+
+class InvalidInput(ReloveError):
+    pass
+
+
+class InvalidKey(InvalidInput):
+    pass
+
+
+class FilterError(InvalidInput):
+    """A filter that does not parse or type-check; ``position`` is 1-based when known."""
+
+    def __init__(self, message: str, *, position: int | None = None) -> None:
+        super().__init__(message)
+        self.position = position
+
+
+class DocumentTooLarge(ReloveError):
+    pass

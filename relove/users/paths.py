@@ -1,0 +1,80 @@
+"""Dotted key paths into the ``markers`` / ``context`` documents, and their rules."""
+
+from __future__ import annotations
+
+import json
+import unicodedata
+from typing import Any, Literal
+
+from relove.errors import InvalidInput, InvalidKey
+
+Document = Literal["markers", "context"]
+DOCUMENTS: tuple[Document, ...] = ("markers", "context")
+
+MAX_KEY_LENGTH = 64
+MAX_DEPTH = 8
+_FORBIDDEN = {'"', "\\"}
+
+
+def check_key(key: str) -> str:
+    """Return ``key`` if it is a valid marker/context key, else raise :class:`InvalidKey`."""
+    if not key or not key.strip():
+        raise InvalidKey("a key must not be empty")
+    if len(key) > MAX_KEY_LENGTH:
+        raise InvalidKey(f"key {key[:20]!r}… is longer than {MAX_KEY_LENGTH} characters")
+    for ch in key:
+        if unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co", "Cn") or ch in _FORBIDDEN:
+            raise InvalidKey(f"key {key!r} contains a forbidden character {ch!r}")
+    return key
+
+
+def parse_path(path: str | tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """``"profile.city"`` → ``("profile", "city")``; every part checked with :func:`check_key`."""
+    parts = tuple(path.split(".")) if isinstance(path, str) else tuple(path)
+    if not parts:
+        raise InvalidKey("a key must not be empty")
+    if len(parts) > MAX_DEPTH:
+        raise InvalidKey(f"path {'.'.join(parts)!r} is deeper than {MAX_DEPTH} levels")
+    for part in parts:
+        check_key(part)
+    return parts
+
+
+def check_document(doc: str) -> Document:
+    if doc not in DOCUMENTS:
+        raise InvalidInput(f"unknown document {doc!r}; expected markers or context")
+    return doc  # type: ignore[return-value]
+
+
+def to_json(value: Any) -> str:
+    try:
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError) as e:
+        raise InvalidInput(f"value {value!r} cannot be stored as JSON") from e
+
+
+def parse_cli_value(raw: str) -> Any:
+    """A value typed by a person: JSON when it parses (``42``, ``true``, ``["a"]``), else text."""
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw
+
+
+def parse_assignment(item: str) -> tuple[str, Any]:
+    """``"city=Москва"`` → ``("city", "Москва")``; ``"vip=true"`` → ``("vip", True)``."""
+    key, sep, raw = item.partition("=")
+    if not sep:
+        raise InvalidInput(f"expected key=value, got {item!r}")
+    key = key.strip()
+    parse_path(key)
+    return key, parse_cli_value(raw)
+
+
+def get_path(doc: Any, path: tuple[str, ...]) -> Any:
+    """The value at ``path`` in a plain dict, or ``None`` when missing."""
+    for part in path:
+        if not isinstance(doc, dict) or part not in doc:
+            return None
+        doc = doc[part]
+    return doc
