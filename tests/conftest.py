@@ -15,6 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from relove.db.engine import create_engine, create_session_factory, normalise_url
 from relove.db.migrate import upgrade
 from relove.db.models import Base
+from relove.db.registry import import_all_models
+
+import_all_models()
 
 PG_URL = os.environ.get("RELOVE_TEST_DATABASE_URL")
 BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])

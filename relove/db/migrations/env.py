@@ -5,6 +5,9 @@ from __future__ import annotations
 from alembic import context
 
 from relove.db.models import Base
+from relove.db.registry import import_all_models
+
+import_all_models()
 
 config = context.config
 target_metadata = Base.metadata

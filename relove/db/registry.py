@@ -1,0 +1,14 @@
+"""Imports every module that defines tables, so ``Base.metadata`` knows them all."""
+
+from __future__ import annotations
+
+import importlib
+
+MODEL_MODULES = [
+    "relove.db.models",
+]
+
+
+def import_all_models() -> None:
+    for name in MODEL_MODULES:
+        importlib.import_module(name)
