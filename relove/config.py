@@ -117,4 +117,5 @@ def load_settings(**overrides: Any) -> Settings:
     except ValidationError as e:
         err = e.errors()[0]
         name = "RELOVE_" + "_".join(str(p) for p in err["loc"]).upper() if err["loc"] else "?"
-        raise ConfigError(f"{name}: {err['msg']}") from None
+        message = str(err["msg"]).removeprefix("Value error, ")
+        raise ConfigError(f"{name}: {message}") from None

@@ -1,0 +1,3 @@
+from relove.cli import entry
+
+entry()

@@ -1,0 +1,38 @@
+"""/start [payload]: welcome, and first-touch attribution from the deep-link payload."""
+
+from __future__ import annotations
+
+import re
+
+from aiogram import Router
+from aiogram.filters import CommandObject, CommandStart
+from aiogram.types import Message
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from relove.bot.texts import Texts
+from relove.db.models import User
+from relove.users import service
+
+#: Telegram deep-link payloads: up to 64 characters of A-Z, a-z, 0-9, _ and -.
+_PAYLOAD = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+async def record_source(session: AsyncSession, user_id: int, payload: str) -> None:
+    """``markers.source`` keeps the first payload ever seen; ``last_source`` the latest."""
+    await service.set_once(session, user_id, {"source": payload})
+    await service.set_values(session, user_id, {"last_source": payload})
+
+
+async def start(
+    message: Message, command: CommandObject, user: User, session: AsyncSession, texts: Texts
+) -> None:
+    payload = (command.args or "").strip()
+    if payload and _PAYLOAD.match(payload):
+        await record_source(session, user.id, payload)
+    await message.answer(texts("welcome", name=user.first_name or user.username or ""))
+
+
+def create_router() -> Router:
+    router = Router(name="start")
+    router.message.register(start, CommandStart())
+    return router

@@ -1,0 +1,56 @@
+"""Outer middleware: every update that carries a user refreshes that user first."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiogram import BaseMiddleware
+from aiogram.types import TelegramObject, Update
+from aiogram.types import User as TgUser
+
+from relove.db.types import utcnow
+from relove.users.touch import Touch, TouchWriter
+
+Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
+
+
+def touch_from_update(update: Update, from_user: TgUser | None) -> Touch | None:
+    """What ``update`` says about its (human) user, or ``None`` if it carries none."""
+    if from_user is None or from_user.is_bot:
+        return None
+    touch = Touch(
+        user_id=from_user.id,
+        username=from_user.username,
+        first_name=from_user.first_name,
+        last_name=from_user.last_name,
+        seen_at=utcnow(),
+    )
+    message = update.message
+    if message is not None:
+        text = message.text if message.text is not None else message.caption
+        if text is not None:
+            touch.last_message = text
+    member = update.my_chat_member
+    if member is not None and member.chat.type == "private":
+        status = member.new_chat_member.status
+        if status == "kicked":
+            touch.is_active = False
+        elif status == "member":
+            touch.is_active = True
+    return touch
+
+
+
+class TouchMiddleware(BaseMiddleware):
+    """Upserts the update's user (one batched atomic statement) and passes it on as ``user``."""
+
+    def __init__(self, writer: TouchWriter) -> None:
+        self.writer = writer
+
+    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
+        assert isinstance(event, Update)
+        touch = touch_from_update(event, data.get("event_from_user"))
+        if touch is not None:
+            data["user"] = await self.writer.touch(touch)
+        return await handler(event, data)

@@ -1,0 +1,55 @@
+"""The ``relove`` command line (Typer + Rich). Commands are thin: they call the services.
+
+Errors end with one clear line on stderr and a non-zero exit code, never a traceback:
+1 for product errors, 2 for usage errors and bad filters.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from sqlalchemy.exc import SQLAlchemyError
+
+from relove.cli import db, users
+from relove.cli.common import err_console
+from relove.cli.run import run_bot
+from relove.errors import FilterError, ReloveError
+
+app = typer.Typer(
+    name="relove",
+    help="relove: a Telegram communication bot and audience platform.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.command("run", help="Run the bot (long polling).")(run_bot)
+app.add_typer(db.app, name="db")
+app.add_typer(users.app, name="users")
+
+
+def _fail(message: str, code: int) -> int:
+    err_console.print(f"[red]error:[/red] {message}", markup=True, highlight=False)
+    return code
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns (and, as a console script, exits with) the exit code."""
+    try:
+        app(args=argv, prog_name="relove")  # usage errors: Typer prints them, exit code 2
+    except SystemExit as e:
+        return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    except FilterError as e:
+        return _fail(str(e), 2)
+    except ReloveError as e:
+        return _fail(str(e), 1)
+    except (SQLAlchemyError, OSError) as e:
+        detail = str(getattr(e, "orig", None) or e).strip().splitlines()[0]
+        return _fail(f"database error: {detail}", 1)
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+def entry() -> None:
+    sys.exit(main())

@@ -1,0 +1,56 @@
+"""Shared pieces of the CLI: settings, database access, output."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator, Coroutine
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar
+
+from rich.console import Console
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from relove.config import Settings, load_settings
+from relove.db.engine import create_engine, create_session_factory, is_sqlite
+from relove.db.migrate import ensure_schema
+
+T = TypeVar("T")
+
+console = Console(soft_wrap=True)
+err_console = Console(stderr=True, soft_wrap=True)
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    return asyncio.run(coro)
+
+
+def settings() -> Settings:
+    s = load_settings()
+    logging.basicConfig(
+        level=s.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    if s.log_level != "DEBUG":
+        for noisy in ("alembic", "aiogram.event"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
+    return s
+
+
+@asynccontextmanager
+async def open_db(
+    s: Settings, *, auto_upgrade: bool | None = None
+) -> AsyncIterator[tuple[AsyncEngine, async_sessionmaker[AsyncSession]]]:
+    """Engine and session factory with the schema ensured (SQLite upgrades by itself)."""
+    engine = create_engine(s.database_url)
+    try:
+        await ensure_schema(
+            engine, auto_upgrade=is_sqlite(engine) if auto_upgrade is None else auto_upgrade
+        )
+        yield engine, create_session_factory(engine)
+    finally:
+        await engine.dispose()
+
+
+def print_json(data: Any) -> None:
+    console.print_json(json.dumps(data, ensure_ascii=False, default=str))

@@ -1,0 +1,33 @@
+"""`relove run`: the bot, by long polling."""
+
+from __future__ import annotations
+
+import logging
+
+from relove.cli.common import console, open_db, run, settings
+from relove.db.engine import display_url
+
+log = logging.getLogger(__name__)
+
+
+def run_bot() -> None:
+    """Run the bot by long polling (the SQLite default upgrades its schema by itself)."""
+    from relove.bot.factory import create_bot, create_dispatcher  # aiogram loads slowly
+
+    s = settings()
+    bot = create_bot(s)  # refuses with one line when no token is set
+
+    async def _run() -> None:
+        async with open_db(s) as (engine, sessions):
+            try:
+                me = await bot.get_me()
+                console.print(
+                    f"Running @{me.username} on {display_url(s.database_url)}"
+                    + (f" via {s.telegram_api_url}" if s.telegram_api_url else "")
+                )
+                dp = create_dispatcher(s, engine, session_factory=sessions)
+                await dp.start_polling(bot, handle_signals=True)
+            finally:
+                await bot.session.close()
+
+    run(_run())

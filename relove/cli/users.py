@@ -1,0 +1,85 @@
+"""`relove users …`: look at and edit users from the shell."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from sqlalchemy import func, select
+
+from relove.cli.common import console, open_db, print_json, run, settings
+from relove.db.models import User
+from relove.users import service
+from relove.users.lifecycle import get_user
+from relove.users.paths import parse_assignment, parse_path
+
+app = typer.Typer(help="Look at and edit users.", no_args_is_help=True)
+
+ContextOpt = Annotated[
+    bool, typer.Option("--context", help="Work on the context document instead of markers.")
+]
+
+
+@app.command()
+def show(user_id: int) -> None:
+    """Print all fields of a user as JSON."""
+
+    async def _show() -> dict:
+        async with open_db(settings()) as (_, sessions), sessions() as session:
+            return (await get_user(session, user_id)).to_dict()
+
+    print_json(run(_show()))
+
+
+@app.command("set")
+def set_(
+    user_id: int,
+    assignments: Annotated[list[str], typer.Argument(help="key=value … (values parsed as JSON)")],
+    context: ContextOpt = False,
+) -> None:
+    """Set keys (dotted paths reach nested objects); a value is JSON when it parses, else text."""
+    values = dict(parse_assignment(item) for item in assignments)
+
+    async def _set() -> dict:
+        async with open_db(settings()) as (_, sessions), sessions.begin() as session:
+            doc = "context" if context else "markers"
+            return await service.set_values(session, user_id, values, doc=doc)
+
+    print_json(run(_set()))
+
+
+@app.command()
+def unset(
+    user_id: int,
+    keys: Annotated[list[str], typer.Argument(help="keys to remove (dotted paths allowed)")],
+    context: ContextOpt = False,
+) -> None:
+    """Remove keys."""
+    for key in keys:
+        parse_path(key)
+
+    async def _unset() -> dict:
+        async with open_db(settings()) as (_, sessions), sessions.begin() as session:
+            doc = "context" if context else "markers"
+            return await service.unset(session, user_id, keys, doc=doc)
+
+    print_json(run(_unset()))
+
+
+@app.command()
+def count(
+    filter_text: Annotated[
+        str | None, typer.Argument(metavar="[FILTER]", help="Count only users matching FILTER.")
+    ] = None,
+) -> None:
+    """Count users (all, or those matching a filter)."""
+
+    async def _count() -> int:
+        async with open_db(settings()) as (_, sessions), sessions() as session:
+            if filter_text is None:
+                return (await session.execute(select(func.count()).select_from(User))).scalar_one()
+            from relove.segments import count_users
+
+            return await count_users(session, filter_text)
+
+    console.print(run(_count()))

@@ -1,0 +1,41 @@
+"""``when`` conditions in the segment language, compiled once at load time and evaluated in
+Python against a user (``relove.segments.parse_filter`` / ``matches``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from relove.db.types import utcnow
+from relove.errors import FilterError
+
+
+@dataclass(frozen=True)
+class Condition:
+    text: str
+    tree: Any
+
+    @classmethod
+    def parse(cls, text: str) -> Condition:
+        """Raises ``ValueError`` with the parser's reason (for pydantic validators)."""
+        from relove.segments import parse_filter
+
+        try:
+            return cls(text, parse_filter(text))
+        except FilterError as e:
+            pos = f" at position {e.position}" if getattr(e, "position", None) else ""
+            raise ValueError(f"invalid condition {text!r}{pos}: {e}") from None
+
+    def matches(self, user: dict[str, Any], now: datetime | None = None) -> bool:
+        from relove.segments import matches
+
+        return bool(matches(self.tree, user, now=now or utcnow()))
+
+
+def condition_or_none(value: Any) -> Condition | None:
+    if value is None or isinstance(value, Condition):
+        return value
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError("a condition must be a non-empty filter text")
+    return Condition.parse(value)

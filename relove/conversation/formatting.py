@@ -1,0 +1,172 @@
+"""LLM output → Telegram HTML that always parses, split into messages Telegram accepts.
+
+Models answer in Markdown (or plain text, or stray HTML). Everything is escaped first; then a
+small Markdown subset becomes Telegram tags (bold, italic, strike, inline code, code blocks,
+links with http(s) URLs, headings as bold). Each tag is produced whole from one regex match on
+already-escaped text, so the output is balanced by construction — never a 400 for bad markup.
+
+Long answers are cut on paragraph boundaries (then lines, then words) into parts of at most
+``limit`` characters of HTML (Telegram's limit is 4096 characters of text; counting the HTML
+is stricter, so always safe).
+"""
+
+from __future__ import annotations
+
+import html
+import re
+
+TELEGRAM_LIMIT = 4096
+
+_FENCE = re.compile(r"```[^\n`]*\n?(.*?)(?:```|\Z)", re.S)
+_INLINE = re.compile(
+    r"(?P<code>`[^`\n]+`)"
+    r"|\[(?P<ltext>[^\]\n]+)\]\((?P<url>https?://[^\s)]+)\)"
+    r"|\*\*(?P<bold>[^\n*][^\n]*?)\*\*"
+    r"|__(?P<bold2>[^\n_][^\n]*?)__"
+    r"|~~(?P<strike>[^\n~][^\n]*?)~~"
+    r"|(?<![\w*])\*(?P<ital>[^\s*][^\n*]*?)\*(?![\w*])"
+    r"|(?<![\w_])_(?P<ital2>[^\s_][^\n_]*?)_(?![\w_])"
+)
+_HEADING = re.compile(r"^\s{0,3}#{1,6}\s+(.*?)\s*#*\s*$")
+_BULLET = re.compile(r"^(\s*)[-*+]\s+")
+
+
+def escape(text: str) -> str:
+    return html.escape(text, quote=False)
+
+
+def _inline(raw: str) -> str:
+    """One line or paragraph of Markdown → HTML (raw is NOT escaped yet)."""
+    out: list[str] = []
+    pos = 0
+    for m in _INLINE.finditer(raw):
+        out.append(escape(raw[pos : m.start()]))
+        pos = m.end()
+        if m.group("code"):
+            out.append(f"<code>{escape(m.group('code')[1:-1])}</code>")
+        elif m.group("url"):
+            url = html.escape(m.group("url"), quote=True)
+            out.append(f'<a href="{url}">{_inline(m.group("ltext"))}</a>')
+        elif m.group("bold") is not None or m.group("bold2") is not None:
+            out.append(f"<b>{_inline(m.group('bold') or m.group('bold2'))}</b>")
+        elif m.group("strike") is not None:
+            out.append(f"<s>{_inline(m.group('strike'))}</s>")
+        else:
+            out.append(f"<i>{_inline(m.group('ital') or m.group('ital2'))}</i>")
+    out.append(escape(raw[pos:]))
+    return "".join(out)
+
+
+def _paragraph(raw: str) -> str:
+    lines = []
+    for line in raw.split("\n"):
+        heading = _HEADING.match(line)
+        if heading:
+            lines.append(f"<b>{_inline(heading.group(1))}</b>")
+            continue
+        line = _BULLET.sub(lambda m: m.group(1) + "• ", line)
+        lines.append(_inline(line))
+    return "\n".join(lines)
+
+
+def _blocks(text: str) -> list[tuple[str, str]]:
+    """Split Markdown into ("code", body) and ("text", paragraph) blocks."""
+    blocks: list[tuple[str, str]] = []
+    pos = 0
+    for m in _FENCE.finditer(text):
+        blocks.extend(("text", p) for p in _paragraphs(text[pos : m.start()]))
+        body = m.group(1).rstrip("\n")
+        if body.strip():
+            blocks.append(("code", body))
+        pos = m.end()
+    blocks.extend(("text", p) for p in _paragraphs(text[pos:]))
+    return blocks
+
+
+def _paragraphs(text: str) -> list[str]:
+    return [p.strip("\n") for p in re.split(r"\n\s*\n", text) if p.strip()]
+
+
+def to_html(text: str) -> str:
+    """The whole answer as one HTML string (may be longer than one message)."""
+    return "\n\n".join(_render(kind, body) for kind, body in _blocks(_normalise(text)))
+
+
+def _render(kind: str, body: str) -> str:
+    return f"<pre>{escape(body)}</pre>" if kind == "code" else _paragraph(body)
+
+
+def _normalise(text: str) -> str:
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    # Control characters other than newline/tab make Telegram reject a message.
+    return "".join(ch for ch in text if ch in "\n\t" or ch >= " " or ch == "\u200b")
+
+
+def split_html(text: str, limit: int = TELEGRAM_LIMIT) -> list[str]:
+    """Markdown/plain answer → HTML parts, each at most ``limit`` characters, split between
+    paragraphs where possible; an oversized paragraph is split on lines, then words, as plain
+    escaped text (its formatting is dropped rather than broken)."""
+    parts: list[str] = []
+    current = ""
+    for kind, body in _blocks(_normalise(text)):
+        rendered = _render(kind, body)
+        pieces = [rendered] if len(rendered) <= limit else _split_oversized(kind, body, limit)
+        for piece in pieces:
+            if not current:
+                current = piece
+            elif len(current) + 2 + len(piece) <= limit:
+                current += "\n\n" + piece
+            else:
+                parts.append(current)
+                current = piece
+    if current:
+        parts.append(current)
+    return parts
+
+
+def _split_oversized(kind: str, body: str, limit: int) -> list[str]:
+    wrap = ("<pre>", "</pre>") if kind == "code" else ("", "")
+    room = limit - len(wrap[0]) - len(wrap[1])
+    chunks: list[str] = []
+    current = ""
+    for unit in _units(body, room):
+        sep = "\n" if current and not current.endswith("\n") else ""
+        candidate = current + sep + unit if current else unit
+        if len(candidate) <= room:
+            current = candidate
+        else:
+            if current:
+                chunks.append(current)
+            current = unit
+    if current:
+        chunks.append(current)
+    return [wrap[0] + c + wrap[1] for c in chunks]
+
+
+def _units(body: str, room: int) -> list[str]:
+    """Escaped lines of ``body``, each at most ``room`` characters (split on spaces, then hard)."""
+    units: list[str] = []
+    for line in body.split("\n"):
+        escaped = escape(line)
+        if len(escaped) <= room:
+            units.append(escaped)
+            continue
+        current = ""
+        for word in line.split(" "):
+            w = escape(word)
+            while len(w) > room:  # one huge "word": cut, never inside an entity
+                cut = room
+                amp = w.rfind("&", 0, cut)
+                if amp != -1 and w.find(";", amp) >= cut:
+                    cut = amp
+                units.append(w[:cut])
+                w = w[cut:]
+            candidate = f"{current} {w}" if current else w
+            if len(candidate) <= room:
+                current = candidate
+            else:
+                units.append(current)
+                current = w
+        if current:
+            units.append(current)
+    return units

@@ -1,0 +1,78 @@
+"""The LLM provider on the official ``openai`` SDK: OpenAI, OpenRouter, Ollama, vLLM … —
+anything that speaks the OpenAI chat-completions API."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import openai
+from openai import AsyncOpenAI
+
+from relove.conversation.base import BaseLLMProvider, ChatMessage, LLMError, LLMTimeout
+
+log = logging.getLogger(__name__)
+
+
+class OpenAIProvider(BaseLLMProvider):
+    name = "openai"
+
+    def __init__(
+        self,
+        *,
+        model: str,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        timeout: float = 30.0,
+        retries: int = 1,
+    ) -> None:
+        self.model = model
+        self.timeout = timeout
+        # Local servers (Ollama, vLLM) accept any key, but the SDK insists on one.
+        self._client = AsyncOpenAI(
+            base_url=base_url,
+            api_key=api_key or "not-needed",
+            timeout=timeout,
+            max_retries=retries,
+        )
+
+    async def complete(
+        self,
+        messages: list[ChatMessage],
+        *,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+        timeout: float | None = None,
+    ) -> str:
+        kwargs: dict = {}
+        if max_tokens is not None:
+            kwargs["max_tokens"] = max_tokens
+        if temperature is not None:
+            kwargs["temperature"] = temperature
+        started = time.monotonic()
+        try:
+            response = await self._client.chat.completions.create(
+                model=self.model,
+                messages=[{"role": m.role, "content": m.content} for m in messages],
+                timeout=timeout if timeout is not None else self.timeout,
+                **kwargs,
+            )
+        except openai.APITimeoutError as e:
+            raise LLMTimeout(f"the model did not answer in {self.timeout:g}s") from e
+        except openai.APIStatusError as e:
+            raise LLMError(f"the model server answered HTTP {e.status_code}") from e
+        except openai.APIError as e:
+            raise LLMError(f"the model request failed: {type(e).__name__}") from e
+        except (ValueError, TypeError) as e:  # a body that is not a chat completion
+            raise LLMError("the model server sent an invalid answer") from e
+        choices = getattr(response, "choices", None) or []
+        content = None
+        if choices and getattr(choices[0], "message", None) is not None:
+            content = choices[0].message.content
+        if not isinstance(content, str) or not content.strip():
+            raise LLMError("the model sent an empty answer")
+        log.debug("LLM answered in %.2fs (%d chars)", time.monotonic() - started, len(content))
+        return content.strip()
+
+    async def close(self) -> None:
+        await self._client.close()

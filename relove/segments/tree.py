@@ -1,0 +1,285 @@
+"""The filter tree: what a filter text parses to, what programs send as JSON, what compiles to SQL.
+
+Nodes are immutable dataclasses. ``FilterTree`` is their common base::
+
+    And([Condition(Field("markers", ("city",)), "=", "Москва"),
+         Not(Condition(Field("markers", ("tags",)), "contains", "spam"))])
+
+JSON form (for programs)::
+
+    {"and": [{"field": "markers.city", "op": "=", "value": "Москва"},
+             {"not": {"field": "markers.tags", "op": "contains", "value": "spam"}}]}
+
+Values are JSON scalars; dates are ``{"date": "2026-01-31"}`` (or an ISO datetime) and relative
+dates ``{"relative": "-30d"}``; ``in`` takes a list, ``between`` a list of two, ``exists`` none.
+A saved segment is referenced as ``{"segment": "name"}``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from relove.errors import FilterError
+
+#: Built-in columns of ``users`` a filter can name, with their value kind.
+COLUMNS: dict[str, str] = {
+    "id": "integer",
+    "username": "text",
+    "first_name": "text",
+    "last_name": "text",
+    "is_active": "boolean",
+    "gender": "gender",
+    "created_at": "datetime",
+    "updated_at": "datetime",
+    "last_seen_at": "datetime",
+}
+NULLABLE_COLUMNS = {"username", "first_name", "last_name", "last_seen_at"}
+GENDERS = ("male", "female", "unknown")
+
+#: Every operator, in its canonical spelling. Negative ones are the exact negation of a positive
+#: one (so ``city != "X"`` also matches users without a city).
+POSITIVE_OPS = ("=", "<", "<=", ">", ">=", "in", "contains", "icontains", "~", "exists", "between")
+NEGATIONS = {
+    "!=": "=",
+    "not in": "in",
+    "not contains": "contains",
+    "not icontains": "icontains",
+    "!~": "~",
+    "not exists": "exists",
+    "not between": "between",
+}
+OPERATORS = POSITIVE_OPS + tuple(NEGATIONS)
+KEYWORDS = {
+    "and", "or", "not", "in", "contains", "icontains", "exists", "between", "true", "false",
+    "segment", "markers", "context", "null",
+}  # fmt: skip
+
+_RELATIVE_RE = re.compile(r"^([+-])(\d{1,6})([smhdw])$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+_SIMPLE_KEY_RE = re.compile(r"^[^\W\d]\w*$")
+_SEGMENT_KEY_RE = re.compile(r"^\w+$")
+
+
+@dataclass(frozen=True)
+class DateValue:
+    """An absolute date (``2026-01-31``: the whole UTC day) or instant (ISO datetime)."""
+
+    text: str
+    start: datetime = field(compare=False)
+    date_only: bool = field(compare=False)
+
+    @classmethod
+    def parse(cls, text: str) -> DateValue:
+        try:
+            if len(text) == 10:
+                d = date.fromisoformat(text)
+                return cls(text, datetime(d.year, d.month, d.day, tzinfo=UTC), True)
+            dt = datetime.fromisoformat(text)
+        except ValueError as e:
+            raise FilterError(f"{text!r} is not a valid date") from e
+        dt = dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
+        return cls(text, dt, False)
+
+    def resolve(self, now: datetime) -> DateValue:
+        return self
+
+    @property
+    def end(self) -> datetime:
+        """The first instant after the value (next midnight for a date, else the instant)."""
+        return self.start + timedelta(days=1) if self.date_only else self.start
+
+
+@dataclass(frozen=True)
+class RelativeDate:
+    """``-30d``: an instant relative to "now", resolved when the filter compiles."""
+
+    text: str
+
+    @classmethod
+    def parse(cls, text: str) -> RelativeDate:
+        if not _RELATIVE_RE.match(text):
+            raise FilterError(f"{text!r} is not a relative date like -30d, -12h or -2w")
+        return cls(text)
+
+    def delta(self) -> timedelta:
+        sign, amount, unit = _RELATIVE_RE.match(self.text).groups()  # type: ignore[union-attr]
+        try:
+            d = timedelta(**{_UNITS[unit]: int(amount)})
+        except OverflowError as e:
+            raise FilterError(f"{self.text!r} is too far away") from e
+        return -d if sign == "-" else d
+
+    def resolve(self, now: datetime) -> DateValue:
+        try:
+            instant = now + self.delta()
+        except OverflowError as e:
+            raise FilterError(f"{self.text!r} is too far away") from e
+        return DateValue(instant.isoformat(), instant, False)
+
+
+Scalar = str | int | float | bool | DateValue | RelativeDate
+
+
+@dataclass(frozen=True)
+class Field:
+    """A column (``doc is None``) or a path into ``markers`` / ``context``."""
+
+    doc: str | None
+    path: tuple[str, ...]
+
+    @property
+    def column(self) -> str | None:
+        return self.path[0] if self.doc is None else None
+
+    @property
+    def kind(self) -> str:
+        return "json" if self.doc else COLUMNS[self.path[0]]
+
+    def to_text(self) -> str:
+        if self.doc is None:
+            return self.path[0]
+        parts = [k if _SEGMENT_KEY_RE.match(k) else json.dumps(k, ensure_ascii=False)
+                 for k in self.path]  # fmt: skip
+        first = self.path[0]
+        if (
+            self.doc == "markers"
+            and _SIMPLE_KEY_RE.match(first)
+            and first.lower() not in KEYWORDS
+            and first not in COLUMNS
+        ):
+            return ".".join(parts)
+        return ".".join([self.doc, *parts])
+
+    def __str__(self) -> str:
+        return self.to_text()
+
+
+class FilterTree:
+    """Base of every filter node."""
+
+    def to_json(self) -> Any:
+        raise NotImplementedError
+
+    def to_text(self) -> str:
+        return _render(self, 0)
+
+    def __str__(self) -> str:
+        return self.to_text()
+
+    @staticmethod
+    def from_json(data: Any) -> FilterTree:
+        from relove.segments.jsonform import tree_from_json
+
+        return tree_from_json(data)
+
+
+@dataclass(frozen=True)
+class And(FilterTree):
+    items: tuple[FilterTree, ...]
+
+    def to_json(self) -> Any:
+        return {"and": [i.to_json() for i in self.items]}
+
+
+@dataclass(frozen=True)
+class Or(FilterTree):
+    items: tuple[FilterTree, ...]
+
+    def to_json(self) -> Any:
+        return {"or": [i.to_json() for i in self.items]}
+
+
+@dataclass(frozen=True)
+class Not(FilterTree):
+    item: FilterTree
+
+    def to_json(self) -> Any:
+        return {"not": self.item.to_json()}
+
+
+@dataclass(frozen=True)
+class Condition(FilterTree):
+    field: Field
+    op: str
+    value: Any = None
+    #: 1-based offsets of the field and value in the filter text, for error messages.
+    position: int | None = field(default=None, compare=False)
+    value_position: int | None = field(default=None, compare=False)
+
+    def to_json(self) -> Any:
+        out: dict[str, Any] = {"field": _json_field(self.field), "op": self.op}
+        if self.op not in ("exists", "not exists"):
+            out["value"] = value_to_json(self.value)
+        return out
+
+
+@dataclass(frozen=True)
+class SegmentRef(FilterTree):
+    name: str
+    position: int | None = field(default=None, compare=False)
+
+    def to_json(self) -> Any:
+        return {"segment": self.name}
+
+
+def _json_field(f: Field) -> str:
+    if f.doc is None:
+        return f.path[0]
+    return ".".join([f.doc, *f.path])
+
+
+def value_to_json(value: Any) -> Any:
+    if isinstance(value, tuple | list):
+        return [value_to_json(v) for v in value]
+    if isinstance(value, DateValue):
+        return {"date": value.text}
+    if isinstance(value, RelativeDate):
+        return {"relative": value.text}
+    return value
+
+
+# -- text rendering ----------------------------------------------------------------------------
+_PREC = {Or: 1, And: 2, Not: 3}
+
+
+def render_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise FilterError("numbers must be finite")
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, DateValue | RelativeDate):
+        return value.text
+    if isinstance(value, tuple | list):
+        return "(" + ", ".join(render_value(v) for v in value) + ")"
+    raise FilterError(f"cannot render value {value!r}")
+
+
+def _render(node: FilterTree, parent: int) -> str:
+    if isinstance(node, Condition):
+        f = node.field.to_text()
+        if node.op in ("exists", "not exists"):
+            return f"{f} {node.op}"
+        if node.op in ("between", "not between"):
+            lo, hi = node.value
+            return f"{f} {node.op} {render_value(lo)} and {render_value(hi)}"
+        return f"{f} {node.op} {render_value(node.value)}"
+    if isinstance(node, SegmentRef):
+        return "segment:" + json.dumps(node.name, ensure_ascii=False)
+    prec = _PREC[type(node)]
+    if isinstance(node, Not):
+        text = "not " + _render(node.item, prec)
+    else:
+        sep = " and " if isinstance(node, And) else " or "
+        text = sep.join(_render(i, prec) for i in node.items)  # type: ignore[attr-defined]
+    return f"({text})" if prec < parent or (prec == parent and prec != 3) else text
