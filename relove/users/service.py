@@ -336,6 +336,88 @@ async def _list_op(
     return list(current) if isinstance(current, list) else []
 
 
+async def append_bounded(
+    executor: Executor,
+    user_id: int,
+    path: str,
+    item: Any,
+    *,
+    keep: int,
+    doc: Document = "context",
+) -> list[Any]:
+    """Append ``item`` to a list and keep only its last ``keep`` elements, in ONE UPDATE (a
+    missing or non-list value becomes a list). For bounded logs such as recent conversation
+    turns. Returns the new list."""
+    doc = check_document(doc)
+    parsed = parse_path(path)
+    if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
+        raise InvalidInput(f"keep must be a positive integer, got {keep!r}")
+    sql, p = _SQL(_dialect(executor)), _Params()
+    ps = sql.path(p, parsed)
+    v = sql.json_value(p, item)
+    k = p.add(keep)
+    if sql.pg:
+        cur = sql.get(doc, ps)
+        arr = (
+            f"((CASE WHEN jsonb_typeof({cur}) = 'array' THEN {cur} ELSE '[]'::jsonb END) "
+            f"|| jsonb_build_array({v}))"
+        )
+        new_list = (
+            f"(SELECT COALESCE(jsonb_agg(t.e ORDER BY t.o), '[]'::jsonb) "
+            f"FROM jsonb_array_elements({arr}) WITH ORDINALITY AS t(e, o) "
+            f"WHERE t.o > jsonb_array_length({arr}) - CAST({k} AS integer))"
+        )
+    else:
+        arr = (
+            f"(CASE WHEN json_type({doc}, {ps}) = 'array' "
+            f"THEN json_insert(json({doc} -> {ps}), '$[#]', {v}) ELSE json_array({v}) END)"
+        )
+        elem = (
+            "(CASE e.type WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' "
+            "WHEN 'null' THEN 'null' WHEN 'object' THEN e.value WHEN 'array' THEN e.value "
+            "ELSE json_quote(e.value) END)"
+        )
+        new_list = (
+            f"(SELECT json_group_array(json({elem})) FROM (SELECT j.key, j.type, j.value "
+            f"FROM json_each({arr}) AS j WHERE j.key >= json_array_length({arr}) - {k} "
+            f"ORDER BY j.key) AS e)"
+        )
+    new = sql.set_paths(p, doc, {parsed: new_list})
+    result = await _update(executor, user_id, doc, new, p)
+    current = get_path(result, parsed) if result is not None else None
+    return list(current) if isinstance(current, list) else []
+
+
+async def set_values_if(
+    executor: Executor,
+    user_id: int,
+    values: Mapping[str, Any],
+    *,
+    expect: Mapping[str, Any],
+    doc: Document = "markers",
+) -> dict[str, Any] | None:
+    """Compare-and-set: merge ``values`` only if every ``expect`` path holds its expected value
+    (``None`` = missing or null). Returns the new document, or ``None`` when the expectation
+    failed (nothing changed) — so two writers never both apply a stale update."""
+    doc = check_document(doc)
+    if not values:
+        raise InvalidInput("nothing to set")
+    sql, p = _SQL(_dialect(executor)), _Params()
+    leaves = {parse_path(k): sql.json_value(p, v) for k, v in values.items()}
+    new = sql.set_paths(p, doc, leaves)
+    guards = []
+    for path, expected in expect.items():
+        ps = sql.path(p, parse_path(path))
+        if expected is None:
+            guards.append(f"COALESCE({sql.json_type(doc, ps)}, 'null') = 'null'")
+        elif sql.pg:
+            guards.append(f"({doc} #> {ps}) = {sql.json_value(p, expected)}")
+        else:
+            guards.append(f"json({doc} -> {ps}) = {sql.json_value(p, expected)}")
+    guard = " AND ".join(guards) if guards else None
+    return await _update(executor, user_id, doc, new, p, guard=guard)
+
+
 async def get_user_documents(executor: Executor, user_id: int) -> dict[str, dict[str, Any]]:
     row = (
         await executor.execute(
