@@ -70,6 +70,18 @@ class Settings(BaseSettings):
     persona_file: Path | None = None
     scenarios_file: Path | None = None
     catalog_file: Path | None = None
+    llm_max_tokens: int = Field(default=800, ge=16, le=16000)
+    llm_temperature: float | None = Field(default=None, ge=0, le=2)
+    history_turns: int = Field(default=16, ge=2, le=100)
+    summary_every: int = Field(default=6, ge=1, le=100)
+    llm_user_rate: int = Field(default=6, ge=0)
+    llm_user_rate_period: float = Field(default=60.0, gt=0)
+    llm_daily_budget: int = Field(default=100, ge=0)
+    llm_concurrency: int = Field(default=8, ge=1, le=1000)
+    llm_queue_timeout: float = Field(default=10.0, ge=0)
+    recommend_count: int = Field(default=3, ge=1, le=10)
+    recommend_memory: int = Field(default=20, ge=0, le=200)
+    gender_inference: bool = True
 
     @field_validator("admin_ids", mode="before")
     @classmethod
