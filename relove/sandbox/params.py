@@ -1,0 +1,116 @@
+"""Bot API call parameters from any of the wire formats: query string, JSON, urlencoded or
+multipart (aiogram sends multipart with JSON-encoded complex values and ``attach://`` files)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aiohttp import web
+from aiohttp.web_request import FileField
+
+from relove.sandbox.core import bad_request
+
+MAX_UPLOAD = 50 * 1024 * 1024
+
+
+class Params:
+    def __init__(self, values: dict[str, Any], files: dict[str, FileField] | None = None) -> None:
+        self.values = values
+        self.files = files or {}
+
+    @classmethod
+    async def read(cls, request: web.Request) -> Params:
+        values: dict[str, Any] = dict(request.query)
+        files: dict[str, FileField] = {}
+        ctype = request.content_type
+        if request.can_read_body:
+            if ctype == "application/json":
+                try:
+                    body = await request.json()
+                except ValueError as e:
+                    raise bad_request("can't parse JSON request body") from e
+                if not isinstance(body, dict):
+                    raise bad_request("request body must be a JSON object")
+                values.update(body)
+            elif ctype in ("application/x-www-form-urlencoded", "multipart/form-data"):
+                form = await request.post()
+                for key, value in form.items():
+                    if isinstance(value, FileField):
+                        files[key] = value
+                    else:
+                        values[key] = value
+        return cls(values, files)
+
+    def has(self, name: str) -> bool:
+        return self.values.get(name) not in (None, "")
+
+    def str(self, name: str, *, required: bool = False) -> str | None:
+        value = self.values.get(name)
+        if value is None or value == "":
+            if required:
+                raise bad_request(f"{name} is empty")
+            return None
+        return value if isinstance(value, str) else json.dumps(value)
+
+    def int(self, name: str, *, required: bool = False, default: int | None = None) -> int | None:
+        value = self.values.get(name)
+        if value is None or value == "":
+            if required:
+                raise bad_request(f"{name} is empty")
+            return default
+        if isinstance(value, bool):
+            raise bad_request(f"invalid {name} specified")
+        try:
+            return int(value)
+        except (TypeError, ValueError) as e:
+            raise bad_request(f"invalid {name} specified") from e
+
+    def float(self, name: str, default: float) -> float:
+        value = self.values.get(name)
+        if value is None or value == "":
+            return default
+        try:
+            return float(value)
+        except (TypeError, ValueError) as e:
+            raise bad_request(f"invalid {name} specified") from e
+
+    def bool(self, name: str) -> bool:
+        value = self.values.get(name)
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, (int, float)):
+            return bool(value)
+        return isinstance(value, str) and value.strip().lower() in ("true", "1", "yes")
+
+    def json(self, name: str) -> Any:
+        value = self.values.get(name)
+        if value is None or value == "":
+            return None
+        if isinstance(value, str):
+            try:
+                return json.loads(value)
+            except ValueError as e:
+                raise bad_request(f"can't parse {name} JSON object") from e
+        return value
+
+    def chat_id(self, name: str = "chat_id") -> int:
+        value = self.values.get(name)
+        if value is None or value == "":
+            raise bad_request(f"{name} is empty")
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            raise bad_request("chat not found") from None
+
+    def file(self, name: str) -> tuple[str | None, FileField | None]:
+        """A file parameter: either a string (file_id / URL) or an uploaded file."""
+        if name in self.files:
+            return None, self.files[name]
+        value = self.str(name)
+        if value and value.startswith("attach://"):
+            key = value[len("attach://"):]
+            if key in self.files:
+                return None, self.files[key]
+            raise bad_request(f"can't find attached file \"{key}\"")
+        return value, None
