@@ -9,6 +9,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
+from relove.db import sqlite_functions
+
 SQLITE_BUSY_TIMEOUT_S = 30
 
 
@@ -35,9 +37,10 @@ def display_url(url: str) -> str:
 def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     """An async engine for ``url`` with the product's settings for its backend.
 
-    SQLite runs in WAL mode, waits for locks instead of failing, and begins every transaction
-    with ``BEGIN IMMEDIATE`` so that read-then-write transactions never fail with
-    "database is locked" on lock upgrade.
+    SQLite runs in WAL mode (readers never block the writer) and waits for the write lock
+    instead of failing. Transactions begin with a plain deferred ``BEGIN`` emitted by
+    SQLAlchemy, so a session that only reads holds no lock while its handler talks to
+    Telegram; services write with single statements, so lock upgrades don't conflict.
     """
     sa_url = make_url(normalise_url(url))
     options: dict[str, Any] = {"json_serializer": _json_dumps}
@@ -63,10 +66,11 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_S * 1000}")
         cursor.close()
+        sqlite_functions.register(dbapi_connection)
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        conn.exec_driver_sql("BEGIN")
 
 
 def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

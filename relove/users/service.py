@@ -317,7 +317,7 @@ async def _list_op(
             raise InvalidInput(f"list elements must be text, numbers or booleans, got {value!r}")
     result: dict[str, Any] | None = None
     # One statement per value, all in the caller's transaction.
-    for value in dict.fromkeys(values):
+    for value in values:
         sql, p = _SQL(_dialect(executor)), _Params()
         ps = sql.path(p, parsed)
         kind = sql.json_type(doc, ps)

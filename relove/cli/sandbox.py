@@ -1,0 +1,124 @@
+"""`relove sandbox` (the local Bot API + web chat) and `relove demo` (sandbox + bot + data)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from pathlib import Path
+
+import typer
+
+from relove.cli.common import console, run, settings
+from relove.errors import ConfigError
+
+SANDBOX_HELP = "Serve the local Telegram Bot API emulator and its web chat."
+DEMO_HELP = "Start the sandbox, seed a demo database and run the bot against it."
+
+
+def _limits(**values: float | bool | None) -> dict[str, float | bool]:
+    return {k: v for k, v in values.items() if v is not None}
+
+
+async def _until_signal() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+
+def _print_urls(url: str, token_hint: str | None = None) -> None:
+    console.print(f"[bold]Web chat[/bold]     {url}/")
+    console.print(f"[bold]Bot API[/bold]      {url}/bot<token>/<method>"
+                  f"   (RELOVE_TELEGRAM_API_URL={url})")
+    console.print(f"[bold]Control API[/bold]  {url}/api/  (see README, section Sandbox)")
+    if token_hint:
+        console.print(f"[bold]Bot token[/bold]    {token_hint}")
+
+
+def sandbox(
+    host: str = typer.Option(None, help="Interface to listen on [default: RELOVE_SANDBOX_HOST]."),
+    port: int = typer.Option(None, min=0, max=65535,
+                             help="Port [default: RELOVE_SANDBOX_PORT, 8081]."),
+    token: str = typer.Option(None, help="Accept only this bot token (default: any)."),
+    rate: float = typer.Option(None, help="Messages per second per bot [30]."),
+    burst: float = typer.Option(None, help="Burst of the per-bot limit [30]."),
+    paid_rate: float = typer.Option(None, help="Messages/s with allow_paid_broadcast [1000]."),
+    per_chat: float = typer.Option(None, help="Messages per second to one chat [1]."),
+    per_chat_burst: float = typer.Option(None, help="Burst allowed in one chat [3]."),
+    per_group_minute: float = typer.Option(None, help="Messages per minute to a group [20]."),
+    no_limits: bool = typer.Option(False, "--no-limits", help="Disable flood limits."),
+    fault_5xx: float = typer.Option(None, help="Share of calls answered with 5xx (0..1)."),
+    fault_drop: float = typer.Option(None, help="Share of calls whose connection drops (0..1)."),
+) -> None:
+    """Serve the Bot API emulator on 127.0.0.1:8081 until Ctrl+C."""
+    from relove.sandbox.core import SandboxConfig
+    from relove.sandbox.server import running_sandbox
+
+    s = settings()
+    config = SandboxConfig(host=host or s.sandbox_host,
+                           port=s.sandbox_port if port is None else port, token=token)
+    try:
+        config.limits.update(_limits(rate=rate, burst=burst, paid_rate=paid_rate,
+                                     per_chat=per_chat, per_chat_burst=per_chat_burst,
+                                     per_group_minute=per_group_minute, fault_5xx=fault_5xx,
+                                     fault_drop=fault_drop))
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    config.limits.enabled = not no_limits
+
+    async def _serve() -> None:
+        async with running_sandbox(config) as sb:
+            assert sb.url
+            _print_urls(sb.url)
+            console.print("Ctrl+C to stop.")
+            await _until_signal()
+
+    run(_serve())
+
+
+def demo(
+    users: int = typer.Option(300, min=0, max=100_000, help="How many users to seed."),
+    db: Path = typer.Option(Path("relove-demo.db"), help="SQLite file, recreated on each run."),
+    host: str = typer.Option(None, help="Sandbox interface [default: RELOVE_SANDBOX_HOST]."),
+    port: int = typer.Option(None, min=0, max=65535, help="Sandbox port [default: 8081]."),
+    seed: int = typer.Option(7, help="Random seed of the generated data."),
+) -> None:
+    """Sandbox + bot on a fresh SQLite database with a few hundred realistic users."""
+    from relove.bot.factory import create_bot, create_dispatcher
+    from relove.cli.common import open_db
+    from relove.config import load_settings
+    from relove.sandbox.core import DEFAULT_TOKEN, SandboxConfig
+    from relove.sandbox.demo import OPERATOR, add_to_sandbox, reset_sqlite_file, seed_database
+    from relove.sandbox.server import running_sandbox
+
+    base = settings()
+    config = SandboxConfig(host=host or base.sandbox_host,
+                           port=base.sandbox_port if port is None else port, token=DEFAULT_TOKEN)
+
+    async def _demo() -> None:
+        reset_sqlite_file(db)
+        async with running_sandbox(config) as sb:
+            assert sb.url
+            s = load_settings(bot_token=DEFAULT_TOKEN, telegram_api_url=sb.url,
+                              database_url=f"sqlite+aiosqlite:///{db.resolve()}",
+                              admin_ids=sorted({*base.admin_ids, OPERATOR["id"]}))
+            async with open_db(s, auto_upgrade=True) as (engine, sessions):
+                people = await seed_database(engine, users, seed=seed)
+                add_to_sandbox(sb, people)
+                bot = create_bot(s)
+                try:
+                    me = await bot.get_me()
+                    dp = create_dispatcher(s, engine, session_factory=sessions)
+                    console.print(f"[green]Demo ready:[/green] @{me.username}, {len(people)} "
+                                  f"users in {db}")
+                    _print_urls(sb.url, DEFAULT_TOKEN)
+                    console.print(f"Open the web chat, pick “{OPERATOR['first_name']}” (an admin) "
+                                  "or any user, and send /start. Ctrl+C to stop.")
+                    await dp.start_polling(bot, handle_signals=True)
+                finally:
+                    await bot.session.close()
+
+    run(_demo())
