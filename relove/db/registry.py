@@ -6,6 +6,7 @@ import importlib
 
 MODEL_MODULES = [
     "relove.db.models",
+    "relove.segments.models",
 ]
 
 

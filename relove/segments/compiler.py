@@ -1,0 +1,247 @@
+"""Filter → SQLAlchemy boolean expression with bound values, for PostgreSQL and SQLite.
+
+Nothing a person typed becomes SQL text: values, JSON paths and patterns are all bound
+parameters. Every primitive compiles to a two-valued expression (never SQL NULL), so ``not``
+is the exact complement on both databases. On PostgreSQL, equality and list membership on a
+document compile to containment (``markers @> '{"city": "Москва"}'``), which the GIN index on
+``markers`` serves; typed comparisons are guarded by ``CASE WHEN jsonb_typeof(…) = 'number'``
+so a cast can never fail on a value of another type.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    ColumnElement,
+    Numeric,
+    Text,
+    and_,
+    case,
+    cast,
+    exists,
+    false,
+    func,
+    literal,
+    not_,
+    or_,
+    select,
+    true,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+
+from relove.db.models import User
+from relove.db.types import utcnow
+from relove.errors import FilterError
+from relove.segments.lower import (
+    Cmp,
+    Contains,
+    Exists,
+    IContains,
+    PAnd,
+    PNot,
+    POr,
+    Pred,
+    Regex,
+    lower,
+)
+from relove.segments.parser import parse_filter
+from relove.segments.tree import NULLABLE_COLUMNS, Field, FilterTree
+
+DIALECTS = ("postgresql", "sqlite")
+#: Name of the Unicode-aware ``lower()`` registered on every SQLite connection.
+SQLITE_LOWER = "relove_lower"
+
+
+def as_tree(text_or_tree: str | FilterTree | Mapping[str, Any]) -> FilterTree:
+    if isinstance(text_or_tree, FilterTree):
+        return text_or_tree
+    if isinstance(text_or_tree, str):
+        return parse_filter(text_or_tree)
+    if isinstance(text_or_tree, Mapping):
+        return FilterTree.from_json(dict(text_or_tree))
+    raise FilterError(f"expected a filter text, tree or JSON object, got {type(text_or_tree)}")
+
+
+def compile_filter(
+    text_or_tree: str | FilterTree | Mapping[str, Any],
+    *,
+    dialect: str,
+    segments: Mapping[str, FilterTree] | None = None,
+    now: datetime | None = None,
+) -> ColumnElement[bool]:
+    """A boolean expression over ``User`` for ``select(User.id).where(...)``.
+
+    ``segments`` maps saved-segment names to their trees (see :func:`resolve_filter`);
+    relative dates resolve against ``now`` (default: the current time).
+    """
+    name = getattr(dialect, "name", dialect)
+    if name not in DIALECTS:
+        raise ValueError(f"unsupported dialect {name!r}; expected one of {DIALECTS}")
+    pred = lower(as_tree(text_or_tree), now=now or utcnow(), segments=segments)
+    return _Compiler(name == "postgresql").compile(pred)
+
+
+def _number(v: int | float) -> Decimal:
+    return Decimal(v) if isinstance(v, int) else Decimal(repr(v))
+
+
+def _op(left: Any, op: str, right: Any) -> ColumnElement[bool]:
+    if op == "=":
+        return left == right
+    if op == "<":
+        return left < right
+    if op == "<=":
+        return left <= right
+    if op == ">":
+        return left > right
+    if op == ">=":
+        return left >= right
+    raise FilterError(f"unknown comparison {op!r}")
+
+
+def _nest(path: tuple[str, ...], value: Any) -> Any:
+    for key in reversed(path):
+        value = {key: value}
+    return value
+
+
+class _Compiler:
+    def __init__(self, pg: bool) -> None:
+        self.pg = pg
+
+    def compile(self, p: Pred) -> ColumnElement[bool]:
+        if isinstance(p, PAnd):
+            return and_(*(self.compile(i) for i in p.items))
+        if isinstance(p, POr):
+            return or_(*(self.compile(i) for i in p.items))
+        if isinstance(p, PNot):
+            return not_(self.compile(p.item))
+        f: Field = p.field  # type: ignore[attr-defined]
+        if f.doc is None:
+            return self._column(p, f)
+        return self._pg(p, f) if self.pg else self._sqlite(p, f)
+
+    # -- columns -------------------------------------------------------------------------------
+    def _lower(self, expr: Any) -> Any:
+        return func.lower(expr) if self.pg else getattr(func, SQLITE_LOWER)(expr)
+
+    def _substring(self, haystack: Any, needle: Any) -> ColumnElement[bool]:
+        fn = func.strpos if self.pg else func.instr
+        return fn(haystack, needle) > 0
+
+    def _regex(self, expr: Any, pattern: str) -> ColumnElement[bool]:
+        bound = literal(pattern, Text())
+        return expr.op("~*" if self.pg else "REGEXP", return_type=Boolean)(bound)
+
+    def _column(self, p: Pred, f: Field) -> ColumnElement[bool]:
+        name = f.path[0]
+        col: Any = getattr(User, name)
+        if isinstance(p, Exists):
+            return col.is_not(None) if name in NULLABLE_COLUMNS else true()
+        if isinstance(p, Cmp):
+            left = col
+            if self.pg and f.kind == "text" and p.op != "=":
+                left = col.collate("C")
+            expr = _op(left, p.op, p.value)
+        elif isinstance(p, Contains):
+            expr = self._substring(col, literal(p.value, Text()))
+        elif isinstance(p, IContains):
+            expr = self._substring(self._lower(col), self._lower(literal(p.value, Text())))
+        elif isinstance(p, Regex):
+            expr = self._regex(col, p.pattern)
+        else:
+            raise FilterError(f"unsupported predicate {p!r}")
+        return and_(col.is_not(None), expr) if name in NULLABLE_COLUMNS else expr
+
+    # -- PostgreSQL documents ------------------------------------------------------------------
+    def _pg(self, p: Pred, f: Field) -> ColumnElement[bool]:
+        doc: Any = getattr(User, f.doc)  # type: ignore[arg-type]
+        path = literal(list(f.path), ARRAY(Text()))
+        value_json = doc.op("#>", return_type=JSONB)(path)
+        value_text = doc.op("#>>", return_type=Text)(path)
+        typ = func.jsonb_typeof(value_json, type_=Text)
+
+        def contained(value: Any) -> ColumnElement[bool]:
+            return doc.op("@>", return_type=Boolean)(literal(_nest(f.path, value), JSONB()))
+
+        def when(type_name: str, expr: Any) -> ColumnElement[bool]:
+            return case((typ == type_name, expr), else_=false())
+
+        if isinstance(p, Exists):
+            return func.coalesce(typ, "null") != "null"
+        if isinstance(p, Cmp):
+            v = p.value
+            if p.op == "=":
+                return contained(v)
+            if isinstance(v, str):
+                return when("string", _op(value_text.collate("C"), p.op, literal(v, Text())))
+            return when("number", _op(cast(value_text, Numeric), p.op,
+                                      literal(_number(v), Numeric())))  # fmt: skip
+        if isinstance(p, Contains):
+            member = contained([p.value])
+            if isinstance(p.value, str):
+                return or_(member, when("string", self._substring(value_text,
+                                                                  literal(p.value, Text()))))
+            return member
+        if isinstance(p, IContains):
+            needle = self._lower(literal(p.value, Text()))
+            return when("string", self._substring(self._lower(value_text), needle))
+        if isinstance(p, Regex):
+            return when("string", self._regex(value_text, p.pattern))
+        raise FilterError(f"unsupported predicate {p!r}")
+
+    # -- SQLite documents ----------------------------------------------------------------------
+    def _sqlite(self, p: Pred, f: Field) -> ColumnElement[bool]:
+        doc: Any = getattr(User, f.doc)  # type: ignore[arg-type]
+        path = literal("$" + "".join(f'."{k}"' for k in f.path), Text())
+        typ = func.json_type(doc, path, type_=Text)
+        value = func.json_extract(doc, path)
+
+        def typ_is(*names: str) -> ColumnElement[bool]:
+            if len(names) == 1:
+                return func.coalesce(typ, "") == names[0]
+            return func.coalesce(typ, "").in_(names)
+
+        def typed(v: Any) -> ColumnElement[bool]:
+            if isinstance(v, bool):
+                return typ_is("true" if v else "false")
+            if isinstance(v, str):
+                return typ_is("text")
+            return typ_is("integer", "real")
+
+        if isinstance(p, Exists):
+            return func.coalesce(typ, "null") != "null"
+        if isinstance(p, Cmp):
+            v = p.value
+            if isinstance(v, bool):
+                return typed(v)
+            return and_(typed(v), _op(value, p.op, literal(v)))
+        if isinstance(p, Contains):
+            v = p.value
+            each = func.json_each(doc, path).table_valued("value", "type")
+            if isinstance(v, bool):
+                elem = each.c.type == ("true" if v else "false")
+            elif isinstance(v, str):
+                elem = and_(each.c.type == "text", each.c.value == literal(v, Text()))
+            else:
+                elem = and_(each.c.type.in_(("integer", "real")), each.c.value == literal(v))
+            member = and_(typ_is("array"), exists(select(literal(1)).select_from(each)
+                                                  .where(elem)))  # fmt: skip
+            if isinstance(v, str):
+                return or_(member, and_(typ_is("text"),
+                                        self._substring(value, literal(v, Text()))))
+            return member
+        if isinstance(p, IContains):
+            needle = self._lower(literal(p.value, Text()))
+            return and_(typ_is("text"), self._substring(self._lower(value), needle))
+        if isinstance(p, Regex):
+            return and_(typ_is("text"), self._regex(value, p.pattern))
+        raise FilterError(f"unsupported predicate {p!r}")
+
+
+__all__ = ["DIALECTS", "as_tree", "compile_filter"]

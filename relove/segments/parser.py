@@ -1,0 +1,319 @@
+"""Filter text → :class:`FilterTree`, with errors that name the position and what was expected."""
+
+from __future__ import annotations
+
+import json
+import math
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from lark import Lark, Token, Transformer, v_args
+from lark.exceptions import (
+    LarkError,
+    UnexpectedCharacters,
+    UnexpectedEOF,
+    UnexpectedInput,
+    UnexpectedToken,
+    VisitError,
+)
+
+from relove.errors import FilterError, InvalidKey
+from relove.segments.tree import (
+    COLUMNS,
+    And,
+    Condition,
+    DateValue,
+    Field,
+    FilterTree,
+    Not,
+    Or,
+    RelativeDate,
+    SegmentRef,
+)
+from relove.segments.validate import check_condition
+from relove.users.paths import parse_path
+
+MAX_FILTER_LENGTH = 10_000
+_GRAMMAR = Path(__file__).with_name("filter.lark")
+
+#: Readable names of the grammar's terminals, for "expected …" messages.
+_EXPECTED = {
+    "NAME": "a field",
+    "KEY": "a key",
+    "STRING": "a string",
+    "NUMBER": "a number",
+    "DATE": "a date",
+    "RELATIVE": "a relative date",
+    "TRUE": "true",
+    "FALSE": "false",
+    "NULL": "null",
+    "EQ": "=",
+    "NE": "!=",
+    "LE": "<=",
+    "GE": ">=",
+    "LT": "<",
+    "GT": ">",
+    "MATCH": "~",
+    "NMATCH": "!~",
+    "CONTAINS": "contains",
+    "ICONTAINS": "icontains",
+    "IN": "in",
+    "EXISTS": "exists",
+    "BETWEEN": "between",
+    "_AND": "and",
+    "_OR": "or",
+    "_NOT": "not",
+    "_SEGMENT": "segment",
+    "LPAR": "(",
+    "RPAR": ")",
+    "COMMA": ",",
+    "COLON": ":",
+    "DOT": ".",
+    "$END": "the end of the filter",
+}
+_ORDER = ["NAME", "EQ", "NE", "LT", "LE", "GT", "GE", "IN", "CONTAINS", "ICONTAINS", "MATCH",
+          "NMATCH", "EXISTS", "BETWEEN", "STRING", "NUMBER", "DATE", "RELATIVE", "TRUE", "FALSE",
+          "_AND", "_OR", "_NOT", "LPAR", "RPAR"]  # fmt: skip
+_OPERATOR_TERMINALS = {"EQ", "NE", "LT", "LE", "GT", "GE", "IN", "CONTAINS", "ICONTAINS", "MATCH",
+                       "NMATCH", "EXISTS", "BETWEEN"}  # fmt: skip
+_VALUE_TERMINALS = {"STRING", "NUMBER", "DATE", "RELATIVE", "TRUE", "FALSE"}
+
+
+@lru_cache(maxsize=1)
+def _parser() -> Lark:
+    return Lark(
+        _GRAMMAR.read_text(encoding="utf-8"),
+        parser="lalr",
+        lexer="contextual",
+        propagate_positions=True,
+        maybe_placeholders=False,
+    )
+
+
+def unquote(token: str) -> str:
+    """A JSON-style string literal (double or single quoted) → its text."""
+    body = token[1:-1]
+    if token[0] == "'":
+        body = body.replace('\\"', '"').replace("\\'", "'").replace('"', '\\"')
+    try:
+        value = json.loads(f'"{body}"')
+    except ValueError as e:
+        raise FilterError(f"invalid escape in string {token}") from e
+    return value
+
+
+def _number(text: str) -> int | float:
+    try:
+        if any(c in text for c in ".eE"):
+            value = float(text)
+            if not math.isfinite(value):
+                raise FilterError(f"number {text} is out of range")
+            return value
+        return int(text)
+    except ValueError as e:  # pragma: no cover - the grammar only lets numbers through
+        raise FilterError(f"{text!r} is not a number") from e
+
+
+def _pos(meta_or_token: Any) -> int | None:
+    if isinstance(meta_or_token, Token):
+        return (meta_or_token.start_pos or 0) + 1
+    start = getattr(meta_or_token, "start_pos", None)
+    return None if start is None else start + 1
+
+
+class _Build(Transformer):
+    def __init__(self) -> None:
+        super().__init__(visit_tokens=False)
+
+    # -- values --------------------------------------------------------------------------------
+    def _value(self, tok: Token) -> Any:
+        kind = tok.type
+        if kind == "STRING":
+            return unquote(tok)
+        if kind == "NUMBER":
+            return _number(tok)
+        if kind == "TRUE":
+            return True
+        if kind == "FALSE":
+            return False
+        if kind == "DATE":
+            return DateValue.parse(str(tok).replace(" ", "T"))
+        if kind == "RELATIVE":
+            return RelativeDate.parse(str(tok))
+        if kind == "NULL":
+            raise FilterError(
+                "null is not a value here: use `exists` / `not exists`", position=_pos(tok)
+            )
+        raise FilterError(f"unexpected {tok!s}", position=_pos(tok))
+
+    # -- fields --------------------------------------------------------------------------------
+    @v_args(meta=True)
+    def field(self, meta: Any, children: list[Token]) -> tuple[Field, int | None]:
+        parts = [unquote(t) if t.type == "STRING" else str(t) for t in children]
+        first = parts[0]
+        head = first.lower()
+        try:
+            if len(parts) == 1 and first in COLUMNS:
+                return Field(None, (first,)), _pos(meta)
+            if len(parts) == 1 and head in ("markers", "context"):
+                raise FilterError(f"{first} needs a key, e.g. {head}.city", position=_pos(meta))
+            if head in ("markers", "context") and children[0].type == "NAME":
+                return Field(head, parse_path(parts[1:])), _pos(meta)
+            if first in COLUMNS:
+                raise FilterError(
+                    f"{first} is a column and has no keys inside", position=_pos(meta)
+                )
+            return Field("markers", parse_path(parts)), _pos(meta)
+        except InvalidKey as e:
+            raise FilterError(str(e), position=_pos(meta)) from e
+
+    # -- conditions ----------------------------------------------------------------------------
+    def _cond(self, f: tuple[Field, int | None], op: str, value: Any, vtok: Any) -> Condition:
+        cond = Condition(f[0], op, value, position=f[1], value_position=_pos(vtok))
+        return check_condition(cond)
+
+    def op(self, children: list[Token]) -> str:
+        tok = children[0]
+        return {"EQ": "=", "NE": "!="}.get(tok.type, str(tok).lower())
+
+    def not_contains(self, _: list[Token]) -> str:
+        return "not contains"
+
+    def not_icontains(self, _: list[Token]) -> str:
+        return "not icontains"
+
+    def in_op(self, _: list[Token]) -> str:
+        return "in"
+
+    def not_in(self, _: list[Token]) -> str:
+        return "not in"
+
+    def exists_op(self, _: list[Token]) -> str:
+        return "exists"
+
+    def not_exists(self, _: list[Token]) -> str:
+        return "not exists"
+
+    def between_op(self, _: list[Token]) -> str:
+        return "between"
+
+    def not_between(self, _: list[Token]) -> str:
+        return "not between"
+
+    def compare(self, children: list[Any]) -> Condition:
+        f, op, vtok = children
+        return self._cond(f, op, self._value(vtok), vtok)
+
+    def in_list(self, children: list[Any]) -> Condition:
+        f, op, *toks = children
+        return self._cond(f, op, tuple(self._value(t) for t in toks), toks[0])
+
+    def exists(self, children: list[Any]) -> Condition:
+        f, op = children
+        return self._cond(f, op, None, None)
+
+    def between(self, children: list[Any]) -> Condition:
+        f, op, lo, hi = children
+        return self._cond(f, op, (self._value(lo), self._value(hi)), lo)
+
+    def truthy(self, children: list[Any]) -> Condition:
+        (f,) = children
+        return self._cond(f, "=", True, None)
+
+    def segment_ref(self, children: list[Token]) -> SegmentRef:
+        (tok,) = children
+        name = unquote(tok) if tok.type == "STRING" else str(tok)
+        if not name.strip():
+            raise FilterError("a segment name must not be empty", position=_pos(tok))
+        return SegmentRef(name, position=_pos(tok))
+
+    # -- logic ---------------------------------------------------------------------------------
+    def and_(self, children: list[FilterTree]) -> FilterTree:
+        return children[0] if len(children) == 1 else And(tuple(children))
+
+    def or_(self, children: list[FilterTree]) -> FilterTree:
+        return children[0] if len(children) == 1 else Or(tuple(children))
+
+    def not_(self, children: list[FilterTree]) -> FilterTree:
+        return Not(children[0])
+
+
+def parse_filter(text: str) -> FilterTree:
+    """Parse a filter text; raises :class:`FilterError` with a 1-based ``position``."""
+    if not isinstance(text, str):
+        raise FilterError("a filter must be text")
+    if len(text) > MAX_FILTER_LENGTH:
+        raise FilterError(f"a filter must be at most {MAX_FILTER_LENGTH} characters")
+    if not text.strip():
+        raise FilterError("the filter is empty", position=1)
+    try:
+        tree = _parser().parse(text)
+        return _Build().transform(tree)
+    except VisitError as e:
+        if isinstance(e.orig_exc, FilterError):
+            raise e.orig_exc from None
+        raise FilterError(f"invalid filter: {e.orig_exc}") from e
+    except UnexpectedInput as e:
+        raise _syntax_error(text, e) from None
+    except LarkError as e:  # pragma: no cover - defensive
+        raise FilterError(f"invalid filter: {e}") from e
+    except RecursionError:
+        raise FilterError("the filter is nested too deeply") from None
+
+
+def _expected(names: set[str]) -> str:
+    if names & _OPERATOR_TERMINALS and len(names & _OPERATOR_TERMINALS) >= 6:
+        rest = [_EXPECTED[n] for n in _ORDER if n in names and n not in _OPERATOR_TERMINALS]
+        return "an operator (=, !=, <, <=, >, >=, in, contains, icontains, ~, !~, exists, " + (
+            "between)" + (" or " + ", ".join(rest) if rest else "")
+        )
+    if names and names <= _VALUE_TERMINALS | {"NULL", "LPAR"} and names & _VALUE_TERMINALS:
+        return "a value (a string in quotes, a number, true, false, a date or -30d)"
+    known = [_EXPECTED[n] for n in _ORDER if n in names]
+    known += sorted(_EXPECTED.get(n, n) for n in names if n not in _ORDER)
+    known = list(dict.fromkeys(known))
+    if not known:
+        return "something else"
+    return known[0] if len(known) == 1 else ", ".join(known[:-1]) + " or " + known[-1]
+
+
+def _show(text: str, pos: int) -> str:
+    tail = text[pos : pos + 20]
+    return repr(tail.split()[0]) if tail.split() else "the end of the filter"
+
+
+def _syntax_error(text: str, e: UnexpectedInput) -> FilterError:
+    if isinstance(e, UnexpectedCharacters):
+        pos = e.pos_in_stream
+        ch = text[pos]
+        if ch in "\"'":
+            return FilterError(f"unclosed string at position {pos + 1}", position=pos + 1)
+        allowed = {n for n in e.allowed} if e.allowed else set()
+        return FilterError(
+            f"unexpected {ch!r} at position {pos + 1}: expected {_expected(allowed)}",
+            position=pos + 1,
+        )
+    if isinstance(e, UnexpectedEOF):
+        names = set(e.expected)
+        return FilterError(
+            f"unexpected end of the filter at position {len(text) + 1}: "
+            f"expected {_expected(names)}",
+            position=len(text) + 1,
+        )
+    assert isinstance(e, UnexpectedToken)
+    tok = e.token
+    names = set(e.accepts or e.expected)
+    if tok.type == "$END":
+        return FilterError(
+            f"unexpected end of the filter at position {len(text) + 1}: "
+            f"expected {_expected(names)}",
+            position=len(text) + 1,
+        )
+    pos = (tok.start_pos or 0) + 1
+    what = repr(str(tok))
+    if names & _OPERATOR_TERMINALS and tok.type in ("NAME", "KEY"):
+        what = f"unknown operator {what}"
+    else:
+        what = f"unexpected {what}"
+    return FilterError(f"{what} at position {pos}: expected {_expected(names)}", position=pos)
