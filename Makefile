@@ -1,0 +1,36 @@
+# relove — two commands: `make demo` runs the bot on the embedded default, `make test` tests it.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: install demo test browser-deps bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## Run the bot against the local sandbox Bot API on a fresh SQLite database; chat in a browser.
+demo: $(STAMP)
+	$(BIN)/relove demo
+
+## Headless Chromium for the browser test, from Debian's package (never a downloaded build).
+browser-deps:
+	@command -v chromium >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+## All tests: SQLite always, PostgreSQL too when RELOVE_TEST_DATABASE_URL is set.
+test: $(STAMP) browser-deps
+	$(BIN)/python -m pytest
+
+## Benchmarks (need PostgreSQL: RELOVE_BENCH_DATABASE_URL, default the local `test` database).
+bench: $(STAMP)
+	$(BIN)/python bench/touch.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis relove.egg-info
