@@ -3,12 +3,15 @@ Python against a user (``relove.segments.parse_filter`` / ``matches``)."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from relove.db.types import utcnow
 from relove.errors import FilterError
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -28,9 +31,15 @@ class Condition:
             raise ValueError(f"invalid condition {text!r}{pos}: {e}") from None
 
     def matches(self, user: dict[str, Any], now: datetime | None = None) -> bool:
+        """Whether the user qualifies; a condition that cannot be evaluated (e.g. it names a
+        saved segment) counts as not met, and is logged."""
         from relove.segments import matches
 
-        return bool(matches(self.tree, user, now=now or utcnow()))
+        try:
+            return bool(matches(self.tree, user, now=now or utcnow()))
+        except Exception:
+            log.exception("condition %r could not be evaluated", self.text)
+            return False
 
 
 def condition_or_none(value: Any) -> Condition | None:

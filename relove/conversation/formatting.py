@@ -84,7 +84,7 @@ def _blocks(text: str) -> list[tuple[str, str]]:
 
 
 def _paragraphs(text: str) -> list[str]:
-    return [p.strip("\n") for p in re.split(r"\n\s*\n", text) if p.strip()]
+    return [p.strip() for p in re.split(r"\n\s*\n", text) if p.strip()]
 
 
 def to_html(text: str) -> str:

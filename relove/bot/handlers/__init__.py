@@ -9,14 +9,20 @@ from __future__ import annotations
 from aiogram import Router
 
 from relove.bot.handlers import admin, fallback, forget, profile, start
+from relove.bot.handlers import conversation, recommend, scenarios
 
 
 def build_routers() -> list[Router]:
     return [
         admin.create_router(),
+        # Before /start: a flow may take /start (it passes it on when none applies).
+        scenarios.create_router(),
         start.create_router(),
         profile.create_router(),
         forget.create_router(),
+        recommend.create_router(),
+        # Free text → the LLM companion when configured (else it falls through to fallback).
+        conversation.create_router(),
         # The catch-all must stay last: it answers any message no router above took.
         fallback.create_router(),
     ]

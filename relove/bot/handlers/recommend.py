@@ -1,0 +1,84 @@
+"""/recommend: up to K catalog items for the user, with buttons; a press records the pick."""
+
+from __future__ import annotations
+
+import html
+
+from aiogram import F, Router
+from aiogram.filters import Command
+from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
+from aiogram.utils.keyboard import InlineKeyboardBuilder
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from relove.bot.middlewares.conversation import ConversationMiddleware
+from relove.bot.texts import Texts
+from relove.conversation.catalog import CatalogItem
+from relove.conversation.components import ConversationComponents
+from relove.conversation.formatting import to_html
+from relove.db.models import User
+
+PREFIX = "rec:"
+
+
+def _label(title: str) -> str:
+    return title if len(title) <= 60 else title[:59] + "…"
+
+
+def item_html(item: CatalogItem) -> str:
+    lines = [f"<b>{html.escape(item.title, quote=False)}</b>"]
+    if item.text:
+        lines.append(to_html(item.text))
+    if item.url:
+        url = html.escape(item.url, quote=True)
+        lines.append(f'<a href="{url}">{html.escape(item.url, quote=False)}</a>')
+    return "\n".join(lines)
+
+
+def keyboard(items: list[CatalogItem]) -> InlineKeyboardMarkup:
+    kb = InlineKeyboardBuilder()
+    for item in items:
+        kb.row(InlineKeyboardButton(text=_label(item.title), callback_data=PREFIX + item.id))
+    return kb.as_markup()
+
+
+async def recommend(
+    message: Message,
+    user: User,
+    session: AsyncSession,
+    texts: Texts,
+    conversation: ConversationComponents,
+) -> None:
+    items = await conversation.recommender.recommend(session, user)
+    if not items:
+        await message.answer(texts("recommend_empty"))
+        return
+    lines = [texts("recommend_title")]
+    for n, item in enumerate(items, 1):
+        lines.append(f"{n}. <b>{html.escape(item.title, quote=False)}</b>")
+    await message.answer("\n".join(lines), reply_markup=keyboard(items))
+
+
+async def pick(
+    query: CallbackQuery,
+    user: User,
+    session: AsyncSession,
+    texts: Texts,
+    conversation: ConversationComponents,
+) -> None:
+    item_id = (query.data or "")[len(PREFIX) :]
+    item = await conversation.recommender.pick(session, user, item_id)
+    if item is None:
+        await query.answer(texts("recommend_gone"))
+        return
+    await query.answer(texts("recommend_picked"))
+    if query.message is not None:
+        await query.message.answer(item_html(item))
+
+
+def create_router() -> Router:
+    router = Router(name="recommend")
+    router.message.outer_middleware(ConversationMiddleware())
+    router.callback_query.outer_middleware(ConversationMiddleware())
+    router.message.register(recommend, Command("recommend"))
+    router.callback_query.register(pick, F.data.startswith(PREFIX))
+    return router

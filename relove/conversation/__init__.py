@@ -1,0 +1,2 @@
+"""Conversation and personalisation: the LLM companion, rolling summaries, budgets, scenarios
+without code, recommendations and gender inference."""

@@ -1,0 +1,47 @@
+"""``/recommend``: pick up to K catalog items for a user, remember what was shown, record picks."""
+
+from __future__ import annotations
+
+import logging
+
+from relove.conversation.catalog import CatalogItem, CatalogRegistry, rank
+from relove.db.models import User
+from relove.users.service import (
+    Executor,
+    add_to_list,
+    append_bounded,
+    get_user_documents,
+    set_values,
+)
+
+log = logging.getLogger(__name__)
+
+
+class Recommender:
+    def __init__(self, catalog: CatalogRegistry, *, count: int = 3, memory: int = 20) -> None:
+        self.catalog = catalog
+        self.count = count
+        self.memory = memory
+
+    async def recommend(self, executor: Executor, user: User) -> list[CatalogItem]:
+        """Up to ``count`` items, ranked for the user; remembered in ``context.recommended``
+        (the last ``memory`` shown ids) so the next call rotates."""
+        data = user.to_dict()
+        data.update(await get_user_documents(executor, user.id))
+        items = rank(self.catalog.current, data, k=self.count)
+        if self.memory:
+            for item in items:
+                await append_bounded(
+                    executor, user.id, "recommended", item.id, keep=self.memory, doc="context"
+                )
+        return items
+
+    async def pick(self, executor: Executor, user: User, item_id: str) -> CatalogItem | None:
+        """Record a pick in ``markers.picks`` (each id once) and ``markers.last_pick``."""
+        item = self.catalog.current.get(item_id)
+        if item is None:
+            return None
+        await add_to_list(executor, user.id, "picks", item.id)
+        await set_values(executor, user.id, {"last_pick": item.id})
+        log.info("user %s picked %s", user.id, item.id)
+        return item
