@@ -39,9 +39,10 @@ def _print_urls(url: str, token_hint: str | None = None) -> None:
 
 
 def sandbox(
-    host: str = typer.Option(None, help="Interface to listen on [default: RELOVE_SANDBOX_HOST]."),
+    host: str = typer.Option(
+        None, help="Interface to listen on (default: RELOVE_SANDBOX_HOST, 127.0.0.1)."),
     port: int = typer.Option(None, min=0, max=65535,
-                             help="Port [default: RELOVE_SANDBOX_PORT, 8081]."),
+                             help="Port (default: RELOVE_SANDBOX_PORT, 8081)."),
     token: str = typer.Option(None, help="Accept only this bot token (default: any)."),
     rate: float = typer.Option(None, help="Messages per second per bot [30]."),
     burst: float = typer.Option(None, help="Burst of the per-bot limit [30]."),
@@ -82,8 +83,9 @@ def sandbox(
 def demo(
     users: int = typer.Option(300, min=0, max=100_000, help="How many users to seed."),
     db: Path = typer.Option(Path("relove-demo.db"), help="SQLite file, recreated on each run."),
-    host: str = typer.Option(None, help="Sandbox interface [default: RELOVE_SANDBOX_HOST]."),
-    port: int = typer.Option(None, min=0, max=65535, help="Sandbox port [default: 8081]."),
+    host: str = typer.Option(None, help="Sandbox interface (default: RELOVE_SANDBOX_HOST)."),
+    port: int = typer.Option(None, min=0, max=65535,
+                             help="Sandbox port (default: RELOVE_SANDBOX_PORT, 8081)."),
     seed: int = typer.Option(7, help="Random seed of the generated data."),
 ) -> None:
     """Sandbox + bot on a fresh SQLite database with a few hundred realistic users."""
