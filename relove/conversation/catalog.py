@@ -59,9 +59,9 @@ class Catalog(BaseModel):
     @model_validator(mode="after")
     def _unique(self) -> Catalog:
         seen: set[str] = set()
-        for item in self.items:
+        for i, item in enumerate(self.items):
             if item.id in seen:
-                raise ValueError(f"item id {item.id!r} repeats")
+                raise ValueError(f"@items.{i}.id: item id {item.id!r} repeats")
             seen.add(item.id)
         return self
 

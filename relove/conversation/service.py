@@ -206,7 +206,7 @@ class ConversationService:
                         "summary_updated_at": utcnow().isoformat(timespec="seconds"),
                         "summary_count": upto,
                     },
-                    expect={"summary_count": done or None},
+                    expect={"summary_count": context.get("summary_count")},
                     doc="context",
                 )
                 await s.commit()

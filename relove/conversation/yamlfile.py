@@ -112,9 +112,12 @@ def validate(model: type[BaseModel], data: Any, source: str) -> Any:
     except ValidationError as e:
         err = e.errors()[0]
         loc = tuple(err["loc"])
-        where = ".".join(str(p) for p in loc)
         msg = err["msg"]
         if msg.startswith("Value error, "):
             msg = msg[len("Value error, ") :]
+        if msg.startswith("@"):  # a model-level check naming a sub-location: "@steps.2.id: …"
+            sub, _, msg = msg[1:].partition(": ")
+            loc += tuple(int(p) if p.isdigit() else p for p in sub.split("."))
+        where = ".".join(str(p) for p in loc)
         reason = f"{where}: {msg}" if where else msg
         raise DefinitionError(reason, line=line_of(data, loc), source=source) from None

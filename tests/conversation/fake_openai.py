@@ -40,6 +40,7 @@ class FakeOpenAI:
         self.delay = 0.0
         self.in_flight = 0
         self.max_in_flight = 0
+        self.generation = 0
         self._runner: web.AppRunner | None = None
         self.port = 0
 
@@ -56,11 +57,14 @@ class FakeOpenAI:
         self.responder = default_responder
         self.delay = 0.0
         self.max_in_flight = 0
+        self.in_flight = 0
+        self.generation += 1
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()
         self.requests.append(body)
         b = self.queue.popleft() if self.queue else Behaviour(text=None, delay=self.delay)
+        generation = self.generation  # requests left over from an earlier test don't count
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
@@ -92,7 +96,8 @@ class FakeOpenAI:
                 }
             )
         finally:
-            self.in_flight -= 1
+            if generation == self.generation:
+                self.in_flight -= 1
 
     async def start(self) -> None:
         app = web.Application()

@@ -108,12 +108,13 @@ class Step(_Strict):
     @model_validator(mode="after")
     def _options_match_type(self) -> Step:
         if self.type in ("choice", "multi") and not self.options:
-            raise ValueError(f"step {self.id!r}: a {self.type} step needs options")
+            raise ValueError(f"@type: step {self.id!r}: a {self.type} step needs options")
         if self.type == "text" and self.options:
-            raise ValueError(f"step {self.id!r}: a text step takes no options")
-        values = [o.value for o in self.options]
-        if len(set(map(str, values))) != len(values):
-            raise ValueError(f"step {self.id!r}: option values repeat")
+            raise ValueError(f"@options: step {self.id!r}: a text step takes no options")
+        values = [str(o.value) for o in self.options]
+        for i, value in enumerate(values):
+            if value in values[:i]:
+                raise ValueError(f"@options.{i}: step {self.id!r}: option value {value!r} repeats")
         return self
 
 
@@ -156,9 +157,9 @@ class Flow(_Strict):
     @model_validator(mode="after")
     def _unique_steps(self) -> Flow:
         seen: set[str] = set()
-        for step in self.steps:
+        for i, step in enumerate(self.steps):
             if step.id in seen:
-                raise ValueError(f"flow {self.id!r}: step id {step.id!r} repeats")
+                raise ValueError(f"@steps.{i}.id: flow {self.id!r}: step id {step.id!r} repeats")
             seen.add(step.id)
         return self
 
@@ -176,16 +177,16 @@ class ScenarioFile(_Strict):
     def _unique(self) -> ScenarioFile:
         ids: set[str] = set()
         triggers: dict[str, str] = {}
-        for flow in self.flows:
+        for i, flow in enumerate(self.flows):
             if flow.id in ids:
-                raise ValueError(f"flow id {flow.id!r} repeats")
+                raise ValueError(f"@flows.{i}.id: flow id {flow.id!r} repeats")
             ids.add(flow.id)
             for trig in [f"/{c}" for c in flow.start.commands if c != "start"] + [
                 f"deep link {p}" for p in flow.start.deep_links
             ]:
                 if trig in triggers:
                     raise ValueError(
-                        f"{trig} starts both {triggers[trig]!r} and {flow.id!r}"
+                        f"@flows.{i}.start: {trig} starts both {triggers[trig]!r} and {flow.id!r}"
                     )
                 triggers[trig] = flow.id
         return self
