@@ -60,6 +60,14 @@ class Settings(BaseSettings):
     broadcast_rate: float = Field(default=25.0, gt=0, le=1000)
     broadcast_paid_rate: float = Field(default=1000.0, gt=0, le=1000)
     broadcast_max_errors: int = Field(default=1000, ge=1)
+    #: the bot's whole outgoing budget (messages/s); broadcasts leave the rest to replies
+    telegram_rate_limit: float = Field(default=30.0, gt=0, le=1000)
+    broadcast_concurrency: int = Field(default=50, ge=1, le=1000)
+    broadcast_max_attempts: int = Field(default=3, ge=1, le=20)
+    broadcast_lease_seconds: float = Field(default=30.0, gt=0)
+    broadcast_poll_seconds: float = Field(default=1.0, gt=0)
+    #: run due broadcasts inside `relove run` (a separate `relove worker` can run them too)
+    broadcast_in_bot: bool = True
 
     # --- conversation (LLM) -----------------------------------------------------------------
     llm_base_url: str | None = None

@@ -29,7 +29,11 @@ def create_bot(settings: Settings, *, session: AiohttpSession | None = None) -> 
             "or run `relove demo` to try the bot in the local sandbox"
         )
     if session is None:
-        session = AiohttpSession()
+        # Every outgoing message passes the bot's shared rate limiter (replies go first).
+        from relove.broadcasts.ratelimit import BotRateLimiter
+        from relove.broadcasts.telegram import RateLimitedSession
+
+        session = RateLimitedSession(BotRateLimiter.from_settings(settings))
         if settings.telegram_api_url:
             session.api = TelegramAPIServer.from_base(settings.telegram_api_url.rstrip("/"))
     return Bot(token, session=session, default=DefaultBotProperties(parse_mode=ParseMode.HTML))

@@ -7,6 +7,7 @@ import importlib
 MODEL_MODULES = [
     "relove.db.models",
     "relove.segments.models",
+    "relove.broadcasts.models",
 ]
 
 

@@ -1,7 +1,7 @@
 """broadcasts: campaigns and their deliveries
 
 Revision ID: 0003_broadcasts
-Revises: 0001_users
+Revises: 0002_segments
 Create Date: 2026-11-27
 """
 

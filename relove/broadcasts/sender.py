@@ -1,0 +1,317 @@
+"""The sending loop of one broadcast: paced, bounded, resumable, and never sending twice.
+
+Per chunk of pending deliveries (pages are read by last id, so memory stays flat):
+
+1. take a rate slot per message from the broadcast's lane (the bot's shared limiter);
+2. mark the chunk ``sending`` in one UPDATE and commit — BEFORE any Bot API call; the UPDATE
+   only succeeds while this worker holds the running broadcast's lease, so a paused, cancelled
+   or taken-over broadcast stops within one chunk;
+3. send each message concurrently; a 429 pauses every sender for ``retry_after`` and the same
+   message is tried again; network errors and 5xx are retried with backoff up to
+   ``max_attempts``;
+4. outcomes are written in grouped UPDATEs by a single writer.
+
+Rows are ``sending`` from step 2 until their outcome is committed, and at most ``concurrency``
+rows are ever in that state (a semaphore counts them), so a kill -9 leaves at most
+``concurrency`` deliveries ambiguous; the next worker marks them ``unknown`` and never resends
+them silently. Failed deliveries (not blocked users) past ``max_errors`` pause the broadcast.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+from relove.broadcasts.base import (
+    DeliveryResult,
+    DeliveryStore,
+    Outcome,
+    PendingDelivery,
+    Send,
+    SendResult,
+)
+from relove.broadcasts.content import MessageTemplate, TemplateRenderError
+from relove.broadcasts.models import BroadcastStatus, DeliveryStatus
+from relove.broadcasts.ratelimit import BroadcastLane
+from relove.db.types import utcnow
+
+log = logging.getLogger(__name__)
+
+_STATUS = {
+    Outcome.sent: DeliveryStatus.sent,
+    Outcome.blocked: DeliveryStatus.blocked,
+    Outcome.failed: DeliveryStatus.failed,
+    Outcome.transient: DeliveryStatus.failed,
+    Outcome.retry_after: DeliveryStatus.failed,
+}
+
+
+@dataclass(slots=True)
+class SenderOptions:
+    #: rows in ``sending`` at once (the most a crash can leave ``unknown``)
+    concurrency: int = 50
+    #: pending rows read per query
+    page_size: int = 500
+    #: attempts per message for network errors and 5xx
+    max_attempts: int = 3
+    #: failed deliveries in one run before the broadcast pauses
+    max_errors: int = 1000
+    #: first backoff after a network error / 5xx, doubled each attempt
+    backoff: float = 1.0
+    #: 429s for one message before it is given up as failed
+    max_retry_after: int = 10
+    #: lease length and how often it is renewed
+    lease_ttl: float = 30.0
+    heartbeat_every: float = 5.0
+    #: how long outcomes may wait before they are written
+    flush_every: float = 0.05
+    flush_size: int = 200
+
+
+@dataclass(slots=True)
+class SenderReport:
+    counts: Counter[str] = field(default_factory=Counter)
+    retries_429: int = 0
+    retries_transient: int = 0
+    errors: int = 0
+    #: why the run ended: finished, paused, cancelled, lost, errors
+    stopped: str = ""
+    started: float = field(default_factory=time.monotonic)
+    ended: float | None = None
+
+    @property
+    def elapsed(self) -> float:
+        return (self.ended or time.monotonic()) - self.started
+
+    @property
+    def delivered(self) -> int:
+        return sum(self.counts.values())
+
+
+class BroadcastSender:
+    def __init__(
+        self,
+        broadcast_id: int,
+        owner: str,
+        template: MessageTemplate,
+        store: DeliveryStore,
+        send: Send,
+        lane: BroadcastLane,
+        options: SenderOptions | None = None,
+    ) -> None:
+        self.broadcast_id = broadcast_id
+        self.owner = owner
+        self.template = template
+        self.store = store
+        self.send = send
+        self.lane = lane
+        self.options = options or SenderOptions()
+        self.report = SenderReport()
+        self._window = asyncio.Semaphore(self.options.concurrency)
+        self._results: list[DeliveryResult] = []
+        self._flush_now = asyncio.Event()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._stop: str | None = None
+        self._closing = False
+        self._flush_lock = asyncio.Lock()
+
+    # --- control -----------------------------------------------------------------------------
+    def stop(self, reason: str) -> None:
+        """Stop taking new deliveries; messages in flight still complete and are recorded."""
+        if self._stop is None:
+            self._stop = reason
+            log.info("broadcast %s: stopping (%s)", self.broadcast_id, reason)
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop is not None
+
+    # --- main loop ---------------------------------------------------------------------------
+    async def run(self) -> SenderReport:
+        writer = asyncio.create_task(self._writer())
+        heartbeat = asyncio.create_task(self._heartbeat())
+        try:
+            while not self.stopping:
+                await self._produce()
+                await self._drain()
+                if self.stopping:
+                    break
+                if await self.store.finish(self.broadcast_id, self.owner):
+                    self.stop("finished")
+                else:  # rows still in flight elsewhere: look again shortly
+                    await asyncio.sleep(self.options.heartbeat_every / 5)
+        finally:
+            await self._drain()
+            heartbeat.cancel()
+            self._closing = True
+            self._flush_now.set()
+            await asyncio.gather(heartbeat, writer, return_exceptions=True)
+            await self._flush()
+            if self._stop == "errors":
+                await self.store.pause(
+                    self.broadcast_id,
+                    self.owner,
+                    f"paused after {self.report.errors} failed deliveries "
+                    f"(limit {self.options.max_errors})",
+                )
+            await self.store.release(self.broadcast_id, self.owner)
+        self.report.stopped = self._stop or "finished"
+        self.report.ended = time.monotonic()
+        return self.report
+
+    async def _produce(self) -> None:
+        opts = self.options
+        chunk_size = max(1, min(opts.concurrency // 2, int(self.lane.rate * 0.05)))
+        last_id = 0
+        while not self.stopping:
+            page = await self.store.next_pending(self.broadcast_id, last_id, opts.page_size)
+            if not page:
+                return
+            last_id = page[-1].delivery_id
+            for start in range(0, len(page), chunk_size):
+                if self.stopping:
+                    return
+                await self._dispatch(page[start : start + chunk_size])
+
+    async def _dispatch(self, chunk: list[PendingDelivery]) -> None:
+        for _ in chunk:
+            await self._window.acquire()
+        for _ in chunk:
+            await self.lane.acquire()
+        if self.stopping:
+            self._release(len(chunk))
+            return
+        moved = await self.store.mark_sending(
+            self.broadcast_id, self.owner, [d.delivery_id for d in chunk]
+        )
+        self._release(len(chunk) - len(moved))
+        if not moved:
+            status = await self.store.heartbeat(
+                self.broadcast_id, self.owner, self.options.lease_ttl
+            )
+            if status is None or status != BroadcastStatus.running:
+                self.stop(str(status or "lost"))
+            return
+        for delivery in chunk:
+            if delivery.delivery_id in moved:
+                task = asyncio.create_task(self._deliver(delivery))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+
+    def _release(self, n: int) -> None:
+        for _ in range(n):
+            self._window.release()
+
+    async def _drain(self) -> None:
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        await self._flush()
+
+    # --- one delivery ------------------------------------------------------------------------
+    async def _deliver(self, delivery: PendingDelivery) -> None:
+        try:
+            result = await self._attempt(delivery)
+        except Exception as e:  # a bug in a send implementation must not lose the state
+            log.exception("broadcast %s: delivery %s crashed", self.broadcast_id,
+                          delivery.delivery_id)
+            result = self._result(delivery, delivery.attempts + 1,
+                                  SendResult(Outcome.failed, error=f"internal error: {e}"))
+        self._results.append(result)
+        if len(self._results) >= self.options.flush_size:
+            self._flush_now.set()
+
+    async def _attempt(self, delivery: PendingDelivery) -> DeliveryResult:
+        opts = self.options
+        try:
+            message = self.template.render(delivery.recipient)
+        except TemplateRenderError as e:
+            return self._result(delivery, delivery.attempts, SendResult(Outcome.failed, error=str(e)))
+        attempts = delivery.attempts
+        transient = throttled = 0
+        first = True
+        while True:
+            if not first:
+                await self.lane.acquire()
+            first = False
+            await self.lane.parent.acquire_chat(delivery.recipient.id)
+            attempts += 1
+            result = await self.send(delivery.recipient, message)
+            if result.outcome is Outcome.retry_after:
+                throttled += 1
+                self.report.retries_429 += 1
+                self.lane.pause(result.retry_after or 1.0)
+                log.warning("broadcast %s: 429, all sending paused for %ss",
+                            self.broadcast_id, result.retry_after)
+                if throttled < opts.max_retry_after:
+                    continue
+            elif result.outcome is Outcome.transient:
+                transient += 1
+                self.report.retries_transient += 1
+                if transient < opts.max_attempts:
+                    await asyncio.sleep(opts.backoff * 2 ** (transient - 1))
+                    continue
+            return self._result(delivery, attempts, result)
+
+    def _result(self, delivery: PendingDelivery, attempts: int, result: SendResult) -> DeliveryResult:
+        status = _STATUS[result.outcome]
+        self.report.counts[status.value] += 1
+        if status is DeliveryStatus.failed:
+            self.report.errors += 1
+            if self.report.errors >= self.options.max_errors:
+                self.stop("errors")
+        return DeliveryResult(
+            delivery_id=delivery.delivery_id,
+            user_id=delivery.recipient.id,
+            status=status,
+            attempts=attempts,
+            message_id=result.message_id,
+            error=result.error,
+            sent_at=utcnow() if status is DeliveryStatus.sent else None,
+        )
+
+    # --- writing outcomes --------------------------------------------------------------------
+    async def _flush(self) -> None:
+        async with self._flush_lock:
+            if not self._results:
+                return
+            batch, self._results = self._results, []
+            for attempt in range(3):
+                try:
+                    await self.store.record(self.broadcast_id, batch)
+                    break
+                except Exception:
+                    if attempt == 2:
+                        self._results[:0] = batch
+                        raise
+                    log.warning("broadcast %s: writing outcomes failed, retrying",
+                                self.broadcast_id, exc_info=True)
+                    await asyncio.sleep(0.5 * (attempt + 1))
+            self._release(len(batch))
+
+    async def _writer(self) -> None:
+        while not self._closing:
+            try:
+                await asyncio.wait_for(self._flush_now.wait(), self.options.flush_every)
+            except TimeoutError:
+                pass
+            self._flush_now.clear()
+            try:
+                await self._flush()
+            except Exception:
+                log.exception("broadcast %s: writing outcomes failed", self.broadcast_id)
+                self.stop("store error")
+                await asyncio.sleep(1.0)
+
+    async def _heartbeat(self) -> None:
+        while True:
+            await asyncio.sleep(self.options.heartbeat_every)
+            status = await self.store.heartbeat(
+                self.broadcast_id, self.owner, self.options.lease_ttl
+            )
+            if status is None:
+                self.stop("lost")
+            elif status != BroadcastStatus.running:
+                self.stop(str(status))
