@@ -19,6 +19,8 @@ from relove.db.registry import import_all_models
 
 import_all_models()
 
+pytest_plugins = ["tests.sandbox_fixtures"]
+
 PG_URL = os.environ.get("RELOVE_TEST_DATABASE_URL")
 BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])
 

@@ -9,12 +9,13 @@ from __future__ import annotations
 from aiogram import Router
 
 from relove.bot.handlers import admin, fallback, forget, profile, start
-from relove.bot.handlers import conversation, recommend, scenarios
+from relove.bot.handlers import conversation, membership, recommend, scenarios
 
 
 def build_routers() -> list[Router]:
     return [
         admin.create_router(),
+        membership.create_router(),
         # Before /start: a flow may take /start (it passes it on when none applies).
         scenarios.create_router(),
         start.create_router(),
