@@ -115,13 +115,13 @@ class RenderedMessage:
 _ENV = SandboxedEnvironment(autoescape=True, undefined=ChainableUndefined, keep_trailing_newline=True)
 
 
-def check_telegram_html(text: str, *, limit: int) -> None:
+def check_telegram_html(text: str, *, limit: int, allow_empty: bool = False) -> None:
     """Raise :class:`InvalidInput` unless ``text`` is valid Telegram HTML within ``limit``."""
     try:
         plain, _ = parse_html(text)
     except EntityParseError as e:
         raise InvalidInput(f"the message is not valid Telegram HTML: {e}") from e
-    if not plain.strip():
+    if not plain.strip() and not allow_empty:
         raise InvalidInput("the message text is empty")
     if utf16_len(plain) > limit:
         raise InvalidInput(f"the message is longer than {limit} characters")
@@ -134,7 +134,7 @@ class MessageTemplate:
         self.content = content
         if content.media_kind is not None and not content.media:
             raise InvalidInput(f"a {content.media_kind} needs a URL or file_id")
-        if not content.text.strip():
+        if not content.text.strip() and content.media_kind is None:
             raise InvalidInput("the message text is empty")
         try:
             self._template = _ENV.from_string(content.text)
@@ -163,6 +163,8 @@ class MessageTemplate:
         rendered = []
         for recipient in [*samples, Recipient(id=0)]:
             message = self.render(recipient)
-            check_telegram_html(message.text, limit=self.limit)
+            check_telegram_html(
+                message.text, limit=self.limit, allow_empty=self.content.media_kind is not None
+            )
             rendered.append(message)
         return rendered[: len(samples)]

@@ -47,11 +47,11 @@ async def send_rendered(bot: Bot, chat_id: int, message: RenderedMessage, *, pai
     extra: dict[str, Any] = {"allow_paid_broadcast": True} if paid else {}
     if message.media_kind is MediaKind.photo:
         return await bot.send_photo(
-            chat_id, photo=message.media or "", caption=message.text, reply_markup=markup, **extra
+            chat_id, photo=message.media or "", caption=message.text or None, reply_markup=markup, **extra
         )
     if message.media_kind is MediaKind.document:
         return await bot.send_document(
-            chat_id, document=message.media or "", caption=message.text, reply_markup=markup,
+            chat_id, document=message.media or "", caption=message.text or None, reply_markup=markup,
             **extra,
         )
     return await bot.send_message(chat_id, message.text, reply_markup=markup, **extra)
@@ -123,3 +123,23 @@ def limiter_of(bot: Bot, settings: object) -> BotRateLimiter:
     if isinstance(limiter, BotRateLimiter):
         return limiter
     return BotRateLimiter.from_settings(settings)
+
+
+async def send_test(bot: Bot, session: Any, broadcast_id: int, admin_ids: list[int]) -> list[str]:
+    """Send a broadcast's message to each admin, rendered for that admin; one line per admin."""
+    from relove.broadcasts import service
+    from relove.db.models import User
+
+    broadcast = await service.get_broadcast(session, broadcast_id)
+    template = service.template_of(broadcast)
+    lines = []
+    for admin_id in admin_ids:
+        user = await session.get(User, admin_id)
+        recipient = service.recipient_of(user) if user is not None else Recipient(id=admin_id)
+        try:
+            await send_rendered(bot, admin_id, template.render(recipient))
+        except TelegramAPIError as e:
+            lines.append(f"{admin_id}: not sent ({e.message})")
+            continue
+        lines.append(f"{admin_id}: sent")
+    return lines

@@ -12,6 +12,7 @@ import typer
 from sqlalchemy.exc import SQLAlchemyError
 
 from relove.cli import db, users
+from relove.cli import broadcast
 from relove.cli import sandbox as sandbox_cli
 from relove.cli.common import err_console
 from relove.cli.run import run_bot
@@ -27,6 +28,8 @@ app = typer.Typer(
 app.command("run", help="Run the bot (long polling).")(run_bot)
 app.add_typer(db.app, name="db")
 app.add_typer(users.app, name="users")
+app.add_typer(broadcast.app, name="broadcast")
+app.command("worker", help="Send scheduled and started broadcasts (alongside `relove run`).")(broadcast.worker)
 app.command("sandbox", help=sandbox_cli.SANDBOX_HELP)(sandbox_cli.sandbox)
 app.command("demo", help=sandbox_cli.DEMO_HELP)(sandbox_cli.demo)
 

@@ -1,0 +1,62 @@
+"""Progress of a broadcast started from the bot: one message edited in place, then final stats."""
+
+from __future__ import annotations
+
+import logging
+
+from aiogram import Bot
+from aiogram.exceptions import TelegramAPIError
+
+from relove.bot.texts import Texts
+from relove.broadcasts.models import Broadcast
+from relove.broadcasts.service import BroadcastStats
+
+log = logging.getLogger(__name__)
+
+
+def format_eta(seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
+    seconds = int(seconds)
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes} min {seconds:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
+
+
+def progress_text(texts: Texts, stats: BroadcastStats, *, final: bool) -> str:
+    values = dict(
+        id=stats.id, status=stats.status, targeted=stats.targeted, sent=stats.sent,
+        blocked=stats.blocked, failed=stats.failed, unknown=stats.unknown,
+        pending=stats.pending + stats.sending, rate=f"{stats.rate:.1f}",
+        eta=format_eta(stats.eta_seconds), reason=stats.reason or "",
+    )
+    return texts("broadcast_final" if final else "broadcast_progress", **values).strip()
+
+
+class ProgressMessages:
+    """The runner's progress hook: edits the admin's message named in the broadcast options."""
+
+    def __init__(self, bot: Bot, texts: Texts) -> None:
+        self.bot = bot
+        self.texts = texts
+        self._last: dict[int, str] = {}
+
+    async def __call__(self, broadcast: Broadcast, stats: BroadcastStats, final: bool) -> None:
+        opts = broadcast.options or {}
+        chat_id, message_id = opts.get("progress_chat_id"), opts.get("progress_message_id")
+        if not chat_id or not message_id:
+            return
+        text = progress_text(self.texts, stats, final=final)
+        if self._last.get(broadcast.id) == text:
+            return
+        self._last[broadcast.id] = text
+        if final:
+            self._last.pop(broadcast.id, None)
+        try:
+            await self.bot.edit_message_text(text=text, chat_id=chat_id, message_id=message_id)
+        except TelegramAPIError as e:
+            log.info("broadcast %s: progress message not edited: %s", broadcast.id, e)
