@@ -14,6 +14,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from relove.cli import db, users
 from relove.cli import broadcast
 from relove.cli import sandbox as sandbox_cli
+from relove.cli import segments as segments_cli
+from relove.cli import stats as stats_cli
 from relove.cli.common import err_console
 from relove.cli.run import run_bot
 from relove.errors import FilterError, ReloveError
@@ -30,6 +32,8 @@ app.add_typer(db.app, name="db")
 app.add_typer(users.app, name="users")
 app.add_typer(broadcast.app, name="broadcast")
 app.command("worker", help="Send scheduled and started broadcasts (alongside `relove run`).")(broadcast.worker)
+app.add_typer(segments_cli.app, name="segment")
+app.add_typer(stats_cli.app, name="stats")
 app.command("sandbox", help=sandbox_cli.SANDBOX_HELP)(sandbox_cli.sandbox)
 app.command("demo", help=sandbox_cli.DEMO_HELP)(sandbox_cli.demo)
 

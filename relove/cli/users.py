@@ -8,6 +8,7 @@ import typer
 from sqlalchemy import func, select
 
 from relove.cli.common import console, open_db, print_json, run, settings
+from relove.cli.segments import find as find_users_command
 from relove.db.models import User
 from relove.users import service
 from relove.users.lifecycle import get_user
@@ -83,3 +84,6 @@ def count(
             return await count_users(session, filter_text)
 
     console.print(run(_count()))
+
+
+app.command("find")(find_users_command)

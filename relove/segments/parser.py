@@ -252,7 +252,11 @@ def parse_filter(text: str) -> FilterTree:
         return _Build().transform(tree)
     except VisitError as e:
         if isinstance(e.orig_exc, FilterError):
-            raise e.orig_exc from None
+            err = e.orig_exc
+            if err.position is not None and "position" not in str(err):
+                raise FilterError(f"{err} (at position {err.position})",
+                                  position=err.position) from None  # fmt: skip
+            raise err from None
         raise FilterError(f"invalid filter: {e.orig_exc}") from e
     except UnexpectedInput as e:
         raise _syntax_error(text, e) from None

@@ -161,7 +161,7 @@ async def save_segment(
             seg.description = description
         seg.updated_at = utcnow()
     await session.flush()
-    log.info("segment %s saved: %s", name, filter_text)
+    log.debug("segment %s saved: %s", name, filter_text)
     return seg
 
 
@@ -177,4 +177,4 @@ async def delete_segment(session: AsyncSession, name: str) -> None:
             if name in refs:
                 raise InvalidInput(f"segment {name!r} is used by segment {other.name!r}")
     await session.execute(delete(Segment).where(Segment.id == seg.id))
-    log.info("segment %s deleted", name)
+    log.debug("segment %s deleted", name)
