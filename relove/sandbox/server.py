@@ -53,10 +53,14 @@ def create_sandbox_app(config: SandboxConfig | None = None,
     app.router.add_get("/", _index)
     app.router.add_static("/static/", WEB_DIR, follow_symlinks=False)
 
-    async def _stop_webhook(_: web.Application) -> None:
+    async def _stop(_: web.Application) -> None:
+        sb.updates.close()
+        for chat in sb.world.chats.values():
+            chat.closing = True
+            chat.touch()
         await sb.updates.delete_webhook()
 
-    app.on_shutdown.append(_stop_webhook)
+    app.on_shutdown.append(_stop)
     return app
 
 
@@ -67,7 +71,7 @@ async def running_sandbox(config: SandboxConfig | None = None) -> AsyncIterator[
     config = config or SandboxConfig()
     sb = Sandbox(config)
     app = create_sandbox_app(sandbox=sb)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=2.0)
     await runner.setup()
     site = web.TCPSite(runner, config.host, config.port, reuse_address=True)
     await site.start()

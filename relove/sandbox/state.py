@@ -160,6 +160,7 @@ class Chat:
     action: str | None = None
     action_until: float = 0.0
     version: int = 0
+    closing: bool = False
     _changed: asyncio.Event | None = None
 
     def tg_chat(self, world: World) -> dict[str, Any]:
@@ -187,7 +188,7 @@ class Chat:
     async def wait_change(self, since: int, timeout: float) -> None:
         """Return when ``version`` exceeds ``since`` or ``timeout`` seconds pass."""
         deadline = time.monotonic() + timeout
-        while self.version <= since:
+        while self.version <= since and not self.closing:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return

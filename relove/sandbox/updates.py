@@ -72,6 +72,7 @@ class UpdateQueue:
         self.webhook_error: tuple[int, str] | None = None
         self._webhook_task: asyncio.Task[None] | None = None
         self.delivered = 0
+        self.closed = False
 
     # --- producing ---------------------------------------------------------------------------
     def push(self, kind: str, payload: dict[str, Any]) -> int | None:
@@ -84,6 +85,11 @@ class UpdateQueue:
         self.stamps.append(time.time())
         self._wake()
         return update_id
+
+    def close(self) -> None:
+        """The server is stopping: pending long polls return at once."""
+        self.closed = True
+        self._wake()
 
     def _wake(self) -> None:
         event, self._arrived = self._arrived, asyncio.Event()
@@ -132,7 +138,7 @@ class UpdateQueue:
             self.confirm(offset)
         self._expire()
         deadline = time.monotonic() + timeout
-        while not self.pending:
+        while not self.pending and not self.closed:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
