@@ -11,11 +11,13 @@ from aiogram import Router
 from relove.bot.handlers import admin, fallback, forget, profile, start
 from relove.bot.handlers import conversation, membership, recommend, scenarios
 from relove.bot.handlers import broadcasts
+from relove.bot.handlers import analytics
 
 
 def build_routers() -> list[Router]:
     return [
         admin.create_router(),
+        analytics.create_router(),
         broadcasts.create_router(),
         membership.create_router(),
         # Before /start: a flow may take /start (it passes it on when none applies).
