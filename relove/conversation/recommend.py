@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import logging
 
+from relove.conversation.reads import user_dict
 from relove.conversation.catalog import CatalogItem, CatalogRegistry, rank
 from relove.db.models import User
 from relove.users.service import (
     Executor,
     add_to_list,
     append_bounded,
-    get_user_documents,
     set_values,
 )
 
@@ -26,8 +26,7 @@ class Recommender:
     async def recommend(self, executor: Executor, user: User) -> list[CatalogItem]:
         """Up to ``count`` items, ranked for the user; remembered in ``context.recommended``
         (the last ``memory`` shown ids) so the next call rotates."""
-        data = user.to_dict()
-        data.update(await get_user_documents(executor, user.id))
+        data = await user_dict(executor, user)
         items = rank(self.catalog.current, data, k=self.count)
         if self.memory:
             for item in items:

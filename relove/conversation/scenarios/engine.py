@@ -20,7 +20,8 @@ from relove.conversation.scenarios.model import Flow, Step
 from relove.conversation.scenarios.registry import ScenarioRegistry
 from relove.db.models import Gender, User
 from relove.db.types import utcnow
-from relove.users.service import Executor, get_user_documents, set_values, unset
+from relove.conversation.reads import read_documents, user_dict
+from relove.users.service import Executor, set_values, unset
 
 log = logging.getLogger(__name__)
 
@@ -51,18 +52,19 @@ class AnswerRejected(Exception):
         self.reason = reason
 
 
-async def _user_dict(executor: Executor, user: User) -> dict[str, Any]:
-    data = user.to_dict()
-    data.update(await get_user_documents(executor, user.id))
-    return data
+def _norm(text: str) -> str:
+    """Casefolded letters, digits and single spaces (labels often carry emoji)."""
+    kept = "".join(ch if ch.isalnum() else " " for ch in text.casefold())
+    return " ".join(kept.split())
 
 
 def check_text(step: Step, raw: str) -> Any:
     """The value a typed answer stores, or ``ValueError`` with a reason for the person."""
     text = " ".join(raw.split())
     if step.type != "text":
+        typed = _norm(text)
         for option in step.options:
-            if text.casefold() in (option.label.casefold(), str(option.value).casefold()):
+            if typed and typed in (_norm(option.label), _norm(str(option.value))):
                 return option.value
         raise ValueError("choose")
     v = step.validate_
@@ -101,7 +103,7 @@ class ScenarioEngine:
         return flow, step, list(selected) if isinstance(selected, list) else []
 
     async def current(self, executor: Executor, user: User) -> Question | None:
-        docs = await get_user_documents(executor, user.id)
+        docs = await read_documents(executor, user.id)
         st = self.state(docs["context"])
         return Question(st[0], st[1], selected=st[2]) if st else None
 
@@ -116,7 +118,7 @@ class ScenarioEngine:
         self, executor: Executor, user: User, flow: Flow, *, explicit: bool = False
     ) -> Outcome | None:
         """Start ``flow`` (``None`` if its condition or ``repeat`` rule says no)."""
-        data = await _user_dict(executor, user)
+        data = await user_dict(executor, user)
         if not self.may_start(flow, data, explicit=explicit):
             return None
         log.info("user %s starts scenario %s", user.id, flow.id)
@@ -145,7 +147,7 @@ class ScenarioEngine:
     async def answer_text(self, executor: Executor, user: User, raw: str) -> Outcome | None:
         """A typed answer to the current question; ``None`` when the user is in no flow.
         Raises :class:`AnswerRejected` when it does not validate (nothing is stored)."""
-        docs = await get_user_documents(executor, user.id)
+        docs = await read_documents(executor, user.id)
         st = self.state(docs["context"])
         if st is None:
             return None
@@ -162,7 +164,7 @@ class ScenarioEngine:
         self, executor: Executor, user: User, flow_id: str, step_id: str, index: int
     ) -> Outcome | None:
         """A button press on the current question; ``None`` for a stale button."""
-        docs = await get_user_documents(executor, user.id)
+        docs = await read_documents(executor, user.id)
         st = self.state(docs["context"])
         if st is None or st[0].id != flow_id or st[1].id != step_id:
             return None
@@ -181,7 +183,7 @@ class ScenarioEngine:
         self, executor: Executor, user: User, flow_id: str, step_id: str
     ) -> Outcome | None:
         """"Done" on a multi-choice question (nothing selected: asks again)."""
-        docs = await get_user_documents(executor, user.id)
+        docs = await read_documents(executor, user.id)
         st = self.state(docs["context"])
         if st is None or st[0].id != flow_id or st[1].id != step_id:
             return None
@@ -195,15 +197,15 @@ class ScenarioEngine:
     async def skip(
         self, executor: Executor, user: User, flow_id: str, step_id: str
     ) -> Outcome | None:
-        docs = await get_user_documents(executor, user.id)
+        docs = await read_documents(executor, user.id)
         st = self.state(docs["context"])
         if st is None or st[0].id != flow_id or st[1].id != step_id or not st[1].skippable:
             return None
-        data = await _user_dict(executor, user)
+        data = await user_dict(executor, user)
         return await self._advance(executor, user, st[0], st[0].index(step_id), data)
 
     async def cancel(self, executor: Executor, user: User) -> bool:
-        docs = await get_user_documents(executor, user.id)
+        docs = await read_documents(executor, user.id)
         if self.state(docs["context"]) is None and "scenario" not in docs["context"]:
             return False
         await unset(executor, user.id, ["scenario"], doc="context")
@@ -214,7 +216,7 @@ class ScenarioEngine:
         self, executor: Executor, user: User, flow: Flow, step: Step, value: Any
     ) -> Outcome:
         await store_answer(executor, user.id, step.marker, value)
-        data = await _user_dict(executor, user)
+        data = await user_dict(executor, user)
         return await self._advance(executor, user, flow, flow.index(step.id), data)
 
     async def _advance(
