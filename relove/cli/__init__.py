@@ -16,6 +16,7 @@ from relove.cli import broadcast
 from relove.cli import sandbox as sandbox_cli
 from relove.cli import segments as segments_cli
 from relove.cli import stats as stats_cli
+from relove.cli import conversation as conversation_cli
 from relove.cli.common import err_console
 from relove.cli.run import run_bot
 from relove.errors import FilterError, ReloveError
@@ -34,6 +35,7 @@ app.add_typer(broadcast.app, name="broadcast")
 app.command("worker", help="Send scheduled and started broadcasts (alongside `relove run`).")(broadcast.worker)
 app.add_typer(segments_cli.app, name="segment")
 app.add_typer(stats_cli.app, name="stats")
+app.add_typer(conversation_cli.app, name="conversation")
 app.command("sandbox", help=sandbox_cli.SANDBOX_HELP)(sandbox_cli.sandbox)
 app.command("demo", help=sandbox_cli.DEMO_HELP)(sandbox_cli.demo)
 

@@ -21,6 +21,7 @@ from relove.conversation.scenarios.engine import ScenarioEngine
 from relove.conversation.service import ConversationConfig, ConversationService
 from relove.conversation.yamlfile import DefinitionError
 from relove.db.models import Gender, User
+from relove.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +127,13 @@ def build_components(
     provider = provider or create_provider(settings)
     chat = None
     if provider is not None:
+        try:
+            persona = load_persona(settings.persona_file)
+        except ConfigError as e:
+            if strict:
+                raise
+            log.error("%s; using the shipped persona", e)
+            persona = load_persona(None)
         budget = LLMBudget(
             rate=settings.llm_user_rate,
             rate_period=settings.llm_user_rate_period,
@@ -137,7 +145,7 @@ def build_components(
             provider,
             session_factory,
             budget,
-            load_persona(settings.persona_file),
+            persona,
             ConversationConfig(
                 history_turns=settings.history_turns,
                 summary_every=settings.summary_every,

@@ -1,0 +1,75 @@
+"""`relove conversation …`: check the scenario, catalog and persona files; ask the model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from relove.cli.common import console, run, settings
+
+app = typer.Typer(help="Conversation: scenarios, catalog, persona, LLM.", no_args_is_help=True)
+
+
+@app.command("check")
+def check(
+    scenarios: Path | None = typer.Option(None, help="Scenario file (default: RELOVE_SCENARIOS_FILE)."),
+    catalog: Path | None = typer.Option(None, help="Catalog file (default: RELOVE_CATALOG_FILE)."),
+    persona: Path | None = typer.Option(None, help="Persona file (default: RELOVE_PERSONA_FILE)."),
+) -> None:
+    """Validate the files the bot would load; a broken one fails with its line and reason."""
+    from relove.conversation.catalog import load_catalog
+    from relove.conversation.prompt import load_persona
+    from relove.conversation.scenarios import load_scenarios
+
+    s = settings()
+    scenarios = scenarios or s.scenarios_file
+    catalog = catalog or s.catalog_file
+    if scenarios:
+        flows = load_scenarios(scenarios)
+        for flow in flows.flows:
+            starts = [f"/{c}" for c in flow.start.commands] + [
+                f"?start={p}" for p in flow.start.deep_links
+            ]
+            console.print(
+                f"flow [bold]{flow.id}[/bold]: {len(flow.steps)} steps, "
+                f"markers {', '.join(st.marker for st in flow.steps)}; "
+                f"starts: {', '.join(starts) or '—'}",
+                highlight=False,
+            )
+    if catalog:
+        items = load_catalog(catalog).items
+        console.print(f"catalog: {len(items)} items", highlight=False)
+    text = load_persona(persona or s.persona_file)
+    console.print(f"persona: {len(text)} characters", highlight=False)
+    console.print(
+        "LLM: " + (f"{s.llm_model} at {s.llm_base_url or 'api.openai.com'}" if s.llm_enabled
+                   else "not configured (scripted replies)"),
+        highlight=False,
+    )
+
+
+@app.command("ask")
+def ask(text: str = typer.Argument(..., help="A message to send to the model.")) -> None:
+    """Send one message with the persona to the configured model and print the answer."""
+    from relove.conversation.base import ChatMessage
+    from relove.conversation.components import create_provider
+    from relove.conversation.prompt import load_persona
+    from relove.errors import ConfigError
+
+    s = settings()
+    provider = create_provider(s)
+    if provider is None:
+        raise ConfigError("no LLM configured: set RELOVE_LLM_MODEL and RELOVE_LLM_BASE_URL "
+                          "(or RELOVE_LLM_API_KEY)")
+
+    async def _ask() -> str:
+        try:
+            return await provider.complete(
+                [ChatMessage("system", load_persona(s.persona_file)), ChatMessage("user", text)],
+                max_tokens=s.llm_max_tokens,
+            )
+        finally:
+            await provider.close()
+
+    console.print(run(_ask()), highlight=False, markup=False)
