@@ -171,3 +171,18 @@ async def test_two_runners_never_send_the_same_broadcast(db, sandbox, sandbox_cl
     winner = first if claimed[0] else second
     await winner._tasks[broadcast_id]
     assert (await sandbox_client.stats())["messages"] == 30
+
+
+async def test_due_scheduled_broadcast_is_started_by_a_worker(db, sandbox, sandbox_client, bot) -> None:
+    from datetime import timedelta
+
+    from relove.db.types import utcnow
+
+    await seed_users(db, sandbox_client, 3)
+    later = await new_broadcast(db, start=False, scheduled_at=utcnow() + timedelta(hours=1))
+    due = await new_broadcast(db, start=False, scheduled_at=utcnow() - timedelta(seconds=1))
+    runner = make_runner(db, bot, make_settings(sandbox))
+    assert await runner.claim_due() == [due]
+    assert (await runner._tasks[due]).stopped == "finished"
+    assert (await _broadcast_row(db, later)).status == "scheduled"
+    assert len(await _deliveries(db, due)) == 3
