@@ -21,6 +21,7 @@ from relove.conversation.budget import BudgetExceeded, LLMBudget
 from relove.conversation.prompt import conversation_messages, summary_messages, turns_of
 from relove.db.models import User
 from relove.db.types import utcnow
+from relove.errors import DocumentTooLarge
 from relove.users.service import (
     append_bounded,
     get_user_documents,
@@ -92,7 +93,11 @@ class ConversationService:
         if refusal is not None:
             log.info("user %s: LLM call refused (%s)", user.id, refusal)
             return Reply(ReplyKind(refusal.value))
-        count, data = await self._record_user_turn(user, text)
+        try:
+            count, data = await self._record_user_turn(user, text)
+        except DocumentTooLarge as e:
+            log.error("user %s: cannot record the turn: %s", user.id, e)
+            return Reply(ReplyKind.fallback)
         try:
             async with self.budget.call(user.id):
                 answer = await self._complete(conversation_messages(self.persona, data))
@@ -102,7 +107,10 @@ class ConversationService:
         except LLMError as e:
             log.warning("user %s: LLM failed, fallback reply: %s", user.id, e)
             return Reply(ReplyKind.fallback)
-        await self._record_turn(user.id, "assistant", answer, count)
+        try:
+            await self._record_turn(user.id, "assistant", answer, count)
+        except DocumentTooLarge as e:  # the answer is still worth sending
+            log.error("user %s: cannot record the answer: %s", user.id, e)
         self.schedule_summary(user.id)
         return Reply(ReplyKind.answer, answer)
 

@@ -321,3 +321,12 @@ async def test_summary_write_never_overwrites_concurrent_context_writes(fake_ope
     assert context["other"] == {f"k{i}": i for i in range(10)}
     assert json.dumps(context)  # still a valid document
     await service.close()
+
+
+async def test_a_full_context_gives_the_fallback_not_a_crash(fake_openai, session_factory):
+    user = await make_user(session_factory, context={"big": "я" * 130_000})  # ~256 KiB
+    service = make_service(fake_openai, session_factory)
+    reply = await service.reply(user, "привет " * 400)
+    assert reply.kind is ReplyKind.fallback
+    assert fake_openai.requests == []
+    await service.close()
