@@ -150,9 +150,14 @@ async def _edit(query: CallbackQuery, text: str) -> None:
 
 
 # --- the runner inside the bot process ------------------------------------------------------------
-async def start_runner(
-    dispatcher: Dispatcher, bot: Bot, settings: Settings, engine: AsyncEngine, texts: Texts
-) -> None:
+async def start_runner(**data: object) -> None:
+    """Dispatcher start-up: send due broadcasts from the bot process (RELOVE_BROADCAST_IN_BOT)."""
+    dispatcher, bot, settings = data.get("dispatcher"), data.get("bot"), data.get("settings")
+    engine, texts = data.get("engine"), data.get("texts")
+    if not (isinstance(dispatcher, Dispatcher) and isinstance(bot, Bot)
+            and isinstance(settings, Settings) and isinstance(engine, AsyncEngine)
+            and isinstance(texts, Texts)):
+        return  # started without a bot or database (e.g. a unit test's dispatcher)
     if not settings.broadcast_in_bot:
         return
     runner = BroadcastRunner(
@@ -164,7 +169,10 @@ async def start_runner(
     dispatcher[_WORKER_KEY] = (stop, task)
 
 
-async def stop_runner(dispatcher: Dispatcher) -> None:
+async def stop_runner(**data: object) -> None:
+    dispatcher = data.get("dispatcher")
+    if not isinstance(dispatcher, Dispatcher):
+        return
     worker = dispatcher.workflow_data.pop(_WORKER_KEY, None)
     if worker is not None:
         stop, task = worker
