@@ -20,6 +20,7 @@ import sys
 import time
 from collections.abc import AsyncIterator
 
+import psutil
 from aiogram import Bot
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
@@ -32,7 +33,7 @@ CONCURRENCY = 64
 
 
 @contextlib.asynccontextmanager
-async def sandbox_process() -> AsyncIterator[str]:
+async def sandbox_process() -> AsyncIterator[tuple[str, psutil.Process]]:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -44,7 +45,7 @@ async def sandbox_process() -> AsyncIterator[str]:
     try:
         async with SandboxClient(url) as client:
             await client.wait_until_ready(30)
-        yield url
+        yield url, psutil.Process(proc.pid)
     finally:
         proc.send_signal(signal.SIGINT)
         await proc.wait()
@@ -66,7 +67,7 @@ async def _blast(bot: Bot, ids: list[int], limiter: AsyncLimiter | None) -> floa
 
 
 async def main(users: int, rate: float) -> None:
-    async with sandbox_process() as url:
+    async with sandbox_process() as (url, server):
         session = AiohttpSession(api=TelegramAPIServer.from_base(url), limit=CONCURRENCY)
         bot = Bot(DEFAULT_TOKEN, session=session)
         async with SandboxClient(url) as client:
@@ -77,8 +78,12 @@ async def main(users: int, rate: float) -> None:
             ids = [u["id"] for u in created]
 
             await client.set_limits(enabled=False)
+            cpu = sum(server.cpu_times()[:2])
             raw = await _blast(bot, ids, None)
+            per_message = (sum(server.cpu_times()[:2]) - cpu) / users
             print(f"baseline, limits off, unpaced: {users / raw:,.0f} msg/s ({raw:.1f}s)")
+            print(f"sandbox CPU per sendMessage: {per_message * 1000:.2f} ms "
+                  f"(≈ {1 / per_message:,.0f} msg/s per free core)")
 
             await client.set_limits(enabled=True)
             await client.reset_stats()
