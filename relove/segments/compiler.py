@@ -110,13 +110,30 @@ def _nest(path: tuple[str, ...], value: Any) -> Any:
     return value
 
 
+def _merge_into(target: dict[str, Any], path: tuple[str, ...], value: Any) -> bool:
+    """Add ``path = value`` to a containment object; False on a conflict (then kept apart)."""
+    node = target
+    for key in path[:-1]:
+        child = node.get(key)
+        if child is None:
+            child = node[key] = {}
+        elif not isinstance(child, dict):
+            return False
+        node = child
+    if path[-1] in node:
+        return False
+    node[path[-1]] = value
+    return True
+
+
 class _Compiler:
     def __init__(self, pg: bool) -> None:
         self.pg = pg
 
     def compile(self, p: Pred) -> ColumnElement[bool]:
         if isinstance(p, PAnd):
-            return and_(*(self.compile(i) for i in p.items))
+            items = self._merge_containments(p.items) if self.pg else list(p.items)
+            return and_(*(i if isinstance(i, ColumnElement) else self.compile(i) for i in items))
         if isinstance(p, POr):
             return or_(*(self.compile(i) for i in p.items))
         if isinstance(p, PNot):
@@ -125,6 +142,24 @@ class _Compiler:
         if f.doc is None:
             return self._column(p, f)
         return self._pg(p, f) if self.pg else self._sqlite(p, f)
+
+    def _merge_containments(self, items: tuple[Pred, ...]) -> list[Any]:
+        """``a = 1 and b = 2`` on one document → ONE containment ``doc @> {"a": 1, "b": 2}``
+        (the same meaning: object containment is checked key by key), one GIN lookup."""
+        merged: dict[str, dict[str, Any]] = {}
+        rest: list[Any] = []
+        for item in items:
+            if isinstance(item, Cmp) and item.op == "=" and item.field.doc is not None:
+                target = merged.setdefault(item.field.doc, {})
+                if _merge_into(target, item.field.path, item.value):
+                    continue
+            rest.append(item)
+        out: list[Any] = []
+        for doc_name, obj in merged.items():
+            if obj:
+                doc: Any = getattr(User, doc_name)
+                out.append(doc.op("@>", return_type=Boolean)(literal(obj, JSONB())))
+        return out + rest
 
     # -- columns -------------------------------------------------------------------------------
     def _lower(self, expr: Any) -> Any:

@@ -240,9 +240,16 @@ class _Build(Transformer):
 
 
 def parse_filter(text: str) -> FilterTree:
-    """Parse a filter text; raises :class:`FilterError` with a 1-based ``position``."""
+    """Parse a filter text; raises :class:`FilterError` with a 1-based ``position``.
+
+    Trees are immutable, so the most recent parses are cached."""
     if not isinstance(text, str):
         raise FilterError("a filter must be text")
+    return _parse_cached(text)
+
+
+@lru_cache(maxsize=512)
+def _parse_cached(text: str) -> FilterTree:
     if len(text) > MAX_FILTER_LENGTH:
         raise FilterError(f"a filter must be at most {MAX_FILTER_LENGTH} characters")
     if not text.strip():
