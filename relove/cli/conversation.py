@@ -13,7 +13,9 @@ app = typer.Typer(help="Conversation: scenarios, catalog, persona, LLM.", no_arg
 
 @app.command("check")
 def check(
-    scenarios: Path | None = typer.Option(None, help="Scenario file (default: RELOVE_SCENARIOS_FILE)."),
+    scenarios: Path | None = typer.Option(
+        None, help="Scenario file (default: RELOVE_SCENARIOS_FILE)."
+    ),
     catalog: Path | None = typer.Option(None, help="Catalog file (default: RELOVE_CATALOG_FILE)."),
     persona: Path | None = typer.Option(None, help="Persona file (default: RELOVE_PERSONA_FILE)."),
 ) -> None:

@@ -41,9 +41,13 @@ def question_keyboard(q: Question, texts: Texts) -> InlineKeyboardMarkup | None:
         kb.adjust(2 if len(step.options) > 3 else 1)
     extra = []
     if step.type == "multi":
-        extra.append(InlineKeyboardButton(text=texts("scenario_done_button"), callback_data=base + "ok"))
+        extra.append(
+            InlineKeyboardButton(text=texts("scenario_done_button"), callback_data=base + "ok")
+        )
     if step.skippable:
-        extra.append(InlineKeyboardButton(text=texts("scenario_skip_button"), callback_data=base + "skip"))
+        extra.append(
+            InlineKeyboardButton(text=texts("scenario_skip_button"), callback_data=base + "skip")
+        )
     if extra:
         kb.row(*extra)
     markup = kb.as_markup()
@@ -157,7 +161,8 @@ async def on_answer(
         outcome = await conversation.engine.answer_text(session, user, message.text or "")
     except AnswerRejected as e:
         q = e.question
-        await message.answer(error_text(q, e.reason, texts), reply_markup=question_keyboard(q, texts))
+        markup = question_keyboard(q, texts)
+        await message.answer(error_text(q, e.reason, texts), reply_markup=markup)
         return
     if outcome is None:
         raise SkipHandler  # the flow ended or was removed: let the conversation answer
