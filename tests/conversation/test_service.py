@@ -208,9 +208,13 @@ async def test_concurrent_messages_never_lose_a_summary(fake_openai, session_fac
     await a.drain()
     context = await context_of(session_factory)
     assert context["user_messages"] == 20
-    assert context["summary_count"] == 20
+    done = context["summary_count"]
+    assert 20 - done < 2  # up to date: fewer than summary_every messages wait
     parts = context["summary"].split(" | ")
-    assert sorted(parts) == [f"m{i:02d}" for i in range(20)]  # nothing lost, nothing twice
+    assert len(parts) == len(set(parts)) == done  # each summarised message exactly once
+    waiting = [t["text"] for t in context["turns"] if t["role"] == "user" and t["n"] > done]
+    # nothing lost: every message is in the summary or still waiting for the next one
+    assert sorted(parts + waiting) == [f"m{i:02d}" for i in range(20)]
     await a.close()
     await b.close()
 
