@@ -14,6 +14,7 @@ from relove.errors import ConfigError
 
 SANDBOX_HELP = "Serve the local Telegram Bot API emulator and its web chat."
 DEMO_HELP = "Start the sandbox, seed a demo database and run the bot against it."
+DEMO_DB = Path("relove-demo.db")
 
 
 def _limits(**values: float | bool | None) -> dict[str, float | bool]:
@@ -82,7 +83,7 @@ def sandbox(
 
 def demo(
     users: int = typer.Option(300, min=0, max=100_000, help="How many users to seed."),
-    db: Path = typer.Option(Path("relove-demo.db"), help="SQLite file, recreated on each run."),
+    db: Path = typer.Option(DEMO_DB, help="SQLite file, recreated on each run."),  # noqa: B008
     host: str = typer.Option(None, help="Sandbox interface (default: RELOVE_SANDBOX_HOST)."),
     port: int = typer.Option(None, min=0, max=65535,
                              help="Sandbox port (default: RELOVE_SANDBOX_PORT, 8081)."),
@@ -100,12 +101,14 @@ def demo(
     config = SandboxConfig(host=host or base.sandbox_host,
                            port=base.sandbox_port if port is None else port, token=DEFAULT_TOKEN)
 
+    db_url = f"sqlite+aiosqlite:///{db.resolve()}"
+
     async def _demo() -> None:
         reset_sqlite_file(db)
         async with running_sandbox(config) as sb:
             assert sb.url
             s = load_settings(bot_token=DEFAULT_TOKEN, telegram_api_url=sb.url,
-                              database_url=f"sqlite+aiosqlite:///{db.resolve()}",
+                              database_url=db_url,
                               admin_ids=sorted({*base.admin_ids, OPERATOR["id"]}))
             async with open_db(s, auto_upgrade=True) as (engine, sessions):
                 people = await seed_database(engine, users, seed=seed)

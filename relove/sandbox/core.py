@@ -13,7 +13,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from relove.sandbox.limits import Limiter, LimitConfig, Stats
+from relove.sandbox.limits import LimitConfig, Limiter, Stats
 from relove.sandbox.state import PRIVATE, Chat, Message, SimUser, World
 from relove.sandbox.updates import UpdateQueue
 

@@ -36,7 +36,8 @@ OTHER = [  # (first name, last name, gender, language)
     ("Lucía", "García", "female", "es"), ("Mateo", "López", "male", "es"),
     ("Ahmet", "Yılmaz", "male", "tr"), ("Elif", "Demir", "female", "tr"),
     ("Arman", "Grigoryan", "male", "hy"), ("Sofia", "Rossi", "female", "it"),
-    ("Alex", None, "unknown", "en"), ("Sasha", None, "unknown", "ru"), ("Kim", "Lee", "unknown", "en"),
+    ("Alex", None, "unknown", "en"), ("Sasha", None, "unknown", "ru"),
+    ("Kim", "Lee", "unknown", "en"),
 ]
 TRANSLIT = str.maketrans({
     "а": "a", "б": "b", "в": "v", "г": "g", "д": "d", "е": "e", "ё": "e", "ж": "zh", "з": "z",

@@ -80,7 +80,7 @@ def _byte_offset(text: str, i: int) -> int:
 
 
 def _read_attributes(text: str, i: int, tag: str, begin: int) -> tuple[int, str, bool]:
-    """Parse the attributes of a start tag from ``text[i]``; return (index of '>', arg, expandable)."""
+    """Parse a start tag's attributes from ``text[i]``: (index of '>', argument, expandable)."""
     n = len(text)
     argument = ""
     expandable = False
@@ -97,7 +97,8 @@ def _read_attributes(text: str, i: int, tag: str, begin: int) -> tuple[int, str,
         name = text[name_start:i]
         if not name:
             raise EntityParseError(
-                f'Empty attribute name in the tag "{tag}" at byte offset {_byte_offset(text, begin)}'
+                f'Empty attribute name in the tag "{tag}" '
+                f"at byte offset {_byte_offset(text, begin)}"
             )
         while i < n and text[i] in _SPACE:
             i += 1
@@ -204,7 +205,8 @@ def parse_html(text: str) -> tuple[str, list[dict[str, Any]]]:
         i, argument, expandable = _read_attributes(text, i, tag, begin)
         if tag == "span" and argument != "spoiler":
             raise EntityParseError(
-                f'Tag "span" must have class "tg-spoiler" at byte offset {_byte_offset(text, begin)}'
+                'Tag "span" must have class "tg-spoiler" '
+                f"at byte offset {_byte_offset(text, begin)}"
             )
         stack.append(_Open(tag, argument, offset, expandable))
         i += 1  # past '>'

@@ -28,6 +28,8 @@ BUTTON_KINDS = frozenset({
     "callback_game", "pay",
 })
 _BOT_COMMAND = re.compile(r"^[a-z0-9_]{1,32}$")
+TEXT_FIELD = "Field \"text\" must be of type String"
+ONE_FIELD = "InlineKeyboardButton must have exactly one optional field"
 NOT_MODIFIED = (
     "message is not modified: specified new message content and reply markup are exactly the "
     "same as a current content and reply markup of the message"
@@ -56,7 +58,8 @@ def formatted(text: str, p: Params, *, entities_key: str, limit: int, kind: str
     if kind == "text" and not plain.strip():
         raise bad_request("message text is empty")
     if utf16_len(plain) > limit:
-        raise bad_request("message is too long" if kind == "text" else "message caption is too long")
+        raise bad_request("message is too long" if kind == "text"
+                          else "message caption is too long")
     return plain, entities, mode
 
 
@@ -77,7 +80,7 @@ def reply_markup(p: Params) -> dict[str, Any] | None:
                 label = button if isinstance(button, str) else (
                     button.get("text") if isinstance(button, dict) else None)
                 if not isinstance(label, str) or not label:
-                    raise bad_request("can't parse keyboard button: Field \"text\" must be of type String")
+                    raise bad_request(f"can't parse keyboard button: {TEXT_FIELD}")
     elif not (markup.get("remove_keyboard") or markup.get("force_reply")):
         raise bad_request("can't parse reply keyboard markup JSON object")
     return markup
@@ -85,14 +88,15 @@ def reply_markup(p: Params) -> dict[str, Any] | None:
 
 def _check_inline(rows: Any) -> None:
     if not isinstance(rows, list) or not all(isinstance(r, list) for r in rows):
-        raise bad_request('field "inline_keyboard" of the InlineKeyboardMarkup must be an Array of Arrays')
+        raise bad_request(
+            'field "inline_keyboard" of the InlineKeyboardMarkup must be an Array of Arrays')
     for row in rows:
         for button in row:
             if not isinstance(button, dict) or not isinstance(button.get("text"), str):
-                raise bad_request("can't parse inline keyboard button: Field \"text\" must be of type String")
+                raise bad_request(f"can't parse inline keyboard button: {TEXT_FIELD}")
             kinds = BUTTON_KINDS.intersection(button)
             if len(kinds) != 1:
-                raise bad_request("can't parse inline keyboard button: InlineKeyboardButton must have exactly one optional field")
+                raise bad_request(f"can't parse inline keyboard button: {ONE_FIELD}")
             if "callback_data" in button:
                 data = button["callback_data"]
                 if not isinstance(data, str) or not 1 <= len(data.encode()) <= 64:
@@ -100,7 +104,8 @@ def _check_inline(rows: Any) -> None:
             if "url" in button:
                 url = str(button["url"])
                 if not re.match(r"^(https?|tg)://\S+$", url):
-                    raise bad_request(f"inline keyboard button URL '{url}' is invalid: Wrong HTTP URL")
+                    raise bad_request(
+                        f"inline keyboard button URL '{url}' is invalid: Wrong HTTP URL")
 
 
 def _apply_keyboard(chat: Chat, markup: dict[str, Any] | None) -> None:

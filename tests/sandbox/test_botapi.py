@@ -53,7 +53,8 @@ async def test_wire_formats_json_urlencoded_query(sandbox: Sandbox,
         assert me == {"ok": True, "result": me["result"]} and me["result"]["is_bot"] is True
         async with http.post(f"{base}/sendMessage", json={"chat_id": uid, "text": "json"}) as r:
             assert (await r.json())["result"]["text"] == "json"
-        async with http.post(f"{base}/sendMessage", data={"chat_id": str(uid), "text": "form"}) as r:
+        form = {"chat_id": str(uid), "text": "form"}
+        async with http.post(f"{base}/sendMessage", data=form) as r:
             assert (await r.json())["result"]["chat"]["id"] == uid
         async with http.get(f"{base}/sendmessage", params={"chat_id": uid, "text": "query"}) as r:
             assert r.status == 200  # method names are case-insensitive

@@ -36,7 +36,8 @@ async def test_seed_database_and_sandbox_users(db: AsyncEngine, sandbox: Sandbox
     assert len({r.markers["city"] for r in rows}) >= 8
     assert {r.gender for r in rows} == {"male", "female", "unknown"}
     assert any(not r.is_active for r in rows)
-    assert any(r.first_name.isascii() for r in rows) and any(not r.first_name.isascii() for r in rows)
+    assert any(r.first_name.isascii() for r in rows)
+    assert any(not r.first_name.isascii() for r in rows)
 
     add_to_sandbox(sandbox, people)
     users = sandbox.world.users
@@ -51,7 +52,8 @@ async def test_demo_command_serves_a_bot_to_chat_with(tmp_path: Path) -> None:
     env = {**os.environ, "RELOVE_LOG_LEVEL": "WARNING"}
     env.pop("RELOVE_DATABASE_URL", None)
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", "from relove.cli import entry; entry()", "demo", "--port", "0", "--users", "50",
+        sys.executable, "-c", "from relove.cli import entry; entry()",
+        "demo", "--port", "0", "--users", "50",
         "--db", str(tmp_path / "demo.db"), cwd=tmp_path, env=env,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
     try:

@@ -6,11 +6,13 @@ from relove.sandbox.html_check import EntityParseError, parse_html, utf16_len
 
 
 def test_tags_become_entities_with_utf16_offsets() -> None:
-    text, entities = parse_html("😀 <b>жир <i>курсив</i></b> <a href=\"https://x.org/?a=1&amp;b=2\">ссылка</a>")
+    text, entities = parse_html(
+        '😀 <b>жир <i>курсив</i></b> <a href="https://x.org/?a=1&amp;b=2">ссылка</a>')
     assert text == "😀 жир курсив ссылка"
     assert {"type": "bold", "offset": 3, "length": 10} in entities
     assert {"type": "italic", "offset": 7, "length": 6} in entities
-    assert {"type": "text_link", "offset": 14, "length": 6, "url": "https://x.org/?a=1&b=2"} in entities
+    link = {"type": "text_link", "offset": 14, "length": 6, "url": "https://x.org/?a=1&b=2"}
+    assert link in entities
 
 
 def test_every_supported_tag() -> None:
@@ -44,7 +46,8 @@ def test_entities_and_ampersands() -> None:
         ("a < b", 'Unsupported start tag "" at byte offset 2'),
         ("<b", "Unclosed start tag at byte offset 0"),
         ('<span class="x">s</span>', 'Tag "span" must have class "tg-spoiler" at byte offset 0'),
-        ("<a href>x</a>", 'Expected equal sign in declaration of an attribute of the tag "a" at byte offset 0'),
+        ("<a href>x</a>",
+         'Expected equal sign in declaration of an attribute of the tag "a" at byte offset 0'),
         ("Ж<script>", 'Unsupported start tag "script" at byte offset 2'),
     ],
 )
