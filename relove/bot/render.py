@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 from relove.bot.texts import Texts
-from relove.db.models import User
+from relove.db.models import User, UserSnapshot
 
 MAX_VALUE_CHARS = 300
 
@@ -44,7 +44,7 @@ def document_lines(doc: dict[str, Any] | None, texts: Texts) -> list[str]:
     return [f"• {html.escape(key, quote=False)}: {_value(value)}" for key, value in rows]
 
 
-def user_card(user: User, texts: Texts, *, title: str) -> str:
+def user_card(user: User | UserSnapshot, texts: Texts, *, title: str) -> str:
     """A readable card: identity, then markers and context, each value escaped."""
     gender = str(getattr(user.gender, "value", user.gender) or "unknown")
     name = " ".join(p for p in (user.first_name, user.last_name) if p) or "—"

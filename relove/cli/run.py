@@ -6,6 +6,7 @@ import logging
 
 from relove.cli.common import console, open_db, run, settings
 from relove.db.engine import display_url
+from relove.runtime import tune_gc
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +27,7 @@ def run_bot() -> None:
                     + (f" via {s.telegram_api_url}" if s.telegram_api_url else "")
                 )
                 dp = create_dispatcher(s, engine, session_factory=sessions)
+                tune_gc()
                 await dp.start_polling(bot, handle_signals=True)
             finally:
                 await bot.session.close()

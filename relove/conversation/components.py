@@ -20,7 +20,7 @@ from relove.conversation.scenarios import ScenarioRegistry
 from relove.conversation.scenarios.engine import ScenarioEngine
 from relove.conversation.service import ConversationConfig, ConversationService
 from relove.conversation.yamlfile import DefinitionError
-from relove.db.models import Gender, User
+from relove.db.models import Gender, UserSnapshot
 from relove.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -58,7 +58,7 @@ class ConversationComponents:
         return self.chat is not None
 
     # -- gender inference, off the hot path ------------------------------------------------------
-    def maybe_infer_gender(self, user: User) -> None:
+    def maybe_infer_gender(self, user: UserSnapshot) -> None:
         """Schedule inference for a user whose gender is unknown and whose current first name
         has not been tried yet. Cheap when there is nothing to do."""
         if self.gender is None or not user.first_name:

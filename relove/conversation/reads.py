@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from relove.db.models import User
+from relove.db.models import UserSnapshot
 from relove.users.service import Executor, get_user_documents
 
 
@@ -31,7 +31,7 @@ async def read_documents(executor: Executor, user_id: int) -> dict[str, dict[str
     return docs
 
 
-async def user_dict(executor: Executor, user: User) -> dict[str, Any]:
+async def user_dict(executor: Executor, user: UserSnapshot) -> dict[str, Any]:
     """``user.to_dict()`` with fresh ``markers`` and ``context``."""
     data = user.to_dict()
     data.update(await read_documents(executor, user.id))

@@ -6,7 +6,7 @@ import logging
 
 from relove.conversation.reads import user_dict
 from relove.conversation.catalog import CatalogItem, CatalogRegistry, rank
-from relove.db.models import User
+from relove.db.models import UserSnapshot
 from relove.users.service import (
     Executor,
     add_to_list,
@@ -23,7 +23,7 @@ class Recommender:
         self.count = count
         self.memory = memory
 
-    async def recommend(self, executor: Executor, user: User) -> list[CatalogItem]:
+    async def recommend(self, executor: Executor, user: UserSnapshot) -> list[CatalogItem]:
         """Up to ``count`` items, ranked for the user; remembered in ``context.recommended``
         (the last ``memory`` shown ids) so the next call rotates."""
         data = await user_dict(executor, user)
@@ -35,7 +35,7 @@ class Recommender:
                 )
         return items
 
-    async def pick(self, executor: Executor, user: User, item_id: str) -> CatalogItem | None:
+    async def pick(self, executor: Executor, user: UserSnapshot, item_id: str) -> CatalogItem | None:
         """Record a pick in ``markers.picks`` (each id once) and ``markers.last_pick``."""
         item = self.catalog.current.get(item_id)
         if item is None:

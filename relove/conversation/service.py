@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from relove.conversation.base import BaseLLMProvider, LLMError
 from relove.conversation.budget import BudgetExceeded, LLMBudget
 from relove.conversation.prompt import conversation_messages, summary_messages, turns_of
-from relove.db.models import User
+from relove.db.models import UserSnapshot
 from relove.db.types import utcnow
 from relove.errors import DocumentTooLarge
 from relove.users.service import (
@@ -87,7 +87,7 @@ class ConversationService:
         self._summary_dirty: set[int] = set()
 
     # -- the reply ------------------------------------------------------------------------------
-    async def reply(self, user: User, text: str) -> Reply:
+    async def reply(self, user: UserSnapshot, text: str) -> Reply:
         """Answer one message. Never raises for model trouble: returns a fallback instead."""
         refusal = self.budget.check(user.id)
         if refusal is not None:
@@ -130,7 +130,7 @@ class ConversationService:
             log.exception("LLM provider raised unexpectedly")
             raise LLMError(f"provider error: {type(e).__name__}") from e
 
-    async def _record_user_turn(self, user: User, text: str) -> tuple[int, dict[str, Any]]:
+    async def _record_user_turn(self, user: UserSnapshot, text: str) -> tuple[int, dict[str, Any]]:
         async with self.session_factory() as s:
             count = int(await increment(s, user.id, "user_messages", doc="context"))
             await self._append(s, user.id, "user", text, count)

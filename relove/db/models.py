@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import enum
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from datetime import datetime
+from types import MappingProxyType
 from typing import Any
 
 from sqlalchemy import BigInteger, Boolean, Enum, Index, MetaData, String, func, true
@@ -34,7 +38,46 @@ class Gender(enum.StrEnum):
     unknown = "unknown"
 
 
-class User(Base):
+class _UserFields:
+    """What ``User`` and ``UserSnapshot`` share (both have the same attributes)."""
+
+    __slots__ = ()
+    id: int
+    username: str | None
+    first_name: str | None
+    last_name: str | None
+    is_active: bool
+    gender: Gender | str
+    context: Mapping[str, Any]
+    markers: Mapping[str, Any]
+    created_at: datetime | None
+    updated_at: datetime | None
+    last_seen_at: datetime | None
+
+    @property
+    def full_name(self) -> str:
+        return " ".join(p for p in (self.first_name, self.last_name) if p) or (
+            f"@{self.username}" if self.username else str(self.id)
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """All fields as JSON-ready values."""
+        return {
+            "id": self.id,
+            "username": self.username,
+            "first_name": self.first_name,
+            "last_name": self.last_name,
+            "is_active": self.is_active,
+            "gender": Gender(self.gender).value if self.gender else Gender.unknown.value,
+            "markers": dict(self.markers or {}),
+            "context": dict(self.context or {}),
+            "created_at": self.created_at.isoformat() if self.created_at else None,
+            "updated_at": self.updated_at.isoformat() if self.updated_at else None,
+            "last_seen_at": self.last_seen_at.isoformat() if self.last_seen_at else None,
+        }
+
+
+class User(_UserFields, Base):
     """A Telegram user and everything the product knows about them.
 
     ``markers`` holds properties operators segment on (city, VIP, interests, tags, source …);
@@ -98,27 +141,81 @@ class User(Base):
         ).ddl_if(dialect="postgresql"),
     )
 
-    @property
-    def full_name(self) -> str:
-        return " ".join(p for p in (self.first_name, self.last_name) if p) or (
-            f"@{self.username}" if self.username else str(self.id)
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        """All fields as JSON-ready values."""
-        return {
-            "id": self.id,
-            "username": self.username,
-            "first_name": self.first_name,
-            "last_name": self.last_name,
-            "is_active": self.is_active,
-            "gender": Gender(self.gender).value if self.gender else Gender.unknown.value,
-            "markers": dict(self.markers or {}),
-            "context": dict(self.context or {}),
-            "created_at": self.created_at.isoformat() if self.created_at else None,
-            "updated_at": self.updated_at.isoformat() if self.updated_at else None,
-            "last_seen_at": self.last_seen_at.isoformat() if self.last_seen_at else None,
-        }
-
     def __repr__(self) -> str:
         return f"User(id={self.id!r}, username={self.username!r})"
+
+
+class FrozenDocument(Mapping[str, Any]):
+    """A read-only JSON object, parsed from its text on first use.
+
+    The touch path returns ``markers`` / ``context`` as JSON text; most handlers never look at
+    them, so they are parsed only when read. In-place edits fail loudly (no ``__setitem__``).
+    """
+
+    __slots__ = ("_text", "_data")
+
+    def __init__(self, source: str | Mapping[str, Any] | None) -> None:
+        if source is None or isinstance(source, str):
+            self._text, self._data = source, None
+        else:
+            self._text, self._data = None, MappingProxyType(dict(source))
+
+    def _parsed(self) -> Mapping[str, Any]:
+        if self._data is None:
+            loaded = json.loads(self._text) if self._text else {}
+            self._data = MappingProxyType(loaded if isinstance(loaded, dict) else {})
+        return self._data
+
+    def __getitem__(self, key: str) -> Any:
+        return self._parsed()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._parsed())
+
+    def __len__(self) -> int:
+        return len(self._parsed())
+
+    def __repr__(self) -> str:
+        return f"FrozenDocument({dict(self._parsed())!r})"
+
+
+@dataclass(frozen=True, slots=True)
+class UserSnapshot(_UserFields):
+    """A user as stored at one moment, e.g. right after the touch of the update being handled.
+
+    Read-only on purpose: ``markers`` and ``context`` are read-only mappings, so an in-place
+    edit fails loudly instead of being silently lost. Change a user through the marker service
+    (``relove.users.service``), which merges in SQL.
+    """
+
+    id: int
+    username: str | None
+    first_name: str | None
+    last_name: str | None
+    is_active: bool
+    gender: Gender
+    context: Mapping[str, Any]
+    markers: Mapping[str, Any]
+    created_at: datetime | None
+    updated_at: datetime | None
+    last_seen_at: datetime | None
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> UserSnapshot:
+        return cls(
+            id=row["id"],
+            username=row["username"],
+            first_name=row["first_name"],
+            last_name=row["last_name"],
+            is_active=row["is_active"],
+            gender=Gender(row["gender"]),
+            context=FrozenDocument(row["context"]),
+            markers=FrozenDocument(row["markers"]),
+            created_at=row["created_at"],
+            updated_at=row["updated_at"],
+            last_seen_at=row["last_seen_at"],
+        )
+
+    @classmethod
+    def of(cls, user: User) -> UserSnapshot:
+        return cls.from_row({c: getattr(user, c) for c in cls.__dataclass_fields__})

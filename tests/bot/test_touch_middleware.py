@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import random
 
+import pytest
+
 from aiogram import Router
 from aiogram.types import Message
 from sqlalchemy import func, select
 
-from relove.db.models import CONTEXT_MAX_BYTES, User
+from relove.db.models import CONTEXT_MAX_BYTES, User, UserSnapshot
 from relove.users import service
 from tests.bot.conftest import BotHarness
 from tests.bot.fake_telegram import callback_update, message_update, tg_user
@@ -61,10 +63,10 @@ async def test_non_message_updates_touch_without_last_message(harness, session_f
 
 
 async def test_handlers_receive_the_fresh_user(harness, session_factory):
-    seen: list[User] = []
+    seen: list[UserSnapshot] = []
     probe = Router()
 
-    async def capture(message: Message, user: User) -> None:
+    async def capture(message: Message, user: UserSnapshot) -> None:
         seen.append(user)
 
     probe.message.register(capture)
@@ -75,6 +77,9 @@ async def test_handlers_receive_the_fresh_user(harness, session_factory):
     await harness.feed(message_update(tg_user(3, "Fresh"), "second"))
     assert [u.context["last_message"] for u in seen] == ["first", "second"]
     assert seen[-1].id == 3 and seen[-1].first_name == "Fresh"
+    # A snapshot: an in-place edit fails loudly instead of being silently lost.
+    with pytest.raises(TypeError):
+        seen[-1].markers["vip"] = True  # type: ignore[index]
 
 
 async def test_one_bad_row_does_not_fail_the_batch(harness, session_factory):

@@ -18,12 +18,13 @@ from relove.bot.filters import IsAdmin
 from relove.bot.texts import Texts
 from relove.broadcasts import service
 from relove.broadcasts.content import Button, MessageContent
+from relove.broadcasts.botapi import BotApiClient, HttpSend
 from relove.broadcasts.models import MediaKind
 from relove.broadcasts.notify import ProgressMessages
 from relove.broadcasts.runner import BroadcastRunner
-from relove.broadcasts.telegram import TelegramSend, limiter_of, send_rendered
+from relove.broadcasts.telegram import limiter_of, send_rendered
 from relove.config import Settings
-from relove.db.models import User
+from relove.db.models import UserSnapshot
 from relove.db.types import utcnow
 from relove.errors import FilterError, InvalidInput
 
@@ -56,7 +57,7 @@ def content_from_message(message: Message) -> MessageContent:
 
 
 async def ask(
-    message: Message, command: CommandObject, bot: Bot, user: User, session: AsyncSession,
+    message: Message, command: CommandObject, bot: Bot, user: UserSnapshot, session: AsyncSession,
     texts: Texts,
 ) -> None:
     filter_text = (command.args or "").strip()
@@ -160,13 +161,16 @@ async def start_runner(**data: object) -> None:
         return  # started without a bot or database (e.g. a unit test's dispatcher)
     if not settings.broadcast_in_bot:
         return
+    # Broadcast messages go over the lean JSON client (a fraction of aiogram's CPU per
+    # message), paced by the bot's shared limiter, so replies still go first.
+    client = BotApiClient(bot.token, settings.telegram_api_url)
     runner = BroadcastRunner(
-        engine, lambda paid: TelegramSend(bot, paid=paid), limiter_of(bot, settings), settings,
-        progress=ProgressMessages(bot, texts),
+        engine, lambda paid: HttpSend(client, paid=paid), limiter_of(bot, settings), settings,
+        progress=ProgressMessages(client, texts),
     )
     stop = asyncio.Event()
     task = asyncio.create_task(runner.run_forever(stop))
-    dispatcher[_WORKER_KEY] = (stop, task)
+    dispatcher[_WORKER_KEY] = (stop, task, client)
 
 
 async def stop_runner(**data: object) -> None:
@@ -175,9 +179,12 @@ async def stop_runner(**data: object) -> None:
         return
     worker = dispatcher.workflow_data.pop(_WORKER_KEY, None)
     if worker is not None:
-        stop, task = worker
+        stop, task, client = worker
         stop.set()
-        await task
+        try:
+            await task
+        finally:
+            await client.close()
 
 
 def create_router() -> Router:

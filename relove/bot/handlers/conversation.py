@@ -12,7 +12,7 @@ from relove.bot.middlewares.conversation import ConversationMiddleware
 from relove.bot.texts import Texts
 from relove.conversation.components import ConversationComponents
 from relove.conversation.service import ReplyKind
-from relove.db.models import User
+from relove.db.models import UserSnapshot
 
 _REFUSAL_TEXTS = {
     ReplyKind.fallback: "conversation_fallback",
@@ -27,7 +27,7 @@ async def llm_enabled(message: Message, conversation: ConversationComponents) ->
 
 
 async def talk(
-    message: Message, user: User, texts: Texts, conversation: ConversationComponents
+    message: Message, user: UserSnapshot, texts: Texts, conversation: ConversationComponents
 ) -> None:
     assert conversation.chat is not None and message.text is not None
     async with ChatActionSender.typing(bot=message.bot, chat_id=message.chat.id):

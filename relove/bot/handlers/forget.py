@@ -9,7 +9,7 @@ from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMar
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from relove.bot.texts import Texts
-from relove.db.models import User
+from relove.db.models import UserSnapshot
 from relove.users.lifecycle import delete_user
 
 class ForgetCallback(CallbackData, prefix="forget"):
@@ -35,7 +35,7 @@ async def ask(message: Message, texts: Texts) -> None:
 
 
 async def confirm(
-    query: CallbackQuery, user: User, session: AsyncSession, texts: Texts
+    query: CallbackQuery, user: UserSnapshot, session: AsyncSession, texts: Texts
 ) -> None:
     await delete_user(session, user.id)
     await session.commit()

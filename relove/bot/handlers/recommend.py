@@ -15,7 +15,7 @@ from relove.bot.texts import Texts
 from relove.conversation.catalog import CatalogItem
 from relove.conversation.components import ConversationComponents
 from relove.conversation.formatting import to_html
-from relove.db.models import User
+from relove.db.models import UserSnapshot
 
 PREFIX = "rec:"
 
@@ -43,7 +43,7 @@ def keyboard(items: list[CatalogItem]) -> InlineKeyboardMarkup:
 
 async def recommend(
     message: Message,
-    user: User,
+    user: UserSnapshot,
     session: AsyncSession,
     texts: Texts,
     conversation: ConversationComponents,
@@ -60,7 +60,7 @@ async def recommend(
 
 async def pick(
     query: CallbackQuery,
-    user: User,
+    user: UserSnapshot,
     session: AsyncSession,
     texts: Texts,
     conversation: ConversationComponents,

@@ -22,7 +22,7 @@ from relove.bot.texts import Texts
 from relove.conversation.components import ConversationComponents
 from relove.conversation.scenarios.engine import AnswerRejected, Finished, Outcome, Question
 from relove.conversation.yamlfile import DefinitionError
-from relove.db.models import User
+from relove.db.models import UserSnapshot
 
 log = logging.getLogger(__name__)
 PREFIX = "sc:"
@@ -80,7 +80,7 @@ async def show(message: Message, outcome: Outcome, texts: Texts) -> None:
 class InScenario(Filter):
     """A plain (non-command) text from a user who is in the middle of a flow."""
 
-    async def __call__(self, message: Message, user: User | None = None) -> bool:
+    async def __call__(self, message: Message, user: UserSnapshot | None = None) -> bool:
         if user is None or not message.text or message.text.startswith("/"):
             return False
         return isinstance((user.context or {}).get("scenario"), dict)
@@ -105,7 +105,7 @@ class FlowCommand(Filter):
 async def on_start(
     message: Message,
     command: CommandObject,
-    user: User,
+    user: UserSnapshot,
     session: AsyncSession,
     texts: Texts,
     conversation: ConversationComponents,
@@ -125,7 +125,7 @@ async def on_start(
 async def on_flow_command(
     message: Message,
     flow_command: str,
-    user: User,
+    user: UserSnapshot,
     session: AsyncSession,
     texts: Texts,
     conversation: ConversationComponents,
@@ -139,7 +139,7 @@ async def on_flow_command(
 
 async def on_cancel(
     message: Message,
-    user: User,
+    user: UserSnapshot,
     session: AsyncSession,
     texts: Texts,
     conversation: ConversationComponents,
@@ -152,7 +152,7 @@ async def on_cancel(
 
 async def on_answer(
     message: Message,
-    user: User,
+    user: UserSnapshot,
     session: AsyncSession,
     texts: Texts,
     conversation: ConversationComponents,
@@ -171,7 +171,7 @@ async def on_answer(
 
 async def on_button(
     query: CallbackQuery,
-    user: User,
+    user: UserSnapshot,
     session: AsyncSession,
     texts: Texts,
     conversation: ConversationComponents,

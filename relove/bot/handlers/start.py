@@ -10,7 +10,7 @@ from aiogram.types import Message
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from relove.bot.texts import Texts
-from relove.db.models import User
+from relove.db.models import UserSnapshot
 from relove.users import service
 
 #: Telegram deep-link payloads: up to 64 characters of A-Z, a-z, 0-9, _ and -.
@@ -24,7 +24,7 @@ async def record_source(session: AsyncSession, user_id: int, payload: str) -> No
 
 
 async def start(
-    message: Message, command: CommandObject, user: User, session: AsyncSession, texts: Texts
+    message: Message, command: CommandObject, user: UserSnapshot, session: AsyncSession, texts: Texts
 ) -> None:
     payload = (command.args or "").strip()
     if payload and _PAYLOAD.match(payload):

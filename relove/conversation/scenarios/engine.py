@@ -18,7 +18,7 @@ from sqlalchemy import update
 
 from relove.conversation.scenarios.model import Flow, Step
 from relove.conversation.scenarios.registry import ScenarioRegistry
-from relove.db.models import Gender, User
+from relove.db.models import Gender, User, UserSnapshot
 from relove.db.types import utcnow
 from relove.conversation.reads import read_documents, user_dict
 from relove.users.service import Executor, set_values, unset
@@ -102,7 +102,7 @@ class ScenarioEngine:
         selected = sc.get("selected")
         return flow, step, list(selected) if isinstance(selected, list) else []
 
-    async def current(self, executor: Executor, user: User) -> Question | None:
+    async def current(self, executor: Executor, user: UserSnapshot) -> Question | None:
         docs = await read_documents(executor, user.id)
         st = self.state(docs["context"])
         return Question(st[0], st[1], selected=st[2]) if st else None
@@ -115,7 +115,7 @@ class ScenarioEngine:
         return flow.when is None or flow.when.matches(user_dict)
 
     async def begin(
-        self, executor: Executor, user: User, flow: Flow, *, explicit: bool = False
+        self, executor: Executor, user: UserSnapshot, flow: Flow, *, explicit: bool = False
     ) -> Outcome | None:
         """Start ``flow`` (``None`` if its condition or ``repeat`` rule says no)."""
         data = await user_dict(executor, user)
@@ -128,7 +128,7 @@ class ScenarioEngine:
         return outcome
 
     async def start_for(
-        self, executor: Executor, user: User, *, command: str | None, payload: str | None
+        self, executor: Executor, user: UserSnapshot, *, command: str | None, payload: str | None
     ) -> Outcome | None:
         """The first flow a command (or ``/start [payload]``) may begin for this user."""
         if command == "start":
@@ -144,7 +144,7 @@ class ScenarioEngine:
         return None
 
     # -- answering -----------------------------------------------------------------------------
-    async def answer_text(self, executor: Executor, user: User, raw: str) -> Outcome | None:
+    async def answer_text(self, executor: Executor, user: UserSnapshot, raw: str) -> Outcome | None:
         """A typed answer to the current question; ``None`` when the user is in no flow.
         Raises :class:`AnswerRejected` when it does not validate (nothing is stored)."""
         docs = await read_documents(executor, user.id)
@@ -161,7 +161,7 @@ class ScenarioEngine:
         return await self._store_and_advance(executor, user, flow, step, value)
 
     async def choose(
-        self, executor: Executor, user: User, flow_id: str, step_id: str, index: int
+        self, executor: Executor, user: UserSnapshot, flow_id: str, step_id: str, index: int
     ) -> Outcome | None:
         """A button press on the current question; ``None`` for a stale button."""
         docs = await read_documents(executor, user.id)
@@ -180,7 +180,7 @@ class ScenarioEngine:
         return Question(flow, step, selected=selected)
 
     async def confirm(
-        self, executor: Executor, user: User, flow_id: str, step_id: str
+        self, executor: Executor, user: UserSnapshot, flow_id: str, step_id: str
     ) -> Outcome | None:
         """"Done" on a multi-choice question (nothing selected: asks again)."""
         docs = await read_documents(executor, user.id)
@@ -195,7 +195,7 @@ class ScenarioEngine:
         return await self._store_and_advance(executor, user, flow, step, value)
 
     async def skip(
-        self, executor: Executor, user: User, flow_id: str, step_id: str
+        self, executor: Executor, user: UserSnapshot, flow_id: str, step_id: str
     ) -> Outcome | None:
         docs = await read_documents(executor, user.id)
         st = self.state(docs["context"])
@@ -204,7 +204,7 @@ class ScenarioEngine:
         data = await user_dict(executor, user)
         return await self._advance(executor, user, st[0], st[0].index(step_id), data)
 
-    async def cancel(self, executor: Executor, user: User) -> bool:
+    async def cancel(self, executor: Executor, user: UserSnapshot) -> bool:
         docs = await read_documents(executor, user.id)
         if self.state(docs["context"]) is None and "scenario" not in docs["context"]:
             return False
@@ -213,14 +213,14 @@ class ScenarioEngine:
 
     # -- internals -----------------------------------------------------------------------------
     async def _store_and_advance(
-        self, executor: Executor, user: User, flow: Flow, step: Step, value: Any
+        self, executor: Executor, user: UserSnapshot, flow: Flow, step: Step, value: Any
     ) -> Outcome:
         await store_answer(executor, user.id, step.marker, value)
         data = await user_dict(executor, user)
         return await self._advance(executor, user, flow, flow.index(step.id), data)
 
     async def _advance(
-        self, executor: Executor, user: User, flow: Flow, after: int, data: dict[str, Any]
+        self, executor: Executor, user: UserSnapshot, flow: Flow, after: int, data: dict[str, Any]
     ) -> Outcome:
         for step in flow.steps[after + 1 :]:
             if step.when is None or step.when.matches(data):
