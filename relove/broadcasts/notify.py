@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import logging
 
-from aiogram import Bot
-from aiogram.exceptions import TelegramAPIError
-
 from relove.bot.texts import Texts
+from relove.broadcasts.base import Outcome
+from relove.broadcasts.botapi import BotApiClient
 from relove.broadcasts.models import Broadcast
 from relove.broadcasts.service import BroadcastStats
 
@@ -38,10 +37,11 @@ def progress_text(texts: Texts, stats: BroadcastStats, *, final: bool) -> str:
 
 
 class ProgressMessages:
-    """The runner's progress hook: edits the admin's message named in the broadcast options."""
+    """The runner's progress hook: edits the admin's message named in the broadcast options
+    (over the lean Bot API client, so a worker process never loads aiogram)."""
 
-    def __init__(self, bot: Bot, texts: Texts) -> None:
-        self.bot = bot
+    def __init__(self, client: BotApiClient, texts: Texts) -> None:
+        self.client = client
         self.texts = texts
         self._last: dict[int, str] = {}
 
@@ -56,7 +56,6 @@ class ProgressMessages:
         self._last[broadcast.id] = text
         if final:
             self._last.pop(broadcast.id, None)
-        try:
-            await self.bot.edit_message_text(text=text, chat_id=chat_id, message_id=message_id)
-        except TelegramAPIError as e:
-            log.info("broadcast %s: progress message not edited: %s", broadcast.id, e)
+        result = await self.client.edit_message_text(int(chat_id), int(message_id), text)
+        if result.outcome is not Outcome.sent:
+            log.info("broadcast %s: progress message not edited: %s", broadcast.id, result.error)

@@ -2,14 +2,17 @@
 
 Per chunk of pending deliveries (pages are read by last id, so memory stays flat):
 
-1. take a rate slot per message from the broadcast's lane (the bot's shared limiter);
+1. per message, take a window slot (see below), then a rate slot from the broadcast's lane (the
+   bot's shared limiter); chunks are ~10 ms of sending, so a slot waits little for its chunk;
 2. mark the chunk ``sending`` in one UPDATE and commit — BEFORE any Bot API call; the UPDATE
    only succeeds while this worker holds the running broadcast's lease, so a paused, cancelled
-   or taken-over broadcast stops within one chunk;
+   or taken-over broadcast stops within one chunk. This runs in the background: the next chunk
+   is paced meanwhile, and the next page is read while this one is sent;
 3. send each message concurrently; a 429 pauses every sender for ``retry_after`` and the same
    message is tried again; network errors and 5xx are retried with backoff up to
    ``max_attempts``;
-4. outcomes are written in grouped UPDATEs by a single writer.
+4. outcomes are written in grouped UPDATEs by a single writer, as soon as a quarter of the
+   window (or ``flush_every`` seconds' worth) has finished — the window slot is freed only then.
 
 Rows are ``sending`` from step 2 until their outcome is committed, and at most ``concurrency``
 rows are ever in that state (a semaphore counts them), so a kill -9 leaves at most
@@ -23,7 +26,9 @@ import asyncio
 import logging
 import time
 from collections import Counter
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 
 from relove.broadcasts.base import (
     DeliveryResult,
@@ -66,9 +71,12 @@ class SenderOptions:
     #: lease length and how often it is renewed
     lease_ttl: float = 30.0
     heartbeat_every: float = 5.0
-    #: how long outcomes may wait before they are written
-    flush_every: float = 0.05
+    #: how long outcomes may wait before they are written, and how many make a write at once
+    #: (at most a quarter of ``concurrency``: slots are freed only when their outcome is written)
+    flush_every: float = 0.01
     flush_size: int = 200
+    #: seconds of sending marked ``sending`` in one UPDATE (at least one message)
+    chunk_seconds: float = 0.01
 
 
 @dataclass(slots=True)
@@ -112,11 +120,15 @@ class BroadcastSender:
         self.report = SenderReport()
         self._window = asyncio.Semaphore(self.options.concurrency)
         self._results: list[DeliveryResult] = []
+        self._flush_size = max(1, min(self.options.flush_size, self.options.concurrency // 4))
+        self._has_results = asyncio.Event()
         self._flush_now = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
         self._stop: str | None = None
         self._closing = False
         self._flush_lock = asyncio.Lock()
+        #: one state write at a time from this sender (SQLite would make a second one sleep)
+        self._write_lock = asyncio.Lock()
 
     # --- control -----------------------------------------------------------------------------
     def stop(self, reason: str) -> None:
@@ -147,6 +159,7 @@ class BroadcastSender:
             await self._drain()
             heartbeat.cancel()
             self._closing = True
+            self._has_results.set()
             self._flush_now.set()
             await asyncio.gather(heartbeat, writer, return_exceptions=True)
             await self._flush()
@@ -163,30 +176,49 @@ class BroadcastSender:
         return self.report
 
     async def _produce(self) -> None:
+        """Dispatch every pending delivery once; the next page is read while this one is sent."""
         opts = self.options
-        chunk_size = max(1, min(opts.concurrency // 2, int(self.lane.rate * 0.05)))
-        last_id = 0
-        while not self.stopping:
-            page = await self.store.next_pending(self.broadcast_id, last_id, opts.page_size)
-            if not page:
-                return
-            last_id = page[-1].delivery_id
-            for start in range(0, len(page), chunk_size):
-                if self.stopping:
+        chunk_size = max(1, min(opts.concurrency // 4, int(self.lane.rate * opts.chunk_seconds)))
+        next_page = asyncio.create_task(
+            self.store.next_pending(self.broadcast_id, 0, opts.page_size))
+        try:
+            while not self.stopping:
+                page = await next_page
+                if not page:
                     return
-                await self._dispatch(page[start : start + chunk_size])
+                next_page = asyncio.create_task(self.store.next_pending(
+                    self.broadcast_id, page[-1].delivery_id, opts.page_size))
+                for start in range(0, len(page), chunk_size):
+                    if self.stopping:
+                        return
+                    await self._dispatch(page[start : start + chunk_size])
+        finally:
+            if not next_page.done():
+                next_page.cancel()
+            await asyncio.gather(next_page, return_exceptions=True)
 
     async def _dispatch(self, chunk: list[PendingDelivery]) -> None:
-        for _ in chunk:
+        """Take a window slot and a rate slot per message, then mark the chunk ``sending`` and
+        send it in the background, so pacing the next chunk does not wait for the database."""
+        for _ in chunk:  # a slot is held only from its own rate slot on, not the chunk's first
             await self._window.acquire()
-        for _ in chunk:
             await self.lane.acquire()
         if self.stopping:
             self._release(len(chunk))
             return
-        moved = await self.store.mark_sending(
-            self.broadcast_id, self.owner, [d.delivery_id for d in chunk]
-        )
+        self._spawn(self._launch(chunk))
+
+    async def _launch(self, chunk: list[PendingDelivery]) -> None:
+        try:
+            async with self._write_lock:
+                moved = await self.store.mark_sending(
+                    self.broadcast_id, self.owner, [d.delivery_id for d in chunk]
+                )
+        except Exception:
+            self._release(len(chunk))
+            log.exception("broadcast %s: marking deliveries sending failed", self.broadcast_id)
+            self.stop("store error")
+            return
         self._release(len(chunk) - len(moved))
         if not moved:
             status = await self.store.heartbeat(
@@ -197,9 +229,12 @@ class BroadcastSender:
             return
         for delivery in chunk:
             if delivery.delivery_id in moved:
-                task = asyncio.create_task(self._deliver(delivery))
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
+                self._spawn(self._deliver(delivery))
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def _release(self, n: int) -> None:
         for _ in range(n):
@@ -220,7 +255,8 @@ class BroadcastSender:
             result = self._result(delivery, delivery.attempts + 1,
                                   SendResult(Outcome.failed, error=f"internal error: {e}"))
         self._results.append(result)
-        if len(self._results) >= self.options.flush_size:
+        self._has_results.set()
+        if len(self._results) >= self._flush_size:
             self._flush_now.set()
 
     async def _attempt(self, delivery: PendingDelivery) -> DeliveryResult:
@@ -280,7 +316,8 @@ class BroadcastSender:
             batch, self._results = self._results, []
             for attempt in range(3):
                 try:
-                    await self.store.record(self.broadcast_id, batch)
+                    async with self._write_lock:
+                        await self.store.record(self.broadcast_id, batch)
                     break
                 except Exception:
                     if attempt == 2:
@@ -292,12 +329,16 @@ class BroadcastSender:
             self._release(len(batch))
 
     async def _writer(self) -> None:
+        """Write outcomes once ``flush_size`` are waiting, or ``flush_every`` after the first."""
         while not self._closing:
-            try:
-                await asyncio.wait_for(self._flush_now.wait(), self.options.flush_every)
-            except TimeoutError:
-                pass
+            await self._has_results.wait()
+            if not self._closing and len(self._results) < self._flush_size:
+                try:
+                    await asyncio.wait_for(self._flush_now.wait(), self.options.flush_every)
+                except TimeoutError:
+                    pass
             self._flush_now.clear()
+            self._has_results.clear()
             try:
                 await self._flush()
             except Exception:

@@ -12,11 +12,12 @@ from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from relove.bot.factory import create_bot
+from relove.broadcasts.botapi import BotApiClient, HttpSend
 from relove.broadcasts.content import MessageContent
 from relove.broadcasts.runner import BroadcastRunner
 from relove.broadcasts.sender import SenderOptions
 from relove.broadcasts.service import create_broadcast, start_broadcast
-from relove.broadcasts.telegram import TelegramSend, limiter_of
+from relove.broadcasts.telegram import limiter_of
 from relove.config import Settings
 from relove.db.engine import create_session_factory
 from relove.db.models import User
@@ -58,12 +59,34 @@ async def bot(sandbox: Sandbox) -> AsyncIterator[Bot]:
     await b.session.close()
 
 
+@pytest.fixture
+async def api(sandbox: Sandbox) -> AsyncIterator[BotApiClient]:
+    """The lean Bot API client the workers send broadcasts with."""
+    client = BotApiClient(DEFAULT_TOKEN, sandbox.url)
+    yield client
+    await client.close()
+
+
 def make_runner(engine: AsyncEngine, bot: Bot, settings: Settings, **kwargs: Any) -> BroadcastRunner:
+    """A runner as the bot process builds it: broadcast messages over the lean client, paced by
+    the bot's shared limiter."""
     kwargs.setdefault("sender_options", SenderOptions(heartbeat_every=0.5))
+    client = BotApiClient(bot.token, settings.telegram_api_url)
+    _clients.append(client)
     return BroadcastRunner(
-        engine, lambda paid: TelegramSend(bot, paid=paid), limiter_of(bot, settings), settings,
+        engine, lambda paid: HttpSend(client, paid=paid), limiter_of(bot, settings), settings,
         **kwargs,
     )
+
+
+_clients: list[BotApiClient] = []
+
+
+@pytest.fixture(autouse=True)
+async def _close_clients() -> AsyncIterator[None]:
+    yield
+    while _clients:
+        await _clients.pop().close()
 
 
 async def new_broadcast(

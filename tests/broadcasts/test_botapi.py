@@ -1,0 +1,100 @@
+"""The lean Bot API send gives the same outcomes as the aiogram send, against the sandbox's
+real HTTP answers (sent, blocked, failed, 429 with retry_after, 5xx, network errors)."""
+
+from __future__ import annotations
+
+import socket
+
+from aiogram import Bot
+
+from relove.broadcasts.base import Outcome, SendResult
+from relove.broadcasts.botapi import BotApiClient, HttpSend
+from relove.broadcasts.content import Button, Recipient, RenderedMessage
+from relove.broadcasts.models import MediaKind
+from relove.broadcasts.telegram import TelegramSend
+from relove.sandbox.client import SandboxClient
+from relove.sandbox.core import DEFAULT_TOKEN, Sandbox
+
+TEXT = RenderedMessage("Привет, <b>Аня</b>!", None, None, ())
+
+
+async def _both(bot: Bot, api: BotApiClient, chat_id: int, message: RenderedMessage = TEXT,
+                *, paid: bool = False) -> tuple[SendResult, SendResult]:
+    recipient = Recipient(id=chat_id)
+    lean = await HttpSend(api, paid=paid)(recipient, message)
+    reference = await TelegramSend(bot, paid=paid)(recipient, message)
+    return lean, reference
+
+
+def _same(lean: SendResult, reference: SendResult, outcome: Outcome) -> None:
+    assert lean.outcome is reference.outcome is outcome
+    assert lean.error and reference.error
+    # aiogram wraps a 429's description in its own sentence; the lean send keeps Telegram's
+    assert reference.error.endswith(lean.error)
+    assert lean.retry_after == reference.retry_after
+
+
+async def test_sent_blocked_and_failed_match_aiogram(
+    sandbox: Sandbox, sandbox_client: SandboxClient, bot: Bot, api: BotApiClient
+) -> None:
+    ok = await sandbox_client.create_user("Аня", id=61_001, started=True)
+    blocked = await sandbox_client.create_user("Боря", id=61_002, started=True)
+    gone = await sandbox_client.create_user("Вера", id=61_003, started=True)
+    never = await sandbox_client.create_user("Гена", id=61_004)
+    await sandbox_client.block(blocked["id"])
+    await sandbox_client.deactivate(gone["id"])
+
+    lean, reference = await _both(bot, api, ok["id"])
+    assert lean.outcome is reference.outcome is Outcome.sent
+    assert lean.message_id is not None and reference.message_id == lean.message_id + 1
+    for uid in (blocked["id"], gone["id"], never["id"]):
+        _same(*await _both(bot, api, uid), Outcome.blocked)
+    _same(*await _both(bot, api, 61_999), Outcome.failed)  # chat not found
+    bad_html = RenderedMessage("<b>unclosed", None, None, ())
+    lean, reference = await _both(bot, api, ok["id"], bad_html)
+    _same(lean, reference, Outcome.failed)
+    assert lean.error and "can't parse entities" in lean.error
+
+
+async def test_photo_buttons_and_paid_reach_the_chat(
+    sandbox: Sandbox, sandbox_client: SandboxClient, api: BotApiClient
+) -> None:
+    user = await sandbox_client.create_user("Аня", id=61_010, started=True)
+    message = RenderedMessage(
+        "Афиша <i>субботы</i>", MediaKind.photo, "https://example.org/poster.jpg",
+        ((Button("Записаться", "https://example.org/signup"),),),
+    )
+    result = await HttpSend(api, paid=True)(Recipient(id=user["id"]), message)
+    assert result.outcome is Outcome.sent
+    [got] = await sandbox_client.messages(user["id"], from_bot=True)
+    assert got["caption"] == "Афиша субботы" and got["photo"] and got["paid"] is True
+    assert got["reply_markup"] == {"inline_keyboard": [
+        [{"text": "Записаться", "url": "https://example.org/signup"}]]}
+
+
+async def test_429_and_5xx_match_aiogram(
+    sandbox: Sandbox, sandbox_client: SandboxClient, bot: Bot, api: BotApiClient
+) -> None:
+    ids = [61_020 + i for i in range(4)]
+    await sandbox_client.create_users([{"id": i, "first_name": "U", "started": True} for i in ids])
+    await sandbox_client.set_limits(rate=1, burst=1)
+    assert (await HttpSend(api)(Recipient(id=ids[0]), TEXT)).outcome is Outcome.sent
+    lean, reference = await _both(bot, api, ids[1])
+    _same(lean, reference, Outcome.retry_after)
+    assert lean.retry_after and lean.retry_after >= 1
+    await sandbox_client.set_limits(enabled=False, fault_5xx=1.0)
+    lean, reference = await _both(bot, api, ids[2])  # a random 500 or 502 each time
+    assert lean.outcome is reference.outcome is Outcome.transient
+    assert lean.error in ("Internal Server Error", "Bad Gateway")
+
+
+async def test_network_errors_are_transient(bot: Bot) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again: nobody listens there
+    client = BotApiClient(DEFAULT_TOKEN, f"http://127.0.0.1:{port}")
+    try:
+        result = await HttpSend(client)(Recipient(id=1), TEXT)
+    finally:
+        await client.close()
+    assert result.outcome is Outcome.transient
