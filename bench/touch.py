@@ -45,7 +45,7 @@ from tests.bot.fake_telegram import FakeTelegramSession, message_update, tg_user
 print = functools.partial(print, flush=True)  # noqa: A001
 
 PAGE = 100  # one getUpdates page
-IN_FLIGHT = 1000  # like Dispatcher.start_polling(tasks_concurrency_limit=1000)
+IN_FLIGHT = int(os.environ.get("BENCH_IN_FLIGHT", "1000"))  # start_polling(tasks_concurrency_limit=…)
 
 
 async def _empty(message: Message) -> None:
@@ -131,36 +131,36 @@ async def _reset(engine: AsyncEngine) -> None:
         await conn.execute(text("DELETE FROM users"))
 
 
-async def run(url: str, n: int, users: int, label: str) -> float:
+async def run(url: str, n: int, users: int, label: str, repeats: int) -> float:
     engine = create_engine(url, pool_timeout=600)
     await upgrade(engine)
     bot = Bot("42:BENCH", session=FakeTelegramSession())
-    warm = _updates(2000, 200, seed=1)
-    results: dict[str, float] = {}
+    dispatchers = {
+        "bare": _dispatcher(),
+        "touch": _dispatcher(TouchMiddleware(TouchWriter(engine))),
+        "note": _dispatcher(NoteMiddleware(engine)),
+    }
+    best: dict[str, float] = {}
     try:
-        for name in ("bare", "touch", "note"):
-            await _reset(engine)
-            if name == "bare":
-                dp = _dispatcher()
-            elif name == "touch":
-                writer = TouchWriter(engine)
-                dp = _dispatcher(TouchMiddleware(writer))
-            else:
-                dp = _dispatcher(NoteMiddleware(engine))
-            await _feed(dp, bot, warm)  # warm up caches, pools and the JIT-less interpreter alike
-            await _reset(engine)
-            rate = await _feed(dp, bot, _updates(n, users, seed=2))
-            results[name] = rate
+        for name, dp in dispatchers.items():  # warm up caches, pools, prepared statements
+            await _feed(dp, bot, _updates(2000, 200, seed=1))
+        # Interleaved repeats, best of each: the machine's noise hits every variant alike.
+        for _ in range(repeats):
+            for name, dp in dispatchers.items():
+                await _reset(engine)
+                rate = await _feed(dp, bot, _updates(n, users, seed=2))
+                best[name] = max(best.get(name, 0.0), rate)
     finally:
         await engine.dispose()
-    ratio = results["touch"] / results["bare"]
-    print(f"{label}: {n} updates, {users} users, pages of {PAGE}, <= {IN_FLIGHT} in flight")
-    print(f"  bare dispatcher      {results['bare']:8.0f} updates/s")
-    print(f"  touch (relove)       {results['touch']:8.0f} updates/s")
-    print(f"  note's get-modify    {results['note']:8.0f} updates/s  "
+    ratio = best["touch"] / best["bare"]
+    print(f"{label}: {n} updates, {users} users, pages of {PAGE}, <= {IN_FLIGHT} in flight, "
+          f"best of {repeats}")
+    print(f"  bare dispatcher      {best['bare']:8.0f} updates/s")
+    print(f"  touch (relove)       {best['touch']:8.0f} updates/s")
+    print(f"  note's get-modify    {best['note']:8.0f} updates/s  "
           f"({NoteMiddleware.errors} updates failed with errors)")
     print(f"  ratio touch / bare   {ratio:8.2f}  (target >= 0.70)")
-    print(f"  touch / note         {results['touch'] / results['note']:8.1f}x")
+    print(f"  touch / note         {best['touch'] / best['note']:8.1f}x")
     return ratio
 
 
@@ -170,14 +170,18 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--updates", type=int, default=20_000)
     parser.add_argument("--users", type=int, default=5_000)
+    parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--sqlite", action="store_true", help="also run on SQLite")
     args = parser.parse_args()
     async with scratch_postgres() as url:
-        await run(url, args.updates, args.users, "PostgreSQL")
+        await run(url, args.updates, args.users, "PostgreSQL", args.repeats)
     if args.sqlite:
         NoteMiddleware.errors = 0
         with tempfile.TemporaryDirectory() as tmp:
-            await run(f"sqlite+aiosqlite:///{tmp}/bench.db", args.updates, args.users, "SQLite")
+            await run(
+                f"sqlite+aiosqlite:///{tmp}/bench.db", args.updates, args.users, "SQLite",
+                args.repeats,
+            )
 
 
 if __name__ == "__main__":

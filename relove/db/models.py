@@ -5,10 +5,9 @@ from __future__ import annotations
 import enum
 import json
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from datetime import datetime
 from types import MappingProxyType
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import BigInteger, Boolean, Enum, Index, MetaData, String, func, true
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -179,8 +178,7 @@ class FrozenDocument(Mapping[str, Any]):
         return f"FrozenDocument({dict(self._parsed())!r})"
 
 
-@dataclass(frozen=True, slots=True)
-class UserSnapshot(_UserFields):
+class UserSnapshot(NamedTuple):
     """A user as stored at one moment, e.g. right after the touch of the update being handled.
 
     Read-only on purpose: ``markers`` and ``context`` are read-only mappings, so an in-place
@@ -200,6 +198,9 @@ class UserSnapshot(_UserFields):
     updated_at: datetime | None
     last_seen_at: datetime | None
 
+    full_name = _UserFields.full_name
+    to_dict = _UserFields.to_dict
+
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> UserSnapshot:
         return cls(
@@ -218,4 +219,4 @@ class UserSnapshot(_UserFields):
 
     @classmethod
     def of(cls, user: User) -> UserSnapshot:
-        return cls.from_row({c: getattr(user, c) for c in cls.__dataclass_fields__})
+        return cls.from_row({c: getattr(user, c) for c in cls._fields})

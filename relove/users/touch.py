@@ -1,10 +1,15 @@
 """Touch: every update refreshes its user in one atomic upsert, grouped per flush.
 
-Concurrent touches (aiogram handles updates as concurrent tasks) are queued and written by a
-single flusher as ONE ``INSERT … ON CONFLICT (id) DO UPDATE … RETURNING`` per batch: identity
-fields and ``last_seen_at`` are replaced, the ``context`` patch is merged in SQL (``||`` on
-PostgreSQL, ``json_patch`` on SQLite), so nothing is read and rewritten in Python. Batches are
-written one after another, so a user's later update is never overtaken by an earlier one.
+Concurrent touches (aiogram handles updates as concurrent tasks) are queued and written as ONE
+``INSERT … ON CONFLICT (id) DO UPDATE … RETURNING`` per batch: identity fields and
+``last_seen_at`` are replaced, the ``context`` patch is merged in SQL (``||`` on PostgreSQL,
+``json_patch`` on SQLite), so nothing is read and rewritten in Python. The batch travels as one
+bound JSON array unpacked by the database, so a batch costs one round trip and almost no
+per-row work in Python.
+
+Users are spread over lanes by id; a lane writes its batches one after another, so a user's
+later update is never overtaken by an earlier one, while the lanes overlap the database's
+latency.
 """
 
 from __future__ import annotations
@@ -12,61 +17,55 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import TextClause, text
+from sqlalchemy import TextClause, bindparam, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from relove.db.models import FrozenDocument, Gender, UserSnapshot
+from relove.db.types import UTCDateTime, utcnow
 
 log = logging.getLogger(__name__)
 
 
-
-@dataclass(slots=True)
 class Touch:
-    """What one update says about its user."""
+    """What one update says about its user: ``[id, username, first_name, last_name,
+    last_message, is_active]`` — also its form in the batch document (``is_active`` and
+    ``last_message`` are ``None`` when the update says nothing about them)."""
 
-    user_id: int
-    username: str | None
-    first_name: str | None
-    last_name: str | None
-    seen_at: datetime
-    last_message: str | None = None
-    is_active: bool | None = None
+    __slots__ = ("row",)
 
-    def merge(self, later: Touch) -> None:
-        """Fold a later touch of the same user into this one (the later one wins)."""
-        self.username, self.first_name, self.last_name = (
-            later.username,
-            later.first_name,
-            later.last_name,
-        )
-        self.seen_at = max(self.seen_at, later.seen_at)
-        if later.last_message is not None:
-            self.last_message = later.last_message
-        if later.is_active is not None:
-            self.is_active = later.is_active
+    def __init__(
+        self,
+        user_id: int,
+        username: str | None,
+        first_name: str | None,
+        last_name: str | None,
+        last_message: str | None = None,
+        is_active: bool | None = None,
+    ) -> None:
+        self.row: list[Any] = [user_id, username, first_name, last_name, last_message, is_active]
 
-    def as_json(self, dialect: str) -> dict[str, Any]:
-        """This touch as one element of the batch document the upsert statement unpacks."""
-        if dialect == "sqlite":
-            # The exact text UTCDateTime stores on SQLite, so comparisons stay consistent.
-            seen = self.seen_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
-        else:
-            seen = self.seen_at.isoformat()
-        return {
-            "id": self.user_id,
-            "username": self.username,
-            "first_name": self.first_name,
-            "last_name": self.last_name,
-            "is_active": True if self.is_active is None else self.is_active,
-            "context": {} if self.last_message is None else {"last_message": self.last_message},
-            "seen_at": seen,
-        }
+    @property
+    def user_id(self) -> int:
+        return self.row[0]
+
+    @property
+    def is_active(self) -> bool | None:
+        return self.row[5]
+
+    def merged_with(self, later: Touch) -> Touch:
+        """A touch saying what this one and a later one of the same user say together."""
+        row = [*later.row]
+        if row[4] is None:
+            row[4] = self.row[4]
+        if row[5] is None:
+            row[5] = self.row[5]
+        touch = Touch.__new__(Touch)
+        touch.row = row
+        return touch
 
 
 # JSON documents come back as text (parsed lazily by FrozenDocument); no per-row processing.
@@ -76,43 +75,48 @@ _RETURNING = (
     "users.created_at, users.updated_at, users.last_seen_at"
 )
 
-_PG_UPSERT = """
-INSERT INTO users (id, username, first_name, last_name, is_active, gender, context, markers,
-                   created_at, updated_at, last_seen_at)
-SELECT t.id, t.username, t.first_name, t.last_name, t.is_active, 'unknown', t.context, '{{}}',
-       t.seen_at, t.seen_at, t.seen_at
-FROM jsonb_to_recordset(CAST(:batch AS jsonb)) AS t(
-    id bigint, username text, first_name text, last_name text, is_active boolean,
-    context jsonb, seen_at timestamptz)
+_UPDATE = """
 ON CONFLICT (id) DO UPDATE SET
     username = excluded.username, first_name = excluded.first_name,
     last_name = excluded.last_name, last_seen_at = excluded.last_seen_at,
-    updated_at = excluded.updated_at, context = users.context || excluded.context{active}
+    updated_at = excluded.updated_at, context = {merge}{active}
 RETURNING {returning}
+"""
+
+_PG_UPSERT = """
+INSERT INTO users (id, username, first_name, last_name, is_active, gender, context, markers,
+                   created_at, updated_at, last_seen_at)
+SELECT CAST(e ->> 0 AS bigint), e ->> 1, e ->> 2, e ->> 3,
+       COALESCE(CAST(e ->> 5 AS boolean), true), 'unknown',
+       CASE WHEN jsonb_typeof(e -> 4) = 'string'
+            THEN jsonb_build_object('last_message', e -> 4) ELSE '{{}}'::jsonb END,
+       '{{}}'::jsonb, t.now, t.now, t.now
+FROM (SELECT CAST(:now AS timestamptz) AS now) AS t,
+     jsonb_array_elements(CAST(:batch AS jsonb)) AS e
 """
 
 _SQLITE_UPSERT = """
 INSERT INTO users (id, username, first_name, last_name, is_active, gender, context, markers,
                    created_at, updated_at, last_seen_at)
-SELECT value ->> '$.id', value ->> '$.username', value ->> '$.first_name',
-       value ->> '$.last_name', value ->> '$.is_active', 'unknown', value -> '$.context', '{{}}',
-       value ->> '$.seen_at', value ->> '$.seen_at', value ->> '$.seen_at'
-FROM json_each(:batch) WHERE true
-ON CONFLICT (id) DO UPDATE SET
-    username = excluded.username, first_name = excluded.first_name,
-    last_name = excluded.last_name, last_seen_at = excluded.last_seen_at,
-    updated_at = excluded.updated_at, context = json_patch(users.context, excluded.context){active}
-RETURNING {returning}
+SELECT value ->> '$[0]', value ->> '$[1]', value ->> '$[2]', value ->> '$[3]',
+       COALESCE(value ->> '$[5]', 1), 'unknown',
+       CASE WHEN json_type(value, '$[4]') = 'text'
+            THEN json_object('last_message', value ->> '$[4]') ELSE '{{}}' END,
+       '{{}}', t.now, t.now, t.now
+FROM (SELECT :now AS now) AS t, json_each(:batch)
+WHERE true
 """
 
 
 def build_upsert(dialect: str, *, sets_active: bool) -> TextClause:
-    """The touch statement: the whole batch is ONE bound JSON document unpacked in SQL
-    (``jsonb_to_recordset`` / ``json_each``), so a batch costs one round trip and almost no
-    per-row work in Python. ``sets_active`` also writes ``is_active``."""
-    template = _PG_UPSERT if dialect == "postgresql" else _SQLITE_UPSERT
+    """The touch statement of a dialect; ``sets_active`` also writes ``is_active``."""
+    if dialect == "postgresql":
+        head, merge = _PG_UPSERT, "users.context || excluded.context"
+    else:
+        head, merge = _SQLITE_UPSERT, "json_patch(users.context, excluded.context)"
     active = ", is_active = excluded.is_active" if sets_active else ""
-    return text(template.format(active=active, returning=_RETURNING))
+    sql = (head + _UPDATE).format(merge=merge, active=active, returning=_RETURNING)
+    return text(sql).bindparams(bindparam("now", type_=UTCDateTime()))
 
 
 def _sqlite_time(value: str | None) -> datetime | None:
@@ -125,22 +129,22 @@ def _snapshot(row: Sequence[Any], sqlite: bool) -> UserSnapshot:
     if sqlite:
         created, updated, seen = _sqlite_time(created), _sqlite_time(updated), _sqlite_time(seen)
     return UserSnapshot(
-        id=row[0],
-        username=row[1],
-        first_name=row[2],
-        last_name=row[3],
-        is_active=bool(row[4]),
-        gender=Gender(row[5]),
-        context=FrozenDocument(row[6]),
-        markers=FrozenDocument(row[7]),
-        created_at=created,
-        updated_at=updated,
-        last_seen_at=seen,
+        row[0],
+        row[1],
+        row[2],
+        row[3],
+        bool(row[4]),
+        Gender(row[5]),
+        FrozenDocument(row[6]),
+        FrozenDocument(row[7]),
+        created,
+        updated,
+        seen,
     )
 
 
 class _Lane:
-    """One queue and its flusher: batches of a lane are written one after another."""
+    """One queue and its flusher: the batches of a lane are written one after another."""
 
     __slots__ = ("queue", "flusher")
 
@@ -150,27 +154,22 @@ class _Lane:
 
 
 class TouchWriter:
-    """Queues touches and writes them in batches, one statement per batch.
-
-    Users are spread over ``lanes`` by id: each lane writes its batches one after another (so a
-    user's later touch never overtakes an earlier one), while the lanes' batches are in flight
-    at the same time, hiding the database's latency. SQLite has one writer, so one lane.
-    """
+    """Queues touches and writes them in batches, one statement per batch."""
 
     def __init__(
         self, engine: AsyncEngine, *, max_batch: int = 500, lanes: int | None = None
     ) -> None:
-        self._engine = engine
-        # One statement per batch is atomic by itself: on PostgreSQL it runs in autocommit
-        # mode (one round trip instead of BEGIN, statement, COMMIT).
-        self._writer = (
-            engine if engine.dialect.name == "sqlite"
-            else engine.execution_options(isolation_level="AUTOCOMMIT")
-        )
-        self._max_batch = max_batch
         dialect = self._dialect = engine.dialect.name
-        if lanes is None:
-            lanes = 1 if dialect == "sqlite" else 4
+        # One statement per batch is atomic by itself: on PostgreSQL it runs in autocommit
+        # mode (one round trip instead of BEGIN, statement, COMMIT). SQLite has one writer,
+        # so one lane; PostgreSQL overlaps a few.
+        if dialect == "sqlite":
+            self._engine = engine
+            lanes = lanes or 1
+        else:
+            self._engine = engine.execution_options(isolation_level="AUTOCOMMIT")
+            lanes = lanes or 4
+        self._max_batch = max_batch
         self._lanes = [_Lane() for _ in range(lanes)]
         self._stmt = build_upsert(dialect, sets_active=False)
         self._stmt_active = build_upsert(dialect, sets_active=True)
@@ -178,7 +177,7 @@ class TouchWriter:
     async def touch(self, touch: Touch) -> UserSnapshot:
         """Create or refresh the user; returns the fresh row as a read-only snapshot."""
         future: asyncio.Future[UserSnapshot] = asyncio.get_running_loop().create_future()
-        lane = self._lanes[touch.user_id % len(self._lanes)]
+        lane = self._lanes[touch.row[0] % len(self._lanes)]
         lane.queue.append((touch, future))
         if lane.flusher is None:
             lane.flusher = asyncio.create_task(self._drain(lane))
@@ -203,22 +202,14 @@ class TouchWriter:
         merged: dict[int, Touch] = {}
         waiters: dict[int, list[asyncio.Future[UserSnapshot]]] = {}
         for touch, future in batch:
-            known = merged.get(touch.user_id)
+            user_id = touch.row[0]
+            known = merged.get(user_id)
             if known is None:
-                # Copy: the caller's object stays as it was.
-                merged[touch.user_id] = Touch(
-                    touch.user_id,
-                    touch.username,
-                    touch.first_name,
-                    touch.last_name,
-                    touch.seen_at,
-                    touch.last_message,
-                    touch.is_active,
-                )
-                waiters[touch.user_id] = [future]
+                merged[user_id] = touch
+                waiters[user_id] = [future]
             else:
-                known.merge(touch)
-                waiters[touch.user_id].append(future)
+                merged[user_id] = known.merged_with(touch)
+                waiters[user_id].append(future)
         try:
             users = await self._execute(list(merged.values()))
         except Exception:
@@ -244,16 +235,17 @@ class TouchWriter:
                     future.set_result(user)
 
     async def _execute(self, touches: list[Touch]) -> dict[int, UserSnapshot]:
-        plain = [t.as_json(self._dialect) for t in touches if t.is_active is None]
-        active = [t.as_json(self._dialect) for t in touches if t.is_active is not None]
+        plain = [t.row for t in touches if t.row[5] is None]
+        active = [t.row for t in touches if t.row[5] is not None]
         users: dict[int, UserSnapshot] = {}
         sqlite = self._dialect == "sqlite"
-        async with self._writer.connect() as conn:
-            for stmt, batch in ((self._stmt, plain), (self._stmt_active, active)):
-                if not batch:
+        now = utcnow()
+        async with self._engine.connect() as conn:
+            for stmt, rows in ((self._stmt, plain), (self._stmt_active, active)):
+                if not rows:
                     continue
-                payload = json.dumps(batch, ensure_ascii=False, separators=(",", ":"))
-                result = await conn.execute(stmt, {"batch": payload})
+                payload = json.dumps(rows, ensure_ascii=False, separators=(",", ":"))
+                result = await conn.execute(stmt, {"batch": payload, "now": now})
                 for row in result:
                     users[row[0]] = _snapshot(row, sqlite)
             if sqlite:

@@ -9,7 +9,6 @@ from aiogram import BaseMiddleware
 from aiogram.types import TelegramObject, Update
 from aiogram.types import User as TgUser
 
-from relove.db.types import utcnow
 from relove.users.touch import Touch, TouchWriter
 
 Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
@@ -19,26 +18,26 @@ def touch_from_update(update: Update, from_user: TgUser | None) -> Touch | None:
     """What ``update`` says about its (human) user, or ``None`` if it carries none."""
     if from_user is None or from_user.is_bot:
         return None
-    touch = Touch(
-        user_id=from_user.id,
-        username=from_user.username,
-        first_name=from_user.first_name,
-        last_name=from_user.last_name,
-        seen_at=utcnow(),
-    )
+    last_message = None
     message = update.message
     if message is not None:
-        text = message.text if message.text is not None else message.caption
-        if text is not None:
-            touch.last_message = text
+        last_message = message.text if message.text is not None else message.caption
+    is_active = None
     member = update.my_chat_member
     if member is not None and member.chat.type == "private":
         status = member.new_chat_member.status
         if status == "kicked":
-            touch.is_active = False
+            is_active = False
         elif status == "member":
-            touch.is_active = True
-    return touch
+            is_active = True
+    return Touch(
+        from_user.id,
+        from_user.username,
+        from_user.first_name,
+        from_user.last_name,
+        last_message,
+        is_active,
+    )
 
 
 
