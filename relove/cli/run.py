@@ -6,14 +6,16 @@ import logging
 
 from relove.cli.common import console, open_db, run, settings
 from relove.db.engine import display_url
-from relove.runtime import tune_gc
 
 log = logging.getLogger(__name__)
 
 
 def run_bot() -> None:
     """Run the bot by long polling (the SQLite default upgrades its schema by itself)."""
-    from relove.bot.factory import create_bot, create_dispatcher  # aiogram loads slowly
+    # aiogram loads slowly: only the commands that run the bot import it.
+    from relove.bot.factory import create_bot, create_dispatcher
+    from relove.bot.polling import poll
+    from relove.conversation.components import build_components
 
     s = settings()
     bot = create_bot(s)  # refuses with one line when no token is set
@@ -26,9 +28,12 @@ def run_bot() -> None:
                     f"Running @{me.username} on {display_url(s.database_url)}"
                     + (f" via {s.telegram_api_url}" if s.telegram_api_url else "")
                 )
-                dp = create_dispatcher(s, engine, session_factory=sessions)
-                tune_gc()
-                await dp.start_polling(bot, handle_signals=True)
+                # A broken scenario / catalog / persona file stops start-up with one line.
+                conversation = build_components(s, sessions, strict=True)
+                dp = create_dispatcher(
+                    s, engine, session_factory=sessions, conversation=conversation
+                )
+                await poll(bot, dp)
             finally:
                 await bot.session.close()
 

@@ -91,7 +91,10 @@ def demo(
 ) -> None:
     """Sandbox + bot on a fresh SQLite database with a few hundred realistic users."""
     from relove.bot.factory import create_bot, create_dispatcher
+    from relove.bot.polling import poll
     from relove.cli.common import open_db
+    from relove.conversation.components import build_components
+    from relove.conversation.examples import EXAMPLES_DIR
     from relove.config import load_settings
     from relove.sandbox.core import DEFAULT_TOKEN, SandboxConfig
     from relove.sandbox.demo import OPERATOR, add_to_sandbox, reset_sqlite_file, seed_database
@@ -109,20 +112,26 @@ def demo(
             assert sb.url
             s = load_settings(bot_token=DEFAULT_TOKEN, telegram_api_url=sb.url,
                               database_url=db_url,
-                              admin_ids=sorted({*base.admin_ids, OPERATOR["id"]}))
+                              admin_ids=sorted({*base.admin_ids, OPERATOR["id"]}),
+                              # the shipped onboarding flow and catalog, unless you name yours
+                              scenarios_file=base.scenarios_file or EXAMPLES_DIR / "scenarios.yaml",
+                              catalog_file=base.catalog_file or EXAMPLES_DIR / "catalog.yaml")
             async with open_db(s, auto_upgrade=True) as (engine, sessions):
                 people = await seed_database(engine, users, seed=seed)
                 add_to_sandbox(sb, people)
                 bot = create_bot(s)
                 try:
                     me = await bot.get_me()
-                    dp = create_dispatcher(s, engine, session_factory=sessions)
+                    conversation = build_components(s, sessions, strict=True)
+                    dp = create_dispatcher(
+                        s, engine, session_factory=sessions, conversation=conversation
+                    )
                     console.print(f"[green]Demo ready:[/green] @{me.username}, {len(people)} "
                                   f"users in {db}")
                     _print_urls(sb.url, DEFAULT_TOKEN)
                     console.print(f"Open the web chat, pick “{OPERATOR['first_name']}” (an admin) "
                                   "or any user, and send /start. Ctrl+C to stop.")
-                    await dp.start_polling(bot, handle_signals=True)
+                    await poll(bot, dp)
                 finally:
                     await bot.session.close()
 
