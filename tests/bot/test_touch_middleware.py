@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 
 import pytest
@@ -98,3 +99,58 @@ async def test_one_bad_row_does_not_fail_the_batch(harness, session_factory):
     assert sum(isinstance(r, BaseException) for r in results) == 1
     async with session_factory() as session:
         assert await session.scalar(select(func.count()).select_from(User)) == 21
+
+
+def _other_updates(user: dict) -> dict[str, dict]:
+    """One raw update of each other kind that carries a user (Bot API shapes)."""
+    chat = {"id": user["id"], "type": "private"}
+    group = {"id": -100500, "type": "supergroup", "title": "reLove"}
+    now = 1_790_000_000
+    return {
+        "edited_message": {
+            "message_id": 5, "date": now, "edit_date": now, "chat": chat, "from": user,
+            "text": "edited",
+        },
+        "inline_query": {"id": "iq", "from": user, "query": "yoga", "offset": ""},
+        "chosen_inline_result": {"result_id": "r1", "from": user, "query": "yoga"},
+        "chat_join_request": {
+            "chat": group, "from": user, "user_chat_id": user["id"], "date": now,
+        },
+        "pre_checkout_query": {
+            "id": "pc", "from": user, "currency": "XTR", "total_amount": 5,
+            "invoice_payload": "p",
+        },
+        "shipping_query": {
+            "id": "sq", "from": user, "invoice_payload": "p",
+            "shipping_address": {
+                "country_code": "RU", "state": "", "city": "Москва", "street_line1": "a",
+                "street_line2": "", "post_code": "101000",
+            },
+        },
+        "poll_answer": {
+            "poll_id": "p1", "user": user, "option_ids": [0], "option_persistent_ids": ["a"],
+        },
+        "message_reaction": {
+            "chat": group, "message_id": 7, "user": user, "date": now,
+            "old_reaction": [], "new_reaction": [{"type": "emoji", "emoji": "👍"}],
+        },
+    }  # fmt: skip
+
+
+async def test_every_kind_of_update_with_a_user_touches_it(harness, session_factory):
+    kinds = _other_updates(tg_user(1))
+    for n, (kind, payload) in enumerate(kinds.items()):
+        user_id = 500 + n
+        payload = json.loads(json.dumps(payload))  # a fresh copy per kind
+        for key in ("from", "user"):
+            if key in payload:
+                payload[key] = tg_user(user_id, f"Kind{n}")
+        if kind == "edited_message":
+            payload["chat"]["id"] = user_id
+        await harness.dp.feed_raw_update(harness.bot, {"update_id": 10_000 + n, kind: payload})
+    async with session_factory() as session:
+        stored = {u.id: u for u in (await session.scalars(select(User))).all()}
+    assert sorted(stored) == [500 + n for n in range(len(kinds))]
+    assert all(u.last_seen_at is not None for u in stored.values())
+    # Only new messages set last_message; an edit of an old one does not.
+    assert all("last_message" not in u.context for u in stored.values())
