@@ -12,7 +12,7 @@ from aiogram.enums import ParseMode
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from relove.bot.handlers import build_routers
-from relove.bot.middlewares import DbSessionMiddleware, TouchMiddleware
+from relove.bot.middlewares import CommitBeforeSend, DbSessionMiddleware, TouchMiddleware
 from relove.bot.texts import Texts
 from relove.config import Settings
 from relove.db.engine import create_session_factory
@@ -36,6 +36,7 @@ def create_bot(settings: Settings, *, session: AiohttpSession | None = None) -> 
         session = RateLimitedSession(BotRateLimiter.from_settings(settings))
         if settings.telegram_api_url:
             session.api = TelegramAPIServer.from_base(settings.telegram_api_url.rstrip("/"))
+    session.middleware(CommitBeforeSend())
     return Bot(token, session=session, default=DefaultBotProperties(parse_mode=ParseMode.HTML))
 
 

@@ -22,6 +22,9 @@ def check_key(key: str) -> str:
         raise InvalidKey("a key must not be empty")
     if len(key) > MAX_KEY_LENGTH:
         raise InvalidKey(f"key {key[:20]!r}… is longer than {MAX_KEY_LENGTH} characters")
+    if key.isdecimal():
+        # PostgreSQL reads an all-digit path step as a list position, SQLite as a key.
+        raise InvalidKey(f"key {key!r} is all digits; use a name (e.g. y{key})")
     for ch in key:
         if unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co", "Cn") or ch in _FORBIDDEN:
             raise InvalidKey(f"key {key!r} contains a forbidden character {ch!r}")

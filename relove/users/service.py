@@ -11,6 +11,7 @@ replaced by an object, the same on PostgreSQL and SQLite.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -270,8 +271,8 @@ async def increment(
 ) -> int | float:
     """Add ``delta`` to a number (a missing key counts as 0). Returns the new number."""
     doc = check_document(doc)
-    if isinstance(delta, bool) or not isinstance(delta, int | float):
-        raise InvalidInput(f"increment needs a number, got {delta!r}")
+    if isinstance(delta, bool) or not isinstance(delta, int | float) or not math.isfinite(delta):
+        raise InvalidInput(f"increment needs a finite number, got {delta!r}")
     parsed = parse_path(path)
     sql, p = _SQL(_dialect(executor)), _Params()
     ps = sql.path(p, parsed)

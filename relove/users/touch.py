@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import TextClause, bindparam, text
+from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from relove.db.models import FrozenDocument, Gender, UserSnapshot
@@ -212,8 +213,9 @@ class TouchWriter:
                 waiters[user_id].append(future)
         try:
             users = await self._execute(list(merged.values()))
-        except Exception:
-            # One bad row must not fail everyone's touch: write them one by one.
+        except (IntegrityError, DataError):
+            # One bad row (e.g. a context at its size limit) must not fail everyone's touch:
+            # write them one by one.
             log.warning("touch of %d users failed; retrying one by one", len(merged))
             users = {}
             for touch in merged.values():
@@ -224,6 +226,15 @@ class TouchWriter:
                     for future in waiters.pop(touch.user_id):
                         if not future.done():
                             future.set_exception(e)
+        except Exception as e:
+            # The database is unreachable or busy: retrying row by row would only multiply
+            # the wait. Fail the batch at once; each update's handler sees the error.
+            log.error("touch of %d users failed: %s", len(merged), e)
+            for futures in waiters.values():
+                for future in futures:
+                    if not future.done():
+                        future.set_exception(e)
+            return
         for user_id, futures in waiters.items():
             user = users.get(user_id)
             for future in futures:

@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from relove.db.models import CONTEXT_MAX_BYTES, User, UserSnapshot
 from relove.users import service
 from tests.bot.conftest import BotHarness
-from tests.bot.fake_telegram import callback_update, message_update, tg_user
+from tests.bot.fake_telegram import callback_update, member_update, message_update, tg_user
 
 
 async def test_concurrent_updates_for_new_users_zero_errors_zero_lost_writes(
@@ -154,3 +154,24 @@ async def test_every_kind_of_update_with_a_user_touches_it(harness, session_fact
     assert all(u.last_seen_at is not None for u in stored.values())
     # Only new messages set last_message; an edit of an old one does not.
     assert all("last_message" not in u.context for u in stored.values())
+
+
+async def test_writing_in_private_reactivates_a_user(harness, session_factory):
+    """A user marked inactive (blocked, or a broadcast's 403) who writes again is active."""
+    kate = tg_user(20, "Kate")
+    await harness.feed(message_update(kate, "hi"), member_update(kate, "kicked"))
+    async with session_factory() as session:
+        assert (await session.get(User, 20)).is_active is False
+    await harness.feed(message_update(kate, "/start"))
+    async with session_factory() as session:
+        assert (await session.get(User, 20)).is_active is True
+
+
+async def test_group_messages_do_not_reactivate(harness, session_factory):
+    kate = tg_user(21, "Kate")
+    await harness.feed(message_update(kate, "hi"), member_update(kate, "kicked"))
+    group_message = message_update(kate, "in a group")
+    group_message["message"]["chat"] = {"id": -100, "type": "group", "title": "g"}
+    await harness.feed(group_message)
+    async with session_factory() as session:
+        assert (await session.get(User, 21)).is_active is False

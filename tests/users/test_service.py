@@ -72,6 +72,9 @@ async def test_increment(session_factory):
     async with session_factory() as s:
         with pytest.raises(InvalidInput, match="not a number"):
             await service.increment(s, 1, "city")
+        for bad in (float("nan"), float("inf"), True, "1"):
+            with pytest.raises(InvalidInput, match="finite number"):
+                await service.increment(s, 1, "score", bad)
     assert (await _docs(session_factory))["markers"]["city"] == "Москва"
 
 
@@ -90,7 +93,7 @@ async def test_list_add_and_remove(session_factory):
 
 
 @pytest.mark.parametrize(
-    "key", ["", " ", "a" * 65, "bad\x00key", "tab\tkey", 'quo"te', "a..b", ".lead"]
+    "key", ["", " ", "a" * 65, "bad\x00key", "tab\tkey", 'quo"te', "a..b", ".lead", "tags.0", "7"]
 )
 async def test_invalid_keys_are_refused(session_factory, key):
     await _make_user(session_factory)

@@ -19,10 +19,17 @@ def touch_from_update(update: Update, from_user: TgUser | None) -> Touch | None:
     if from_user is None or from_user.is_bot:
         return None
     last_message = None
+    is_active = None
     message = update.message
     if message is not None:
         last_message = message.text if message.text is not None else message.caption
-    is_active = None
+        # Writing to the bot in private means the user has (re)started it: a first /start
+        # sends no my_chat_member, and a user marked inactive by a broadcast's 403 is back.
+        if message.chat.type == "private":
+            is_active = True
+    query = update.callback_query
+    if query is not None and query.message is not None and query.message.chat.type == "private":
+        is_active = True
     member = update.my_chat_member
     if member is not None and member.chat.type == "private":
         status = member.new_chat_member.status
