@@ -21,7 +21,15 @@ from relove.conversation.scenarios.registry import ScenarioRegistry
 from relove.db.models import Gender, User, UserSnapshot
 from relove.db.types import utcnow
 from relove.conversation.reads import read_documents, user_dict
-from relove.users.service import Executor, set_values, unset
+from relove.users.service import (
+    Executor,
+    add_to_list,
+    get_user_documents,
+    remove_from_list,
+    set_values,
+    set_values_if,
+    unset,
+)
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +64,11 @@ def _norm(text: str) -> str:
     """Casefolded letters, digits and single spaces (labels often carry emoji)."""
     kept = "".join(ch if ch.isalnum() else " " for ch in text.casefold())
     return " ".join(kept.split())
+
+
+def _same(a: Any, b: Any) -> bool:
+    """JSON equality (``True`` is not ``1``, as in the database's list operations)."""
+    return type(a) is type(b) and a == b
 
 
 def check_text(step: Step, raw: str) -> Any:
@@ -174,10 +187,29 @@ class ScenarioEngine:
         value = step.options[index].value
         if step.type == "choice":
             return await self._store_and_advance(executor, user, flow, step, value)
-        # multi: toggle
-        selected = [v for v in selected if v != value] if value in selected else selected + [value]
-        await set_values(executor, user.id, {"scenario.selected": selected}, doc="context")
+        selected = await self._toggle(executor, user.id, flow, step, value)
+        if selected is None:
+            return None  # the flow moved on meanwhile (another tap, a typed answer)
         return Question(flow, step, selected=selected)
+
+    async def _toggle(
+        self, executor: Executor, user_id: int, flow: Flow, step: Step, value: Any
+    ) -> list[Any] | None:
+        """Toggle ``value`` in ``context.scenario.selected`` without losing a concurrent tap.
+
+        The claim comes first, so the "is it selected?" decision and the list update below see
+        every committed tap. The list itself changes with the atomic add/remove operations,
+        never by writing back a list computed in Python. ``None`` when the user is no longer on
+        this question."""
+        context = await self._claim(executor, user_id, flow, step)
+        if context is None:
+            return None
+        current = (context.get("scenario") or {}).get("selected")
+        if isinstance(current, list) and any(_same(v, value) for v in current):
+            return await remove_from_list(
+                executor, user_id, "scenario.selected", value, doc="context"
+            )
+        return await add_to_list(executor, user_id, "scenario.selected", value, doc="context")
 
     async def confirm(
         self, executor: Executor, user: UserSnapshot, flow_id: str, step_id: str
@@ -187,12 +219,16 @@ class ScenarioEngine:
         st = self.state(docs["context"])
         if st is None or st[0].id != flow_id or st[1].id != step_id:
             return None
-        flow, step, selected = st
-        if not selected:
+        flow, step, _ = st
+        context = await self._claim(executor, user.id, flow, step)
+        if context is None:
+            return None
+        selected = (context.get("scenario") or {}).get("selected")
+        if not isinstance(selected, list) or not selected:
             return Question(flow, step, error="choose")
         order = [o.value for o in step.options]
         value = sorted(selected, key=lambda v: order.index(v) if v in order else len(order))
-        return await self._store_and_advance(executor, user, flow, step, value)
+        return await self._store_and_advance(executor, user, flow, step, value, claimed=True)
 
     async def skip(
         self, executor: Executor, user: UserSnapshot, flow_id: str, step_id: str
@@ -201,8 +237,11 @@ class ScenarioEngine:
         st = self.state(docs["context"])
         if st is None or st[0].id != flow_id or st[1].id != step_id or not st[1].skippable:
             return None
-        data = await user_dict(executor, user)
-        return await self._advance(executor, user, st[0], st[0].index(step_id), data)
+        flow, step, _ = st
+        if await self._claim(executor, user.id, flow, step) is None:
+            return None
+        data = await self._locked_user_dict(executor, user)
+        return await self._advance(executor, user, flow, flow.index(step.id), data)
 
     async def cancel(self, executor: Executor, user: UserSnapshot) -> bool:
         docs = await read_documents(executor, user.id)
@@ -212,11 +251,41 @@ class ScenarioEngine:
         return True
 
     # -- internals -----------------------------------------------------------------------------
+    async def _claim(
+        self, executor: Executor, user_id: int, flow: Flow, step: Step
+    ) -> dict[str, Any] | None:
+        """Lock the user's row for answering ``step``: a compare-and-set on the current flow and
+        step, which writes (the row lock on PostgreSQL, the write lock on SQLite) and returns
+        the context as of that lock — or ``None`` when the user has moved on meanwhile (a
+        concurrent tap or answer got there first). Everything after it in the transaction sees
+        every committed change and no concurrent answer can interleave."""
+        here = {"scenario.flow": flow.id, "scenario.step": step.id}
+        return await set_values_if(executor, user_id, here, expect=here, doc="context")
+
+    @staticmethod
+    async def _locked_user_dict(executor: Executor, user: UserSnapshot) -> dict[str, Any]:
+        """``user.to_dict()`` with fresh documents, read inside the claimed (writing)
+        transaction — no commit, so the lock is kept until the flow state is written."""
+        data = user.to_dict()
+        data.update(await get_user_documents(executor, user.id))
+        return data
+
     async def _store_and_advance(
-        self, executor: Executor, user: UserSnapshot, flow: Flow, step: Step, value: Any
-    ) -> Outcome:
+        self,
+        executor: Executor,
+        user: UserSnapshot,
+        flow: Flow,
+        step: Step,
+        value: Any,
+        *,
+        claimed: bool = False,
+    ) -> Outcome | None:
+        if not claimed and await self._claim(executor, user.id, flow, step) is None:
+            return None
         await store_answer(executor, user.id, step.marker, value)
-        data = await user_dict(executor, user)
+        data = await self._locked_user_dict(executor, user)
+        if step.marker == "gender" and isinstance(value, str) and value in Gender.__members__:
+            data["gender"] = value
         return await self._advance(executor, user, flow, flow.index(step.id), data)
 
     async def _advance(
