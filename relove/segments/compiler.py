@@ -86,6 +86,21 @@ def compile_filter(
     return _Compiler(name == "postgresql").compile(pred)
 
 
+#: Core columns: cheaper to build expressions on than the ORM-instrumented attributes.
+_TABLE: Any = User.__table__
+
+
+def pg_extract(doc: Any, path: tuple[str, ...], *, as_text: bool = False) -> Any:
+    """A document path on PostgreSQL: ``doc -> 'key'`` (``->>`` as text) for a top-level key,
+    ``doc #> '{a,b}'`` (``#>>``) for a nested one. ``->`` skips unpacking a path array per row
+    (measurably faster over 1M rows); both are NULL when the key is missing."""
+    if len(path) == 1:
+        op, key = ("->>" if as_text else "->"), literal(path[0], Text())
+    else:
+        op, key = ("#>>" if as_text else "#>"), literal(list(path), ARRAY(Text()))
+    return doc.op(op, return_type=Text if as_text else JSONB)(key)
+
+
 def _number(v: int | float) -> Decimal:
     return Decimal(v) if isinstance(v, int) else Decimal(repr(v))
 
@@ -157,7 +172,7 @@ class _Compiler:
         out: list[Any] = []
         for doc_name, obj in merged.items():
             if obj:
-                doc: Any = getattr(User, doc_name)
+                doc: Any = _TABLE.c[doc_name]
                 out.append(doc.op("@>", return_type=Boolean)(literal(obj, JSONB())))
         return out + rest
 
@@ -175,7 +190,7 @@ class _Compiler:
 
     def _column(self, p: Pred, f: Field) -> ColumnElement[bool]:
         name = f.path[0]
-        col: Any = getattr(User, name)
+        col: Any = _TABLE.c[name]
         if isinstance(p, Exists):
             return col.is_not(None) if name in NULLABLE_COLUMNS else true()
         if isinstance(p, Cmp):
@@ -195,44 +210,45 @@ class _Compiler:
 
     # -- PostgreSQL documents ------------------------------------------------------------------
     def _pg(self, p: Pred, f: Field) -> ColumnElement[bool]:
-        doc: Any = getattr(User, f.doc)  # type: ignore[arg-type]
-        path = literal(list(f.path), ARRAY(Text()))
-        value_json = doc.op("#>", return_type=JSONB)(path)
-        value_text = doc.op("#>>", return_type=Text)(path)
-        typ = func.jsonb_typeof(value_json, type_=Text)
+        doc: Any = _TABLE.c[f.doc]  # type: ignore[index]
+
+        def value_text() -> Any:
+            return pg_extract(doc, f.path, as_text=True)
 
         def contained(value: Any) -> ColumnElement[bool]:
             return doc.op("@>", return_type=Boolean)(literal(_nest(f.path, value), JSONB()))
 
         def when(type_name: str, expr: Any) -> ColumnElement[bool]:
+            typ = func.jsonb_typeof(pg_extract(doc, f.path), type_=Text)
             return case((typ == type_name, expr), else_=false())
 
         if isinstance(p, Exists):
+            typ = func.jsonb_typeof(pg_extract(doc, f.path), type_=Text)
             return func.coalesce(typ, "null") != "null"
         if isinstance(p, Cmp):
             v = p.value
             if p.op == "=":
                 return contained(v)
             if isinstance(v, str):
-                return when("string", _op(value_text.collate("C"), p.op, literal(v, Text())))
-            return when("number", _op(cast(value_text, Numeric), p.op,
+                return when("string", _op(value_text().collate("C"), p.op, literal(v, Text())))
+            return when("number", _op(cast(value_text(), Numeric), p.op,
                                       literal(_number(v), Numeric())))  # fmt: skip
         if isinstance(p, Contains):
             member = contained([p.value])
             if isinstance(p.value, str):
-                return or_(member, when("string", self._substring(value_text,
+                return or_(member, when("string", self._substring(value_text(),
                                                                   literal(p.value, Text()))))
             return member
         if isinstance(p, IContains):
             needle = self._lower(literal(p.value, Text()))
-            return when("string", self._substring(self._lower(value_text), needle))
+            return when("string", self._substring(self._lower(value_text()), needle))
         if isinstance(p, Regex):
-            return when("string", self._regex(value_text, p.pattern))
+            return when("string", self._regex(value_text(), p.pattern))
         raise FilterError(f"unsupported predicate {p!r}")
 
     # -- SQLite documents ----------------------------------------------------------------------
     def _sqlite(self, p: Pred, f: Field) -> ColumnElement[bool]:
-        doc: Any = getattr(User, f.doc)  # type: ignore[arg-type]
+        doc: Any = _TABLE.c[f.doc]  # type: ignore[index]
         path = literal("$" + "".join(f'."{k}"' for k in f.path), Text())
         typ = func.json_type(doc, path, type_=Text)
         value = func.json_extract(doc, path)
@@ -279,4 +295,4 @@ class _Compiler:
         raise FilterError(f"unsupported predicate {p!r}")
 
 
-__all__ = ["DIALECTS", "as_tree", "compile_filter"]
+__all__ = ["DIALECTS", "as_tree", "compile_filter", "pg_extract"]

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, func, select
+from sqlalchemy import ColumnElement, delete, func, select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -45,6 +45,30 @@ def _dialect(session: AsyncSession) -> str:
     return session.get_bind().dialect.name
 
 
+_CUSTOM_PLANS = "relove.segments.custom_plans"
+
+
+async def plan_with_values(session: AsyncSession) -> None:
+    """On PostgreSQL, plan this transaction's statements with their bound values.
+
+    The driver prepares each statement once per connection, and after five executions
+    PostgreSQL may switch to a *generic* plan that ignores the values. For a filter that is
+    wrong: ``city = "Урюпинск"`` (500 users) and ``city = "Москва"`` (200,000) share one
+    statement but need different plans, and the generic plan of ``score >= 50 and source in
+    (…)`` runs without parallel workers (measured 1.2–1.9× slower on 1M users). So filtered
+    statements get ``SET LOCAL plan_cache_mode = force_custom_plan``: one round trip (~0.1 ms)
+    for the first filtered statement of a transaction (or savepoint); it ends with it.
+    """
+    if _dialect(session) != "postgresql":
+        return
+    sync = session.sync_session
+    current = sync.get_nested_transaction() or sync.get_transaction()
+    if current is not None and session.info.get(_CUSTOM_PLANS) is current:
+        return
+    await session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
+    session.info[_CUSTOM_PLANS] = sync.get_nested_transaction() or sync.get_transaction()
+
+
 async def load_segments(session: AsyncSession, tree: FilterTree) -> dict[str, FilterTree]:
     """The saved segments ``tree`` refers to, directly or through other segments."""
     found: dict[str, FilterTree] = {}
@@ -75,7 +99,11 @@ async def resolve_filter(
 
 
 async def _where(session: AsyncSession, flt: FilterInput | None) -> ColumnElement[bool] | None:
-    return None if flt is None else await resolve_filter(session, flt)
+    if flt is None:
+        return None
+    where = await resolve_filter(session, flt)
+    await plan_with_values(session)
+    return where
 
 
 def _database_error(e: DBAPIError) -> FilterError:

@@ -94,3 +94,19 @@ async def test_bad_input(audience):
             await breakdown(s, "markers")
         with pytest.raises(InvalidInput):
             await breakdown(s, "city", top=0)
+
+
+async def test_breakdown_by_nested_path_and_repeated_runs(session_factory):
+    async with session_factory.begin() as s:
+        s.add_all(
+            User(id=i, updated_at=NOW, markers=m)
+            for i, m in enumerate([{"n": {"x": "a"}}, {"n": {"x": "a"}}, {"n": {"x": 1.0}},
+                                   {"n": {"x": 1}}, {"n": "x"}, {}], start=1)
+        )  # fmt: skip
+    async with session_factory() as s:
+        for _ in range(7):  # past PostgreSQL's five custom plans: the same answer
+            b = await breakdown(s, "markers.n.x")
+            assert {r.value: r.count for r in b.rows} == {"a": 2, 1: 2}  # 1 and 1.0 are one
+            assert (b.total, b.not_set, b.distinct, b.other) == (6, 2, 2, 0)
+            f = await breakdown(s, "markers.n.x", "n.x = 1")
+            assert [(r.value, r.count) for r in f.rows] == [(1, 2)] and f.total == 2

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from relove.db.models import User
 from relove.db.types import utcnow
@@ -110,3 +110,32 @@ async def test_mixed_types_never_cause_a_database_error(people):
             await count_users(s, text)  # must not raise
         assert await count_users(s, "city > 3") == 1
         assert await count_users(s, 'city ~ "^м"') == 2
+
+
+async def _plan_cache_mode(s) -> str | None:
+    if s.get_bind().dialect.name != "postgresql":
+        return None
+    return (await s.execute(text("SHOW plan_cache_mode"))).scalar_one()
+
+
+async def test_repeated_filters_are_planned_with_their_values(people):
+    """One statement shape, many values: past PostgreSQL's five custom plans the counts stay
+    exact, the statements keep being planned per value, and the setting ends with the
+    transaction (a savepoint rolled back included)."""
+    pg = people.kw["bind"].dialect.name == "postgresql"
+    async with people() as s:
+        for _ in range(4):
+            assert await count_users(s, 'city = "Москва"') == 2
+            assert await count_users(s, 'city = "Тверь"') == 1
+            assert await count_users(s, "score >= 50") == 1
+            assert await count_users(s, "score >= 80") == 0
+        assert await _plan_cache_mode(s) == ("force_custom_plan" if pg else None)
+        savepoint = await s.begin_nested()
+        assert await count_users(s, 'gender = "female"') == 2
+        await savepoint.rollback()
+        assert await count_users(s, 'gender = "female"') == 2
+        assert await _plan_cache_mode(s) == ("force_custom_plan" if pg else None)
+        await s.commit()
+        assert await _plan_cache_mode(s) == ("auto" if pg else None)
+        assert await count_users(s) == 4  # no filter: nothing to plan per value
+        assert await _plan_cache_mode(s) == ("auto" if pg else None)
