@@ -6,8 +6,9 @@ links with http(s) URLs, headings as bold). Each tag is produced whole from one 
 already-escaped text, so the output is balanced by construction — never a 400 for bad markup.
 
 Long answers are cut on paragraph boundaries (then lines, then words) into parts of at most
-``limit`` characters of HTML (Telegram's limit is 4096 characters of text; counting the HTML
-is stricter, so always safe).
+``limit`` UTF-16 code units of HTML. Telegram's limit is 4096 UTF-16 code units of the visible
+text (an emoji such as 😀 counts 2); counting the HTML in the same units is stricter (tags and
+entities only add), so a part is always accepted.
 """
 
 from __future__ import annotations
@@ -102,71 +103,102 @@ def _normalise(text: str) -> str:
     return "".join(ch for ch in text if ch in "\n\t" or ch >= " " or ch == "\u200b")
 
 
+def size(text: str) -> int:
+    """Length as Telegram counts it: UTF-16 code units (an emoji outside the BMP is 2)."""
+    return len(text) + sum(1 for ch in text if ord(ch) > 0xFFFF)
+
+
 def split_html(text: str, limit: int = TELEGRAM_LIMIT) -> list[str]:
-    """Markdown/plain answer → HTML parts, each at most ``limit`` characters, split between
-    paragraphs where possible; an oversized paragraph is split on lines, then words, as plain
-    escaped text (its formatting is dropped rather than broken)."""
+    """Markdown/plain answer → HTML parts, each at most ``limit`` UTF-16 code units of HTML
+    (the visible text plus tag and entity overhead, so always within Telegram's limit on the
+    visible text), split between paragraphs where possible; an oversized paragraph is split on
+    lines, then words, as plain escaped text (its formatting is dropped rather than broken)."""
     parts: list[str] = []
-    current = ""
+    current, current_size = "", 0
     for kind, body in _blocks(_normalise(text)):
         rendered = _render(kind, body)
-        pieces = [rendered] if len(rendered) <= limit else _split_oversized(kind, body, limit)
-        for piece in pieces:
+        n = size(rendered)
+        pieces = [(rendered, n)] if n <= limit else _split_oversized(kind, body, limit)
+        for piece, piece_size in pieces:
             if not current:
-                current = piece
-            elif len(current) + 2 + len(piece) <= limit:
+                current, current_size = piece, piece_size
+            elif current_size + 2 + piece_size <= limit:
                 current += "\n\n" + piece
+                current_size += 2 + piece_size
             else:
                 parts.append(current)
-                current = piece
+                current, current_size = piece, piece_size
     if current:
         parts.append(current)
     return parts
 
 
-def _split_oversized(kind: str, body: str, limit: int) -> list[str]:
+def _split_oversized(kind: str, body: str, limit: int) -> list[tuple[str, int]]:
     wrap = ("<pre>", "</pre>") if kind == "code" else ("", "")
-    room = limit - len(wrap[0]) - len(wrap[1])
-    chunks: list[str] = []
-    current = ""
-    for unit in _units(body, room):
+    overhead = len(wrap[0]) + len(wrap[1])
+    room = limit - overhead
+    chunks: list[tuple[str, int]] = []
+    current, current_size = "", 0
+    for unit, unit_size in _units(body, room):
         sep = "\n" if current and not current.endswith("\n") else ""
-        candidate = current + sep + unit if current else unit
-        if len(candidate) <= room:
-            current = candidate
+        if not current:
+            current, current_size = unit, unit_size
+        elif current_size + len(sep) + unit_size <= room:
+            current += sep + unit
+            current_size += len(sep) + unit_size
         else:
-            if current:
-                chunks.append(current)
-            current = unit
+            chunks.append((current, current_size))
+            current, current_size = unit, unit_size
     if current:
-        chunks.append(current)
-    return [wrap[0] + c + wrap[1] for c in chunks]
+        chunks.append((current, current_size))
+    return [(wrap[0] + c + wrap[1], n + overhead) for c, n in chunks]
 
 
-def _units(body: str, room: int) -> list[str]:
-    """Escaped lines of ``body``, each at most ``room`` characters (split on spaces, then hard)."""
-    units: list[str] = []
+def _cut(word: str, room: int) -> int:
+    """How many characters of escaped ``word`` fit in ``room`` UTF-16 units, never cutting
+    inside an entity (``&amp;``); at least one character, so splitting always progresses."""
+    used = 0
+    cut = 0
+    for ch in word:
+        used += 2 if ord(ch) > 0xFFFF else 1
+        if used > room:
+            break
+        cut += 1
+    cut = max(cut, 1)
+    amp = word.rfind("&", 0, cut)
+    if amp > 0 and word.find(";", amp) >= cut:
+        cut = amp
+    return cut
+
+
+def _units(body: str, room: int) -> list[tuple[str, int]]:
+    """Escaped lines of ``body`` with their sizes, each at most ``room`` UTF-16 units (split on
+    spaces, then hard)."""
+    units: list[tuple[str, int]] = []
     for line in body.split("\n"):
         escaped = escape(line)
-        if len(escaped) <= room:
-            units.append(escaped)
+        n = size(escaped)
+        if n <= room:
+            units.append((escaped, n))
             continue
-        current = ""
+        current, current_size = "", 0
         for word in line.split(" "):
             w = escape(word)
-            while len(w) > room:  # one huge "word": cut, never inside an entity
-                cut = room
-                amp = w.rfind("&", 0, cut)
-                if amp != -1 and w.find(";", amp) >= cut:
-                    cut = amp
-                units.append(w[:cut])
+            w_size = size(w)
+            while w_size > room:  # one huge "word": cut, never inside an entity
+                cut = _cut(w, room)
+                head = w[:cut]
+                units.append((head, size(head)))
                 w = w[cut:]
-            candidate = f"{current} {w}" if current else w
-            if len(candidate) <= room:
-                current = candidate
+                w_size = size(w)
+            if not current:
+                current, current_size = w, w_size
+            elif current_size + 1 + w_size <= room:
+                current += " " + w
+                current_size += 1 + w_size
             else:
-                units.append(current)
-                current = w
+                units.append((current, current_size))
+                current, current_size = w, w_size
         if current:
-            units.append(current)
+            units.append((current, current_size))
     return units

@@ -177,3 +177,27 @@ async def test_deep_link_skips_the_source_question_and_admin_reload(
     assert "Файл не принят" in reply["text"] and "scenarios.yaml:" in reply["text"]
     feedback = await client.ask(uid, "/feedback")
     assert "от 1 до 10" in feedback["text"]
+
+
+async def test_emoji_answer_is_split_by_utf16_units_and_fully_delivered(
+        companion: LiveBot, fake_openai: FakeOpenAI):
+    """4039 characters of emoji are 8039 UTF-16 units: one message would be refused as too
+    long by the sandbox, as by Telegram. The answer arrives whole, in parts that fit."""
+    client = companion.client
+    user = await companion.new_user("Оля")
+    uid = user["id"]
+    async with companion.engine.begin() as conn:  # already onboarded: free text → companion
+        await conn.execute(User.__table__.insert().values(
+            id=uid, first_name="Оля", context={"scenarios_done": {"onboarding": "2026-01-01"}}))
+    fake_openai.script(Behaviour(text=("😀" * 100 + " ") * 40))
+    sent = await client.send(uid, "Покажи эмодзи")
+
+    def delivered(view: dict) -> list[dict] | None:
+        parts = [m for m in view["messages"] if m["from_bot"] and m["message_id"] > sent["message_id"]]
+        return parts if sum(m["text"].count("😀") for m in parts) >= 4000 else None
+
+    parts = await client.wait_for(uid, delivered, timeout=15)
+    assert len(parts) == 2
+    assert sum(m["text"].count("😀") for m in parts) == 4000
+    for m in parts:
+        assert len(m["text"].encode("utf-16-le")) // 2 <= 4096

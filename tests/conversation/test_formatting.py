@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from relove.conversation.formatting import TELEGRAM_LIMIT, split_html, to_html
-from relove.sandbox.html_check import parse_html
+from relove.sandbox.html_check import parse_html, utf16_len
 
 
 def plain(html_text: str) -> str:
@@ -89,4 +89,31 @@ def test_any_output_is_valid_telegram_html(text):
 @given(st.text(max_size=400))
 def test_any_unicode_is_valid_telegram_html(text):
     for part in split_html(text):
+        parse_html(part)
+
+
+def test_emoji_answers_split_by_utf16_units():
+    """Telegram counts UTF-16 code units: 😀 is two. 4039 characters of emoji are 8039 units."""
+    text = ("😀" * 100 + " ") * 40
+    parts = split_html(text)
+    assert len(parts) > 1
+    for part in parts:
+        assert utf16_len(plain(part)) <= TELEGRAM_LIMIT
+        assert utf16_len(part) <= TELEGRAM_LIMIT
+    assert "".join(plain(p).replace(" ", "").replace("\n", "") for p in parts) == "😀" * 4000
+
+
+def test_one_huge_emoji_word_is_cut_between_characters():
+    parts = split_html("👍🏽" * 3000 + " a&b " + "😀" * 5000)
+    for part in parts:
+        assert utf16_len(plain(part)) <= TELEGRAM_LIMIT
+        parse_html(part)
+    assert "".join(plain(p) for p in parts).count("😀") == 5000
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list("ab *_`\n&<") + ["😀", "𝒳", "é"]), max_size=400))
+def test_astral_characters_never_overflow_a_part(text):
+    for part in split_html(text, limit=60):
+        assert utf16_len(part) <= 60
         parse_html(part)

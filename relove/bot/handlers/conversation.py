@@ -7,7 +7,7 @@ from aiogram import F, Router
 from aiogram.types import Message
 from aiogram.utils.chat_action import ChatActionSender
 
-from relove.bot.handlers.reply import send_markdown
+from relove.bot.handlers.reply import send_markdown, send_quietly
 from relove.bot.middlewares.conversation import ConversationMiddleware
 from relove.bot.texts import Texts
 from relove.conversation.components import ConversationComponents
@@ -33,9 +33,9 @@ async def talk(
     async with ChatActionSender.typing(bot=message.bot, chat_id=message.chat.id):
         reply = await conversation.chat.reply(user, message.text)
     if reply.kind is ReplyKind.answer and reply.text:
-        await send_markdown(message, reply.text)
+        await send_markdown(message, reply.text, fallback=texts("reply_not_delivered"))
     else:
-        await message.answer(texts(_REFUSAL_TEXTS.get(reply.kind, "conversation_fallback")))
+        await send_quietly(message, texts(_REFUSAL_TEXTS.get(reply.kind, "conversation_fallback")))
 
 
 def create_router() -> Router:

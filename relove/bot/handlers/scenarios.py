@@ -15,11 +15,12 @@ from aiogram.utils.keyboard import InlineKeyboardBuilder
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from relove.bot.filters import IsAdmin
-from relove.bot.handlers.reply import send_markdown
+from relove.bot.handlers.reply import edit_markup_quietly, send_markdown, send_quietly
 from relove.bot.handlers.start import record_source
 from relove.bot.middlewares.conversation import ConversationMiddleware
 from relove.bot.texts import Texts
 from relove.conversation.components import ConversationComponents
+from relove.conversation.formatting import to_html
 from relove.conversation.scenarios.engine import AnswerRejected, Finished, Outcome, Question
 from relove.conversation.yamlfile import DefinitionError
 from relove.db.models import UserSnapshot
@@ -56,7 +57,7 @@ def question_keyboard(q: Question, texts: Texts) -> InlineKeyboardMarkup | None:
 
 def error_text(q: Question, reason: str, texts: Texts) -> str:
     if q.step.error and reason != "choose":
-        return q.step.error
+        return to_html(q.step.error)  # operator-written Markdown, like the question itself
     v = q.step.validate_
     values: dict[str, Any] = {"min": v.min if v.min is not None else v.min_length, "max": v.max}
     if reason == "too_long":
@@ -65,15 +66,20 @@ def error_text(q: Question, reason: str, texts: Texts) -> str:
 
 
 async def show(message: Message, outcome: Outcome, texts: Texts) -> None:
+    """Operator-written texts go through :func:`send_markdown` (split in UTF-16 units, never
+    raising on a 400: a refused text becomes a short notice, with the question's buttons)."""
+    fallback = texts("scenario_not_delivered")
     if isinstance(outcome, Finished):
         if outcome.flow.done:
-            await send_markdown(message, outcome.flow.done)
+            await send_markdown(message, outcome.flow.done, fallback=fallback)
         else:
-            await message.answer(texts("scenario_done_default"))
+            await send_quietly(message, texts("scenario_done_default"))
         return
     if outcome.intro:
-        await send_markdown(message, outcome.intro)
-    await send_markdown(message, outcome.step.text, reply_markup=question_keyboard(outcome, texts))
+        await send_markdown(message, outcome.intro, fallback=fallback)
+    await send_markdown(
+        message, outcome.step.text, fallback=fallback, reply_markup=question_keyboard(outcome, texts)
+    )
 
 
 # -- filters --------------------------------------------------------------------------------------
@@ -162,7 +168,7 @@ async def on_answer(
     except AnswerRejected as e:
         q = e.question
         markup = question_keyboard(q, texts)
-        await message.answer(error_text(q, e.reason, texts), reply_markup=markup)
+        await send_quietly(message, error_text(q, e.reason, texts), reply_markup=markup)
         return
     if outcome is None:
         raise SkipHandler  # the flow ended or was removed: let the conversation answer
@@ -201,11 +207,11 @@ async def on_button(
         else:
             await query.answer()
         if message is not None and not outcome.error:
-            await message.edit_reply_markup(reply_markup=question_keyboard(outcome, texts))
+            await edit_markup_quietly(message, question_keyboard(outcome, texts))
         return
     await query.answer()
     if message is not None:
-        await message.edit_reply_markup(reply_markup=None)  # answered: remove the old buttons
+        await edit_markup_quietly(message, None)  # answered: remove the old buttons
         await show(message, outcome, texts)
 
 
