@@ -12,6 +12,7 @@ from aiogram import Bot
 from aiogram.methods import EditMessageReplyMarkup, SendMessage, TelegramMethod
 
 from relove.bot.factory import create_bot, create_dispatcher
+from relove.bot.handlers.reply import visible_text
 from tests.bot.fake_telegram import FakeTelegramSession, callback_update, message_update, tg_user
 from tests.conversation.fake_openai import Behaviour, FakeOpenAI
 from tests.conversation.test_handlers import TEXTS, Harness, settings
@@ -109,3 +110,29 @@ async def test_unchanged_keyboard_edit_is_not_a_crash(plain: RefusingHarness):
     )
     await plain.feed(callback_update(u, "sc:onboarding:interests:0"))  # must not raise
     assert plain.telegram.refused
+
+
+async def test_long_emoji_catalog_item_is_delivered_within_the_limit(db, tmp_path):
+    catalog = tmp_path / "catalog.yaml"
+    catalog.write_text(
+        "items:\n  - id: emoji\n    title: Эмодзи-курс\n    url: https://example.org/e\n"
+        f"    text: \"{'🌿' * 2990} конец\"\n",
+        encoding="utf-8",
+    )
+    h = RefusingHarness(settings(catalog_file=catalog), db)
+    # refuse like Telegram: more than 4096 UTF-16 units of visible text
+    h.telegram.refuse = lambda m: (
+        "message is too long"
+        if isinstance(m, SendMessage) and len(visible_text(m.text).encode("utf-16-le")) > 8192
+        else None
+    )
+    try:
+        u = tg_user(45)
+        await h.feed(message_update(u, "/cancel"), callback_update(u, "rec:emoji"))
+        assert not h.telegram.refused
+        texts = [m.text for m in h.sent()]
+        first = next(i for i, t in enumerate(texts) if "Эмодзи-курс" in t)
+        assert "https://example.org/e" in texts[first]
+        assert "".join(texts[first:]).count("🌿") == 2990 and texts[-1].endswith("конец")
+    finally:
+        await h.close()

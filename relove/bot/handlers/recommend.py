@@ -10,11 +10,12 @@ from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMar
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from relove.bot.handlers.reply import send_markdown, send_quietly
 from relove.bot.middlewares.conversation import ConversationMiddleware
 from relove.bot.texts import Texts
 from relove.conversation.catalog import CatalogItem
 from relove.conversation.components import ConversationComponents
-from relove.conversation.formatting import to_html
+from relove.conversation.formatting import TELEGRAM_LIMIT, size, to_html
 from relove.db.models import UserSnapshot
 
 PREFIX = "rec:"
@@ -71,8 +72,19 @@ async def pick(
         await query.answer(texts("recommend_gone"))
         return
     await query.answer(texts("recommend_picked"))
-    if query.message is not None:
-        await query.message.answer(item_html(item))
+    if isinstance(query.message, Message):
+        await send_item(query.message, item, texts)
+
+
+async def send_item(message: Message, item: CatalogItem, texts: Texts) -> None:
+    """The item as one message when it fits Telegram's limit (UTF-16 units); otherwise its
+    title and link first, then its text split like any long reply. Never raises on a 400."""
+    whole = item_html(item)
+    if size(whole) <= TELEGRAM_LIMIT or not item.text:
+        await send_quietly(message, whole)
+        return
+    await send_quietly(message, item_html(item.model_copy(update={"text": None})))
+    await send_markdown(message, item.text, fallback=texts("reply_not_delivered"))
 
 
 def create_router() -> Router:
