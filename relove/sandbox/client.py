@@ -55,6 +55,8 @@ class SandboxClient:
     async def call(self, method: str, path: str, *, json: Any = None,
                    params: dict[str, Any] | None = None) -> Any:
         url = f"{self.base_url}/api/{path.lstrip('/')}"
+        if json is None and method.upper() not in ("GET", "HEAD"):
+            json = {}  # state-changing calls are always JSON (the API refuses anything else)
         try:
             async with self.session.request(method, url, json=json, params=params) as resp:
                 data = await resp.json(content_type=None)

@@ -249,13 +249,24 @@ class World:
             raise ValueError("user id must be a positive integer")
         if uid in self.users:
             raise ValueError(f"user {uid} already exists")
-        first_name = str(fields.pop("first_name", "") or "").strip()
-        if not first_name:
-            raise ValueError("first_name is required")
+        first_name = fields.pop("first_name", None)
+        if not isinstance(first_name, str) or not first_name.strip():
+            raise ValueError("first_name is required (a string)")
+        first_name = first_name.strip()
         allowed = {"last_name", "username", "language_code", "is_premium", "started"}
         unknown = set(fields) - allowed - {"blocked", "deactivated"}
         if unknown:
             raise ValueError(f"unknown user fields: {', '.join(sorted(unknown))}")
+        # Types are checked here: the user goes into every update, and one malformed field
+        # would make the bot's library reject a whole getUpdates batch and stall polling.
+        for key, kind, name in (
+            ("last_name", str, "a string"), ("username", str, "a string"),
+            ("language_code", str, "a string"), ("is_premium", bool, "true or false"),
+            ("started", bool, "true or false"), ("blocked", bool, "true or false"),
+            ("deactivated", bool, "true or false"),
+        ):
+            if fields.get(key) is not None and not isinstance(fields[key], kind):
+                raise ValueError(f"{key} must be {name}")
         user = SimUser(id=uid, first_name=first_name[:64])
         for key in allowed | {"blocked", "deactivated"}:
             if fields.get(key) is not None:

@@ -65,3 +65,50 @@ async def test_web_chat_is_served_with_a_strict_policy(sandbox: Sandbox) -> None
                 assert r.status == 200
         async with http.get(f"{sandbox.url}/static/../core.py") as r:
             assert r.status in (403, 404)
+
+
+async def test_cross_site_requests_are_refused(sandbox: Sandbox) -> None:
+    """A web page elsewhere can POST text/plain (no preflight) or send a foreign Origin: both
+    are refused and change nothing; same-origin JSON (the web chat) still works."""
+    before = len(sandbox.world.users)
+    host = sandbox.url.removeprefix("http://")
+    async with aiohttp.ClientSession() as http:
+        # a "simple" cross-site request: text/plain body that happens to be JSON
+        async with http.post(f"{sandbox.url}/api/users", data='{"first_name": "Evil", "id": 777}',
+                             headers={"Content-Type": "text/plain"}) as r:
+            assert r.status == 415
+        async with http.post(f"{sandbox.url}/api/reset") as r:  # no body, no type
+            assert r.status == 415
+        async with http.post(f"{sandbox.url}/api/users/1/messages",
+                             data="text=/admin", headers={
+                                 "Content-Type": "application/x-www-form-urlencoded"}) as r:
+            assert r.status == 415
+        # JSON from a foreign origin (or a sandboxed "null" origin)
+        for origin in ("http://evil.example", "null", f"http://{host}.evil.example",
+                       "http://127.0.0.1:1"):
+            async with http.post(f"{sandbox.url}/api/users", json={"first_name": "Evil"},
+                                 headers={"Origin": origin}) as r:
+                assert r.status == 403, origin
+            async with http.get(f"{sandbox.url}/api/users", headers={"Origin": origin}) as r:
+                assert r.status == 403, origin
+        assert len(sandbox.world.users) == before
+        # the web chat's own requests: same origin, JSON
+        async with http.post(f"{sandbox.url}/api/users", json={"first_name": "Своя"},
+                             headers={"Origin": f"http://{host}"}) as r:
+            assert r.status == 201
+        async with http.post(f"{sandbox.url}/api/users", data='{"first_name": "Ещё"}',
+                             headers={"Content-Type": "application/json; charset=utf-8"}) as r:
+            assert r.status == 201
+    assert len(sandbox.world.users) == before + 2
+
+
+@pytest.mark.parametrize("field,value", [
+    ("last_name", 5), ("last_name", ["a"]), ("username", {"a": 1}), ("language_code", 7),
+    ("first_name", 42), ("is_premium", "yes"), ("started", "no"),
+])
+async def test_user_fields_must_have_their_types(sandbox_client: SandboxClient, field, value):
+    body = {"first_name": "Типы", field: value}
+    with pytest.raises(SandboxError, match=field) as refused:
+        await sandbox_client.call("POST", "users", json=body)
+    assert refused.value.status == 400
+    assert await sandbox_client.users() == []

@@ -11,9 +11,10 @@ const state = { users: [], userId: null, version: -1, poll: 0, shownAnswers: new
 
 async function api(method, path, body) {
   const opts = { method, headers: {} };
-  if (body !== undefined) {
+  if (method !== "GET") {
+    // The control API takes state-changing requests only as JSON (it refuses other sites).
     opts.headers["Content-Type"] = "application/json";
-    opts.body = JSON.stringify(body);
+    opts.body = JSON.stringify(body === undefined ? {} : body);
   }
   const resp = await fetch("/api/" + path, opts);
   const data = await resp.json().catch(() => ({}));
