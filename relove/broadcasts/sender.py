@@ -127,8 +127,6 @@ class BroadcastSender:
         self._stop: str | None = None
         self._closing = False
         self._flush_lock = asyncio.Lock()
-        #: one state write at a time from this sender (SQLite would make a second one sleep)
-        self._write_lock = asyncio.Lock()
 
     # --- control -----------------------------------------------------------------------------
     def stop(self, reason: str) -> None:
@@ -210,10 +208,9 @@ class BroadcastSender:
 
     async def _launch(self, chunk: list[PendingDelivery]) -> None:
         try:
-            async with self._write_lock:
-                moved = await self.store.mark_sending(
-                    self.broadcast_id, self.owner, [d.delivery_id for d in chunk]
-                )
+            moved = await self.store.mark_sending(
+                self.broadcast_id, self.owner, [d.delivery_id for d in chunk]
+            )
         except Exception:
             self._release(len(chunk))
             log.exception("broadcast %s: marking deliveries sending failed", self.broadcast_id)
@@ -316,8 +313,7 @@ class BroadcastSender:
             batch, self._results = self._results, []
             for attempt in range(3):
                 try:
-                    async with self._write_lock:
-                        await self.store.record(self.broadcast_id, batch)
+                    await self.store.record(self.broadcast_id, batch)
                     break
                 except Exception:
                     if attempt == 2:
