@@ -217,10 +217,15 @@ class BroadcastSender:
             self.stop("store error")
             return
         self._release(len(chunk) - len(moved))
-        if not moved:
-            status = await self.store.heartbeat(
-                self.broadcast_id, self.owner, self.options.lease_ttl
-            )
+        if not moved:  # paused, cancelled or taken over? (nothing was sent from this chunk)
+            try:
+                status = await self.store.heartbeat(
+                    self.broadcast_id, self.owner, self.options.lease_ttl
+                )
+            except Exception:
+                log.exception("broadcast %s: heartbeat failed", self.broadcast_id)
+                self.stop("store error")
+                return
             if status is None or status != BroadcastStatus.running:
                 self.stop(str(status or "lost"))
             return

@@ -98,3 +98,18 @@ async def test_network_errors_are_transient(bot: Bot) -> None:
     finally:
         await client.close()
     assert result.outcome is Outcome.transient
+
+
+def test_the_worker_loads_no_aiogram() -> None:
+    """`relove worker` sends with the lean client: importing aiogram would cost it ~120 MB."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, relove.cli, relove.bot.texts, relove.broadcasts.botapi, "
+        "relove.broadcasts.notify, relove.broadcasts.ratelimit, relove.broadcasts.runner; "
+        "print(sorted(m for m in ('aiogram', 'openai', 'pymorphy3') "
+        "if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
