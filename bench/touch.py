@@ -142,7 +142,7 @@ async def run(url: str, n: int, users: int, label: str, repeats: int) -> float:
     }
     best: dict[str, float] = {}
     try:
-        for name, dp in dispatchers.items():  # warm up caches, pools, prepared statements
+        for dp in dispatchers.values():  # warm up caches, pools, prepared statements
             await _feed(dp, bot, _updates(2000, 200, seed=1))
         # Interleaved repeats, best of each: the machine's noise hits every variant alike.
         for _ in range(repeats):
