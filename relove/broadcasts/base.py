@@ -24,8 +24,12 @@ class Outcome(enum.StrEnum):
     failed = "failed"
     #: 429: wait ``retry_after``, then try the same message again
     retry_after = "retry_after"
-    #: network error or 5xx: try again with backoff
+    #: nothing can have reached Telegram (connection refused, DNS, connect timeout): try again
+    #: with backoff
     transient = "transient"
+    #: the request may have been delivered (timeout or dropped connection after it was sent,
+    #: 5xx, an answer that is not the Bot API's): never resent silently
+    unknown = "unknown"
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,20 +29,21 @@ DEFAULT_API_URL = "https://api.telegram.org"
 #: simultaneous connections to the Bot API (aiogram's default too)
 CONNECTIONS = 100
 TIMEOUT_S = 60.0
+CONNECT_S = 10.0
 
 
 def classify(status: int, body: str) -> SendResult:
     """Telegram's answer (HTTP status and body) as a send outcome, like aiogram's errors map:
-    ``parameters.retry_after`` → retry_after; 403 → blocked; 5xx → transient; any other error
-    (400 chat not found or bad markup, 401, 404, migrate_to_chat_id …) → failed."""
+    ``parameters.retry_after`` → retry_after; 403 → blocked; 5xx → unknown (Telegram's own 500
+    usually means "not sent", but a 502/504 from its front end can follow a delivery, and the
+    two can't be told apart reliably); an answer that is not the Bot API's JSON → unknown; any
+    other error (400 chat not found or bad markup, 401, 404, migrate_to_chat_id …) → failed."""
     try:
         data = json.loads(body)
     except ValueError:
         data = None
     if not isinstance(data, dict):
-        if status >= 500:
-            return SendResult(Outcome.transient, error=f"HTTP {status}")
-        return SendResult(Outcome.failed, error=f"HTTP {status}: not a Bot API answer")
+        return SendResult(Outcome.unknown, error=f"HTTP {status}: not a Bot API answer")
     if 200 <= status <= 226 and data.get("ok"):
         result = data.get("result")
         message_id = result.get("message_id") if isinstance(result, dict) else None
@@ -55,8 +56,20 @@ def classify(status: int, body: str) -> SendResult:
     if status == 403:
         return SendResult(Outcome.blocked, error=description)
     if status >= 500:
-        return SendResult(Outcome.transient, error=description)
+        return SendResult(Outcome.unknown, error=description)
     return SendResult(Outcome.failed, error=description)
+
+
+def network_outcome(exc: BaseException) -> SendResult:
+    """A network error as an outcome: ``transient`` (retried) only when the request cannot
+    have been sent — the connection was never made (refused, DNS failure, connect timeout);
+    anything later (a read timeout, the connection dropped after the request was written)
+    may follow a delivery → ``unknown``."""
+    if isinstance(exc, (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)):
+        return SendResult(Outcome.transient, error=f"{type(exc).__name__}: {exc}")
+    if isinstance(exc, asyncio.TimeoutError):
+        return SendResult(Outcome.unknown, error="Request timeout error")
+    return SendResult(Outcome.unknown, error=f"{type(exc).__name__}: {exc}")
 
 
 def message_payload(chat_id: int, message: RenderedMessage, *, paid: bool = False) -> tuple[
@@ -89,7 +102,8 @@ class BotApiClient:
         base = (base_url or DEFAULT_API_URL).rstrip("/")
         self._prefix = f"{base}/bot{token}/"
         self._connections = connections
-        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        # a connect timeout of its own: it is the one timeout after which nothing was sent
+        self._timeout = aiohttp.ClientTimeout(total=timeout, connect=min(timeout, CONNECT_S))
         self._session: aiohttp.ClientSession | None = None
 
     @classmethod
@@ -122,10 +136,8 @@ class BotApiClient:
             async with self.session.post(self._prefix + method, json=body) as resp:
                 text = await resp.text()
                 status = resp.status
-        except asyncio.TimeoutError:
-            return SendResult(Outcome.transient, error="Request timeout error")
-        except aiohttp.ClientError as e:
-            return SendResult(Outcome.transient, error=f"{type(e).__name__}: {e}")
+        except (asyncio.TimeoutError, aiohttp.ClientError) as e:
+            return network_outcome(e)
         return classify(status, text)
 
     async def edit_message_text(self, chat_id: int, message_id: int, text: str) -> SendResult:
@@ -145,4 +157,4 @@ class HttpSend:
         return await self.client.call(method, body)
 
 
-__all__ = ["BotApiClient", "HttpSend", "classify", "message_payload"]
+__all__ = ["BotApiClient", "HttpSend", "classify", "message_payload", "network_outcome"]

@@ -8,11 +8,17 @@ Per chunk of pending deliveries (pages are read by last id, so memory stays flat
    only succeeds while this worker holds the running broadcast's lease, so a paused, cancelled
    or taken-over broadcast stops within one chunk. This runs in the background: the next chunk
    is paced meanwhile, and the next page is read while this one is sent;
-3. send each message concurrently; a 429 pauses every sender for ``retry_after`` and the same
-   message is tried again; network errors and 5xx are retried with backoff up to
-   ``max_attempts``;
+3. send each message concurrently; a 429 pauses every sender for ``retry_after`` (messages
+   that already hold a rate slot wait for it too, right before their call) and the same message
+   is tried again; an error after which nothing can have been sent (connection refused, DNS,
+   connect timeout) is retried with backoff up to ``max_attempts``; anything that may have been
+   delivered (a timeout or dropped connection after the request went out, 5xx) is recorded
+   ``unknown`` and never resent silently;
 4. outcomes are written in grouped UPDATEs by a single writer, as soon as a quarter of the
    window (or ``flush_every`` seconds' worth) has finished — the window slot is freed only then.
+   A failed write is retried on a timer; if the store keeps failing for ``store_patience``
+   seconds the sender stops ("store error"), stops renewing its lease, and the rows it could
+   not record stay ``sending`` — the next worker marks them ``unknown``.
 
 Rows are ``sending`` from step 2 until their outcome is committed, and at most ``concurrency``
 rows are ever in that state (a semaphore counts them), so a kill -9 leaves at most
@@ -51,7 +57,10 @@ _STATUS = {
     Outcome.failed: DeliveryStatus.failed,
     Outcome.transient: DeliveryStatus.failed,
     Outcome.retry_after: DeliveryStatus.failed,
+    Outcome.unknown: DeliveryStatus.unknown,
 }
+_COUNTED_AS_ERRORS = (DeliveryStatus.failed, DeliveryStatus.unknown)
+STORE_ERROR = "store error"
 
 
 @dataclass(slots=True)
@@ -60,9 +69,9 @@ class SenderOptions:
     concurrency: int = 50
     #: pending rows read per query
     page_size: int = 500
-    #: attempts per message for network errors and 5xx
+    #: attempts per message when nothing was sent (connection refused, DNS, connect timeout)
     max_attempts: int = 3
-    #: failed deliveries in one run before the broadcast pauses
+    #: failed (or unknown) deliveries in one run before the broadcast pauses
     max_errors: int = 1000
     #: first backoff after a network error / 5xx, doubled each attempt
     backoff: float = 1.0
@@ -77,6 +86,10 @@ class SenderOptions:
     flush_size: int = 200
     #: seconds of sending marked ``sending`` in one UPDATE (at least one message)
     chunk_seconds: float = 0.01
+    #: how long outcome writes may keep failing (retried every ``store_retry_every``) before
+    #: the sender stops; ``None``: the lease length
+    store_patience: float | None = None
+    store_retry_every: float = 0.5
 
 
 @dataclass(slots=True)
@@ -125,14 +138,18 @@ class BroadcastSender:
         self._flush_now = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
         self._stop: str | None = None
+        self._stopped = asyncio.Event()
         self._closing = False
         self._flush_lock = asyncio.Lock()
+        self._flushed = asyncio.Event()
+        self._store_failing_since: float | None = None
 
     # --- control -----------------------------------------------------------------------------
     def stop(self, reason: str) -> None:
         """Stop taking new deliveries; messages in flight still complete and are recorded."""
         if self._stop is None:
             self._stop = reason
+            self._stopped.set()
             log.info("broadcast %s: stopping (%s)", self.broadcast_id, reason)
 
     @property
@@ -153,14 +170,38 @@ class BroadcastSender:
                     self.stop("finished")
                 else:  # rows still in flight elsewhere: look again shortly
                     await asyncio.sleep(self.options.heartbeat_every / 5)
+        except Exception:
+            log.exception("broadcast %s: sending stopped by an error", self.broadcast_id)
+            self.stop(STORE_ERROR)
         finally:
-            await self._drain()
-            heartbeat.cancel()
-            self._closing = True
-            self._has_results.set()
-            self._flush_now.set()
-            await asyncio.gather(heartbeat, writer, return_exceptions=True)
-            await self._flush()
+            try:
+                await self._drain()
+            finally:
+                heartbeat.cancel()
+                self._closing = True
+                self._has_results.set()
+                self._flush_now.set()
+                await asyncio.gather(heartbeat, writer, return_exceptions=True)
+                await self._close()
+        self.report.stopped = self._stop or "finished"
+        self.report.ended = time.monotonic()
+        return self.report
+
+    async def _close(self) -> None:
+        """Write what is left, pause on too many errors, give up the lease — each step on its
+        own: if the store fails, the lease simply lapses and the next worker marks the rows
+        still ``sending`` as ``unknown``."""
+        try:
+            await self._flush(attempts=1 if self._stop == STORE_ERROR else 3)
+        except Exception:
+            log.error("broadcast %s: %s outcomes could not be written; those deliveries stay "
+                      "'sending' and become 'unknown'", self.broadcast_id, len(self._results),
+                      exc_info=True)
+            self._results.clear()
+            self.stop(STORE_ERROR)
+        if self._stop == STORE_ERROR:
+            return  # the store is failing: let the lease lapse
+        try:
             if self._stop == "errors":
                 await self.store.pause(
                     self.broadcast_id,
@@ -169,9 +210,9 @@ class BroadcastSender:
                     f"(limit {self.options.max_errors})",
                 )
             await self.store.release(self.broadcast_id, self.owner)
-        self.report.stopped = self._stop or "finished"
-        self.report.ended = time.monotonic()
-        return self.report
+        except Exception:
+            log.exception("broadcast %s: releasing the lease failed (it lapses)",
+                          self.broadcast_id)
 
     async def _produce(self) -> None:
         """Dispatch every pending delivery once; the next page is read while this one is sent."""
@@ -198,13 +239,39 @@ class BroadcastSender:
     async def _dispatch(self, chunk: list[PendingDelivery]) -> None:
         """Take a window slot and a rate slot per message, then mark the chunk ``sending`` and
         send it in the background, so pacing the next chunk does not wait for the database."""
+        held = 0
         for _ in chunk:  # a slot is held only from its own rate slot on, not the chunk's first
-            await self._window.acquire()
+            if not await self._slot():
+                break
+            held += 1
             await self.lane.acquire()
         if self.stopping:
-            self._release(len(chunk))
+            self._release(held)
             return
         self._spawn(self._launch(chunk))
+
+    async def _slot(self) -> bool:
+        """A window slot, or False once the sender stops (slots may never free up when the
+        store fails)."""
+        if not self._window.locked():
+            await self._window.acquire()
+            return True
+        if self.stopping:
+            return False
+        acquire = asyncio.ensure_future(self._window.acquire())
+        stopped = asyncio.ensure_future(self._stopped.wait())
+        try:
+            await asyncio.wait((acquire, stopped), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopped.cancel()
+            if not acquire.done():
+                acquire.cancel()
+            await asyncio.gather(acquire, stopped, return_exceptions=True)
+        got = acquire.done() and not acquire.cancelled() and acquire.exception() is None
+        if got and self.stopping:
+            self._window.release()
+            return False
+        return got
 
     async def _launch(self, chunk: list[PendingDelivery]) -> None:
         try:
@@ -243,9 +310,15 @@ class BroadcastSender:
             self._window.release()
 
     async def _drain(self) -> None:
+        """Wait for the messages in flight and for the writer to record their outcomes (it
+        retries failed writes; a store failing for good stops the sender instead)."""
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
-        await self._flush()
+        while self._results and self._stop != STORE_ERROR and not self._closing:
+            self._flushed.clear()
+            self._flush_now.set()
+            self._has_results.set()
+            await self._flushed.wait()
 
     # --- one delivery ------------------------------------------------------------------------
     async def _deliver(self, delivery: PendingDelivery) -> None:
@@ -275,6 +348,9 @@ class BroadcastSender:
                 await self.lane.acquire()
             first = False
             await self.lane.parent.acquire_chat(delivery.recipient.id)
+            # a 429 may have come while this message waited: its rate slot is no licence to
+            # send during ``retry_after``
+            await self.lane.parent.wait_pause()
             attempts += 1
             result = await self.send(delivery.recipient, message)
             if result.outcome is Outcome.retry_after:
@@ -296,7 +372,7 @@ class BroadcastSender:
     def _result(self, delivery: PendingDelivery, attempts: int, result: SendResult) -> DeliveryResult:
         status = _STATUS[result.outcome]
         self.report.counts[status.value] += 1
-        if status is DeliveryStatus.failed:
+        if status in _COUNTED_AS_ERRORS:
             self.report.errors += 1
             if self.report.errors >= self.options.max_errors:
                 self.stop("errors")
@@ -311,48 +387,80 @@ class BroadcastSender:
         )
 
     # --- writing outcomes --------------------------------------------------------------------
-    async def _flush(self) -> None:
+    async def _flush(self, attempts: int = 1) -> None:
+        """Write the waiting outcomes and free their window slots; on failure they stay
+        waiting (and their slots busy) and the error is raised."""
         async with self._flush_lock:
             if not self._results:
                 return
             batch, self._results = self._results, []
-            for attempt in range(3):
+            for attempt in range(attempts):
                 try:
                     await self.store.record(self.broadcast_id, batch)
                     break
                 except Exception:
-                    if attempt == 2:
+                    if attempt == attempts - 1:
                         self._results[:0] = batch
                         raise
-                    log.warning("broadcast %s: writing outcomes failed, retrying",
-                                self.broadcast_id, exc_info=True)
-                    await asyncio.sleep(0.5 * (attempt + 1))
+                    await asyncio.sleep(self.options.store_retry_every)
             self._release(len(batch))
 
     async def _writer(self) -> None:
-        """Write outcomes once ``flush_size`` are waiting, or ``flush_every`` after the first."""
+        """Write outcomes once ``flush_size`` are waiting, or ``flush_every`` after the first;
+        retry a failed write every ``store_retry_every`` seconds, and stop the sender if the
+        store keeps failing for ``store_patience``."""
+        opts = self.options
+        patience = opts.store_patience if opts.store_patience is not None else opts.lease_ttl
+        loop = asyncio.get_running_loop()
         while not self._closing:
-            await self._has_results.wait()
+            if not self._results:
+                await self._has_results.wait()
             if not self._closing and len(self._results) < self._flush_size:
                 try:
-                    await asyncio.wait_for(self._flush_now.wait(), self.options.flush_every)
+                    await asyncio.wait_for(self._flush_now.wait(), opts.flush_every)
                 except TimeoutError:
                     pass
             self._flush_now.clear()
             self._has_results.clear()
             try:
                 await self._flush()
+                self._store_failing_since = None
             except Exception:
-                log.exception("broadcast %s: writing outcomes failed", self.broadcast_id)
-                self.stop("store error")
-                await asyncio.sleep(1.0)
+                now = loop.time()
+                if self._store_failing_since is None:
+                    self._store_failing_since = now
+                log.warning("broadcast %s: writing %s outcomes failed, retrying in %ss",
+                            self.broadcast_id, len(self._results), opts.store_retry_every,
+                            exc_info=True)
+                if now - self._store_failing_since >= patience:
+                    log.error("broadcast %s: outcomes could not be written for %.0fs",
+                              self.broadcast_id, now - self._store_failing_since)
+                    self.stop(STORE_ERROR)
+                    self._flushed.set()
+                    return
+                await asyncio.sleep(opts.store_retry_every)
+            finally:
+                self._flushed.set()
 
     async def _heartbeat(self) -> None:
-        while True:
-            await asyncio.sleep(self.options.heartbeat_every)
-            status = await self.store.heartbeat(
-                self.broadcast_id, self.owner, self.options.lease_ttl
-            )
+        """Renew the lease; a failed renewal is retried sooner (the lease lasts several
+        periods). The lease is only given up for lost when another worker holds it (the
+        ``sending`` UPDATE also checks it has not expired); after a store error the sender
+        stops renewing, so the lease lapses and its ``sending`` rows become ``unknown``."""
+        opts = self.options
+        delay = opts.heartbeat_every
+        while self._stop != STORE_ERROR:
+            await asyncio.sleep(delay)
+            if self._stop == STORE_ERROR:
+                return
+            try:
+                status = await self.store.heartbeat(self.broadcast_id, self.owner, opts.lease_ttl)
+            except Exception:
+                delay = max(0.05, min(opts.heartbeat_every, opts.lease_ttl / 10))
+                log.warning("broadcast %s: renewing the lease failed, retrying in %ss",
+                            self.broadcast_id, delay, exc_info=True)
+                continue
+            delay = opts.heartbeat_every
             if status is None:
                 self.stop("lost")
             elif status != BroadcastStatus.running:

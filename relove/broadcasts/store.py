@@ -43,11 +43,13 @@ _RECORD = (
 
 
 def _held(broadcast_id: int, owner: str):  # type: ignore[no-untyped-def]
-    """The broadcast is running and ``owner`` holds its lease."""
+    """The broadcast is running and ``owner`` holds its lease, which has not expired (after
+    that another worker may take it over at any moment)."""
     return exists().where(
         B.c.id == broadcast_id,
         B.c.status == BroadcastStatus.running.value,
         B.c.lease_owner == owner,
+        B.c.lease_until > utcnow(),
     )
 
 

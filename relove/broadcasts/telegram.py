@@ -10,6 +10,7 @@ from typing import Any
 from aiogram import Bot
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.exceptions import (
+    ClientDecodeError,
     TelegramAPIError,
     TelegramBadRequest,
     TelegramForbiddenError,
@@ -21,6 +22,7 @@ from aiogram.methods import TelegramMethod
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 
 from relove.broadcasts.base import Outcome, SendResult
+from relove.broadcasts.botapi import network_outcome
 from relove.broadcasts.content import Button, Recipient, RenderedMessage
 from relove.broadcasts.models import MediaKind
 from relove.broadcasts.ratelimit import BotRateLimiter, holding_slot, slot_held
@@ -74,8 +76,14 @@ class TelegramSend:
             return SendResult(Outcome.blocked, error=e.message)
         except TelegramBadRequest as e:  # chat not found, bad markup …
             return SendResult(Outcome.failed, error=e.message)
-        except (TelegramNetworkError, TelegramServerError, asyncio.TimeoutError) as e:
-            return SendResult(Outcome.transient, error=str(e) or type(e).__name__)
+        except TelegramNetworkError as e:  # aiogram chains the aiohttp error it wraps
+            return network_outcome(e.__cause__ or e)
+        except asyncio.TimeoutError as e:
+            return network_outcome(e)
+        except TelegramServerError as e:  # 5xx: may have been delivered (see botapi.classify)
+            return SendResult(Outcome.unknown, error=e.message)
+        except ClientDecodeError:
+            return SendResult(Outcome.unknown, error="not a Bot API answer")
         except TelegramAPIError as e:
             return SendResult(Outcome.failed, error=e.message)
         return SendResult(Outcome.sent, message_id=sent.message_id)

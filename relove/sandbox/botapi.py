@@ -6,7 +6,7 @@ import json
 import logging
 import random
 import re
-from typing import Any
+from typing import Any, NoReturn
 
 from aiohttp import web
 
@@ -74,6 +74,8 @@ class BotApi:
             result = await impl(sb, params)
         except ApiError as e:
             return error_response(sb, e)
+        if limits.fault_drop_after and self.random.random() < limits.fault_drop_after:
+            self._drop(request)
         sb.stats.statuses[200] += 1
         return _json({"ok": True, "result": result})
 
@@ -86,12 +88,15 @@ class BotApi:
             description = "Internal Server Error" if code == 500 else "Bad Gateway"
             return error_response(self.sb, ApiError(code, description))
         if roll < limits.fault_5xx + limits.fault_drop:
-            self.sb.stats.faults += 1
-            self.sb.stats.statuses[0] += 1
-            if request.transport is not None:
-                request.transport.abort()
-            raise ConnectionResetError("sandbox dropped the connection (injected fault)")
+            self._drop(request)
         return None
+
+    def _drop(self, request: web.Request) -> NoReturn:
+        self.sb.stats.faults += 1
+        self.sb.stats.statuses[0] += 1
+        if request.transport is not None:
+            request.transport.abort()
+        raise ConnectionResetError("sandbox dropped the connection (injected fault)")
 
 
 def add_routes(app: web.Application, sb: Sandbox) -> None:

@@ -34,6 +34,9 @@ class LimitConfig:
     #: share of Bot API calls answered with a 5xx / with a dropped connection (0..1)
     fault_5xx: float = 0.0
     fault_drop: float = 0.0
+    #: share of Bot API calls whose connection is dropped AFTER the method ran (the message is
+    #: delivered, the bot never hears so) (0..1)
+    fault_drop_after: float = 0.0
 
     def update(self, values: dict[str, Any]) -> None:
         """Apply a partial update (from the CLI or the control API), checking each value."""

@@ -1,11 +1,16 @@
 """The lean Bot API send gives the same outcomes as the aiogram send, against the sandbox's
-real HTTP answers (sent, blocked, failed, 429 with retry_after, 5xx, network errors)."""
+real HTTP answers (sent, blocked, failed, 429 with retry_after, 5xx, network errors).
+
+Only an error after which nothing can have been sent is ``transient`` (retried); anything that
+may follow a delivery is ``unknown`` (never resent silently)."""
 
 from __future__ import annotations
 
 import socket
 
 from aiogram import Bot
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
 
 from relove.broadcasts.base import Outcome, SendResult
 from relove.broadcasts.botapi import BotApiClient, HttpSend
@@ -83,21 +88,48 @@ async def test_429_and_5xx_match_aiogram(
     _same(lean, reference, Outcome.retry_after)
     assert lean.retry_after and lean.retry_after >= 1
     await sandbox_client.set_limits(enabled=False, fault_5xx=1.0)
-    lean, reference = await _both(bot, api, ids[2])  # a random 500 or 502 each time
-    assert lean.outcome is reference.outcome is Outcome.transient
-    assert lean.error in ("Internal Server Error", "Bad Gateway")
+    for uid in ids[2:]:  # a random 500 or 502 each time: either may follow a delivery
+        lean, reference = await _both(bot, api, uid)
+        assert lean.outcome is reference.outcome is Outcome.unknown
+        assert {lean.error, reference.error} <= {"Internal Server Error", "Bad Gateway"}
 
 
-async def test_network_errors_are_transient(bot: Bot) -> None:
+async def test_a_connection_dropped_after_delivery_is_unknown_on_both_paths(
+    sandbox: Sandbox, sandbox_client: SandboxClient, bot: Bot, api: BotApiClient
+) -> None:
+    user = await sandbox_client.create_user("Аня", id=61_030, started=True)
+    await sandbox_client.set_limits(enabled=False, fault_drop_after=1.0)
+    lean, reference = await _both(bot, api, user["id"])
+    assert lean.outcome is reference.outcome is Outcome.unknown
+    assert lean.error == reference.error
+    # both messages did arrive: resending either would have been a duplicate
+    assert len(await sandbox_client.messages(user["id"], from_bot=True)) == 2
+
+
+async def test_a_connection_dropped_before_the_request_is_unknown_too(
+    sandbox: Sandbox, sandbox_client: SandboxClient, bot: Bot, api: BotApiClient
+) -> None:
+    """The client can't tell a drop before the method ran from one after it."""
+    user = await sandbox_client.create_user("Аня", id=61_031, started=True)
+    await sandbox_client.set_limits(enabled=False, fault_drop=1.0)
+    lean, reference = await _both(bot, api, user["id"])
+    assert lean.outcome is reference.outcome is Outcome.unknown
+
+
+async def test_refused_connections_are_transient_on_both_paths() -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # closed again: nobody listens there
     client = BotApiClient(DEFAULT_TOKEN, f"http://127.0.0.1:{port}")
+    bot = Bot(DEFAULT_TOKEN, session=AiohttpSession(
+        api=TelegramAPIServer.from_base(f"http://127.0.0.1:{port}")))
     try:
-        result = await HttpSend(client)(Recipient(id=1), TEXT)
+        lean, reference = await _both(bot, client, 1)
     finally:
         await client.close()
-    assert result.outcome is Outcome.transient
+        await bot.session.close()
+    assert lean.outcome is reference.outcome is Outcome.transient
+    assert lean.error == reference.error and lean.error.startswith("ClientConnectorError")
 
 
 def test_the_worker_loads_no_aiogram() -> None:
