@@ -22,6 +22,7 @@ from relove.db.models import User
 from relove.db.types import utcnow
 from relove.errors import InvalidInput, NotFound
 from relove.segments import resolve_filter
+from relove.segments.service import plan_with_values
 
 SAMPLES = 3
 RATE_WINDOW_S = 10.0
@@ -77,8 +78,10 @@ def recipient_of(user: User) -> Recipient:
 
 
 async def audience(session: AsyncSession, filter_text: str) -> ColumnElement[bool]:
-    """Active users matching the filter (raises FilterError on a bad filter)."""
+    """Active users matching the filter (raises FilterError on a bad filter). On PostgreSQL the
+    transaction's statements are planned with their values (no generic plan for a filter)."""
     where = await resolve_filter(session, filter_text)
+    await plan_with_values(session)
     return (User.is_active == true()) & where
 
 
@@ -107,7 +110,11 @@ async def create_broadcast(
     options: dict[str, Any] | None = None,
 ) -> Broadcast:
     """A draft (or, with ``scheduled_at``, a scheduled broadcast), its filter and template
-    checked now: the template is rendered for sample recipients and must be valid HTML."""
+    checked now: the template is rendered for sample recipients and must be valid HTML.
+
+    The row is written first and checked after (the caller rolls back on an error): on SQLite
+    a transaction that reads and then writes fails at once if another connection committed in
+    between, while one that writes first waits for the lock."""
     name = (name or "").strip()
     if not name or len(name) > 200:
         raise InvalidInput("a broadcast needs a name of 1 to 200 characters")
@@ -115,9 +122,6 @@ async def create_broadcast(
         raise InvalidInput("the schedule time needs a timezone, e.g. 2026-12-01T10:00+03:00")
     if rate is not None and not 0 < rate <= 1000:
         raise InvalidInput("the rate must be between 0 and 1000 messages per second")
-    where = await audience(session, filter_text)
-    template = MessageTemplate(content)
-    template.validate(await sample_recipients(session, where))
     opts = dict(options or {})
     opts["paid"] = bool(paid)
     if rate is not None:
@@ -136,7 +140,22 @@ async def create_broadcast(
     )
     session.add(broadcast)
     await session.flush()
+    where = await audience(session, filter_text)
+    MessageTemplate(content).validate(await sample_recipients(session, where))
     return broadcast
+
+
+async def set_progress_message(
+    session: AsyncSession, broadcast_id: int, chat_id: int, message_id: int
+) -> None:
+    """Where the bot shows this broadcast's progress (a message it edits in place)."""
+    broadcast = await get_broadcast(session, broadcast_id)
+    broadcast.options = {
+        **(broadcast.options or {}),
+        "progress_chat_id": chat_id,
+        "progress_message_id": message_id,
+    }
+    await session.flush()
 
 
 @dataclass(slots=True)

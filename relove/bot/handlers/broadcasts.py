@@ -105,15 +105,11 @@ async def confirm(
     await query.answer()
     broadcast_id = callback_data.id
     try:
-        broadcast = await service.get_broadcast(session, broadcast_id)
-        if query.message is not None:  # the confirm message becomes the progress message
-            broadcast.options = {
-                **(broadcast.options or {}),
-                "progress_chat_id": query.message.chat.id,
-                "progress_message_id": query.message.message_id,
-            }
-            await session.flush()
+        # write first (the state change), read after: see service.create_broadcast
         count = await service.start_broadcast(session, broadcast_id)
+        if query.message is not None:  # the confirm message becomes the progress message
+            await service.set_progress_message(
+                session, broadcast_id, query.message.chat.id, query.message.message_id)
     except service.StateConflict:
         await session.rollback()
         await _gone(query, session, texts, broadcast_id)
