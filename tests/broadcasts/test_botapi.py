@@ -140,7 +140,7 @@ def test_the_worker_loads_no_aiogram() -> None:
     code = (
         "import sys, relove.cli, relove.bot.texts, relove.broadcasts.botapi, "
         "relove.broadcasts.notify, relove.broadcasts.ratelimit, relove.broadcasts.runner; "
-        "print(sorted(m for m in ('aiogram', 'openai', 'pymorphy3') "
+        "print(sorted(m for m in ('aiogram', 'openai', 'pymorphy3', 'alembic') "
         "if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
