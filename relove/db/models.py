@@ -153,11 +153,9 @@ class FrozenDocument(Mapping[str, Any]):
 
     __slots__ = ("_text", "_data")
 
-    def __init__(self, source: str | Mapping[str, Any] | None) -> None:
-        if source is None or isinstance(source, str):
-            self._text, self._data = source, None
-        else:
-            self._text, self._data = None, MappingProxyType(dict(source))
+    def __init__(self, text: str | None) -> None:
+        self._text = text
+        self._data: Mapping[str, Any] | None = None
 
     def _parsed(self) -> Mapping[str, Any]:
         if self._data is None:
@@ -200,23 +198,3 @@ class UserSnapshot(NamedTuple):
 
     full_name = _UserFields.full_name
     to_dict = _UserFields.to_dict
-
-    @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> UserSnapshot:
-        return cls(
-            id=row["id"],
-            username=row["username"],
-            first_name=row["first_name"],
-            last_name=row["last_name"],
-            is_active=row["is_active"],
-            gender=Gender(row["gender"]),
-            context=FrozenDocument(row["context"]),
-            markers=FrozenDocument(row["markers"]),
-            created_at=row["created_at"],
-            updated_at=row["updated_at"],
-            last_seen_at=row["last_seen_at"],
-        )
-
-    @classmethod
-    def of(cls, user: User) -> UserSnapshot:
-        return cls.from_row({c: getattr(user, c) for c in cls._fields})

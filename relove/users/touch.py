@@ -53,10 +53,6 @@ class Touch:
     def user_id(self) -> int:
         return self.row[0]
 
-    @property
-    def is_active(self) -> bool | None:
-        return self.row[5]
-
     def merged_with(self, later: Touch) -> Touch:
         """A touch saying what this one and a later one of the same user say together."""
         row = [*later.row]
