@@ -256,7 +256,8 @@ async def run(url: str, runs: int) -> bool:
                 ok = False
             shape = "same" if ours_plan == hand_plan else f"{ours_plan} vs {hand_plan}"
             print(f"{name:<36} {n_ours:>9,} {product:>7.1f}ms {compiled:>7.1f}ms {hand:>7.1f}ms"
-                  f" {ratio:>5.2f}x {product - compiled:>+6.2f}ms  {shape} {' '.join(flags)}")  # fmt: skip
+                  f" {ratio:>5.2f}x {product - compiled:>+6.2f}ms"
+                  f"  {shape} {' '.join(flags)}")  # fmt: skip
         print()
         for name, fld, sql in BREAKDOWNS:
             b = await breakdown(session, fld, top=20)

@@ -15,10 +15,10 @@ is created and dropped).
 from __future__ import annotations
 
 import argparse
+import asyncio
 import functools
 import gc
 import json
-import asyncio
 import os
 import random
 import sys
@@ -46,7 +46,8 @@ from tests.bot.fake_telegram import FakeTelegramSession, message_update, tg_user
 print = functools.partial(print, flush=True)  # noqa: A001
 
 PAGE = 100  # one getUpdates page
-IN_FLIGHT = int(os.environ.get("BENCH_IN_FLIGHT", "1000"))  # start_polling(tasks_concurrency_limit=…)
+# start_polling(tasks_concurrency_limit=…)
+IN_FLIGHT = int(os.environ.get("BENCH_IN_FLIGHT", "1000"))
 
 
 async def _empty(message: Message) -> None:

@@ -344,7 +344,9 @@ async def overview(
     now = now or utcnow()
     where = await _where(session, flt)
     total, active = (
-        await session.execute(select(func.count(), func.count().filter(User.is_active)).where(where))
+        await session.execute(
+            select(func.count(), func.count().filter(User.is_active)).where(where)
+        )
     ).one()
     genders = await breakdown(session, "gender", flt, top=10)
     by_gender = {str(r.value): r.count for r in genders.rows}

@@ -136,7 +136,7 @@ class BotApiClient:
             async with self.session.post(self._prefix + method, json=body) as resp:
                 text = await resp.text()
                 status = resp.status
-        except (asyncio.TimeoutError, aiohttp.ClientError) as e:
+        except (TimeoutError, aiohttp.ClientError) as e:
             return network_outcome(e)
         return classify(status, text)
 

@@ -112,7 +112,9 @@ class RenderedMessage:
     buttons: tuple[tuple[Button, ...], ...]
 
 
-_ENV = SandboxedEnvironment(autoescape=True, undefined=ChainableUndefined, keep_trailing_newline=True)
+_ENV = SandboxedEnvironment(
+    autoescape=True, undefined=ChainableUndefined, keep_trailing_newline=True
+)
 
 
 def check_telegram_html(text: str, *, limit: int, allow_empty: bool = False) -> None:

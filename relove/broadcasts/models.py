@@ -1,4 +1,5 @@
-"""Tables of the broadcasts feature: ``broadcasts`` (campaigns) and ``deliveries`` (one per recipient).
+"""Tables of the broadcasts feature: ``broadcasts`` (campaigns) and ``deliveries``
+(one per recipient).
 
 A delivery's life: ``pending`` → ``sending`` (committed BEFORE the Bot API call) → ``sent`` |
 ``blocked`` | ``failed`` (committed after). A ``sending`` row found by a worker that takes over a
@@ -16,6 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
+    JSON,
     BigInteger,
     Enum,
     ForeignKey,
@@ -26,12 +28,10 @@ from sqlalchemy import (
     UniqueConstraint,
     func,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from relove.db.models import Base
-from sqlalchemy import JSON
-from sqlalchemy.dialects.postgresql import JSONB
-
 from relove.db.types import UTCDateTime, utcnow
 
 

@@ -95,7 +95,9 @@ class BotRateLimiter:
 
     async def wait_pause(self) -> None:
         loop = asyncio.get_running_loop()
-        while (delay := self._paused_until - loop.time()) > 0:
+        # Not a busy wait: sleep to the deadline, then re-check it, as another 429 may
+        # have pushed it further while we slept.
+        while (delay := self._paused_until - loop.time()) > 0:  # noqa: ASYNC110
             await asyncio.sleep(delay)
 
     # --- per chat ----------------------------------------------------------------------------

@@ -339,7 +339,8 @@ class BroadcastSender:
         try:
             message = self.template.render(delivery.recipient)
         except TemplateRenderError as e:
-            return self._result(delivery, delivery.attempts, SendResult(Outcome.failed, error=str(e)))
+            failed = SendResult(Outcome.failed, error=str(e))
+            return self._result(delivery, delivery.attempts, failed)
         attempts = delivery.attempts
         transient = throttled = 0
         first = True
@@ -369,7 +370,9 @@ class BroadcastSender:
                     continue
             return self._result(delivery, attempts, result)
 
-    def _result(self, delivery: PendingDelivery, attempts: int, result: SendResult) -> DeliveryResult:
+    def _result(
+        self, delivery: PendingDelivery, attempts: int, result: SendResult
+    ) -> DeliveryResult:
         status = _STATUS[result.outcome]
         self.report.counts[status.value] += 1
         if status in _COUNTED_AS_ERRORS:

@@ -93,7 +93,8 @@ async def sample_recipients(
 
 
 async def count_audience(session: AsyncSession, where: ColumnElement[bool]) -> int:
-    return int((await session.execute(select(func.count()).select_from(User).where(where))).scalar_one())
+    result = await session.execute(select(func.count()).select_from(User).where(where))
+    return int(result.scalar_one())
 
 
 # --- creating ------------------------------------------------------------------------------------

@@ -3,7 +3,6 @@ every outgoing message through the shared :class:`BotRateLimiter` (replies first
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any
 
@@ -39,21 +38,32 @@ def keyboard(rows: tuple[tuple[Button, ...], ...]) -> InlineKeyboardMarkup | Non
     if not rows:
         return None
     return InlineKeyboardMarkup(
-        inline_keyboard=[[InlineKeyboardButton(text=b.text, url=b.url) for b in row] for row in rows]
+        inline_keyboard=[
+            [InlineKeyboardButton(text=b.text, url=b.url) for b in row] for row in rows
+        ]
     )
 
 
-async def send_rendered(bot: Bot, chat_id: int, message: RenderedMessage, *, paid: bool = False) -> Any:
+async def send_rendered(
+    bot: Bot, chat_id: int, message: RenderedMessage, *, paid: bool = False
+) -> Any:
     """Send one rendered broadcast message (raises aiogram's errors)."""
     markup = keyboard(message.buttons)
     extra: dict[str, Any] = {"allow_paid_broadcast": True} if paid else {}
     if message.media_kind is MediaKind.photo:
         return await bot.send_photo(
-            chat_id, photo=message.media or "", caption=message.text or None, reply_markup=markup, **extra
+            chat_id,
+            photo=message.media or "",
+            caption=message.text or None,
+            reply_markup=markup,
+            **extra,
         )
     if message.media_kind is MediaKind.document:
         return await bot.send_document(
-            chat_id, document=message.media or "", caption=message.text or None, reply_markup=markup,
+            chat_id,
+            document=message.media or "",
+            caption=message.text or None,
+            reply_markup=markup,
             **extra,
         )
     return await bot.send_message(chat_id, message.text, reply_markup=markup, **extra)
@@ -78,7 +88,7 @@ class TelegramSend:
             return SendResult(Outcome.failed, error=e.message)
         except TelegramNetworkError as e:  # aiogram chains the aiohttp error it wraps
             return network_outcome(e.__cause__ or e)
-        except asyncio.TimeoutError as e:
+        except TimeoutError as e:
             return network_outcome(e)
         except TelegramServerError as e:  # 5xx: may have been delivered (see botapi.classify)
             return SendResult(Outcome.unknown, error=e.message)

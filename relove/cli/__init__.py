@@ -11,12 +11,11 @@ import sys
 import typer
 from sqlalchemy.exc import SQLAlchemyError
 
-from relove.cli import db, users
-from relove.cli import broadcast
+from relove.cli import broadcast, db, users
+from relove.cli import conversation as conversation_cli
 from relove.cli import sandbox as sandbox_cli
 from relove.cli import segments as segments_cli
 from relove.cli import stats as stats_cli
-from relove.cli import conversation as conversation_cli
 from relove.cli.common import err_console
 from relove.cli.run import run_bot
 from relove.errors import FilterError, ReloveError
@@ -32,7 +31,9 @@ app.command("run", help="Run the bot (long polling).")(run_bot)
 app.add_typer(db.app, name="db")
 app.add_typer(users.app, name="users")
 app.add_typer(broadcast.app, name="broadcast")
-app.command("worker", help="Send scheduled and started broadcasts (alongside `relove run`).")(broadcast.worker)
+app.command(
+    "worker", help="Send scheduled and started broadcasts (alongside `relove run`)."
+)(broadcast.worker)
 app.add_typer(segments_cli.app, name="segment")
 app.add_typer(stats_cli.app, name="stats")
 app.add_typer(conversation_cli.app, name="conversation")

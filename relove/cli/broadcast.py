@@ -1,4 +1,5 @@
-"""`relove broadcast …` and `relove worker`: campaigns from the shell (thin: services do the work)."""
+"""`relove broadcast …` and `relove worker`: campaigns from the shell
+(thin: services do the work)."""
 
 from __future__ import annotations
 
@@ -51,14 +52,31 @@ def _read_text(text: str | None, text_file: Path | None) -> str:
 def create(
     name: Annotated[str, typer.Option("--name", help="A name for operators.")],
     filter_text: Annotated[str, typer.Option("--filter", help="The audience (segment language).")],
-    text: Annotated[str | None, typer.Option("--text", help="Message: Telegram HTML + Jinja2.")] = None,
-    text_file: Annotated[Path | None, typer.Option("--text-file", help="Read the message from a file.")] = None,
+    text: Annotated[
+        str | None, typer.Option("--text", help="Message: Telegram HTML + Jinja2.")
+    ] = None,
+    text_file: Annotated[
+        Path | None, typer.Option("--text-file", help="Read the message from a file.")
+    ] = None,
     photo: Annotated[str | None, typer.Option("--photo", help="Photo URL or file_id.")] = None,
-    document: Annotated[str | None, typer.Option("--document", help="Document URL or file_id.")] = None,
-    button: Annotated[list[str] | None, typer.Option("--button", help="'label|url', repeatable; one per row.")] = None,
-    at: Annotated[str | None, typer.Option("--at", help="Schedule (ISO 8601 with timezone).")] = None,
-    paid: Annotated[bool, typer.Option("--paid", help="allow_paid_broadcast: up to 1000 msg/s, paid in Stars.")] = False,
-    rate: Annotated[float | None, typer.Option("--rate", help="Messages per second (default from settings).")] = None,
+    document: Annotated[
+        str | None, typer.Option("--document", help="Document URL or file_id.")
+    ] = None,
+    button: Annotated[
+        list[str] | None,
+        typer.Option("--button", help="'label|url', repeatable; one per row."),
+    ] = None,
+    at: Annotated[
+        str | None, typer.Option("--at", help="Schedule (ISO 8601 with timezone).")
+    ] = None,
+    paid: Annotated[
+        bool,
+        typer.Option("--paid", help="allow_paid_broadcast: up to 1000 msg/s, paid in Stars."),
+    ] = False,
+    rate: Annotated[
+        float | None,
+        typer.Option("--rate", help="Messages per second (default from settings)."),
+    ] = None,
 ) -> None:
     """Create a broadcast (a draft, or scheduled with --at); the template is checked now."""
     if photo and document:
@@ -77,13 +95,17 @@ def create(
                 session, name=name, filter_text=filter_text, content=content,
                 scheduled_at=scheduled_at, paid=paid, rate=rate,
             )
-            count = await service.count_audience(session, await service.audience(session, filter_text))
+            where = await service.audience(session, filter_text)
+            count = await service.count_audience(session, where)
             return b.id, b.status.value, count
 
     broadcast_id, status, count = run(_create())
     console.print(f"broadcast {broadcast_id} created ({status}), {count} recipients now")
     if status == BroadcastStatus.draft.value:
-        console.print(f"next: relove broadcast preview {broadcast_id} · relove broadcast start {broadcast_id}")
+        console.print(
+            f"next: relove broadcast preview {broadcast_id}"
+            f" · relove broadcast start {broadcast_id}"
+        )
 
 
 @app.command()
@@ -95,8 +117,10 @@ def preview(broadcast_id: IdArg) -> None:
             return await service.preview(session, broadcast_id)
 
     p = run(_preview())
-    console.print(f"[bold]{p.broadcast.name}[/bold] (#{p.broadcast.id}, {p.broadcast.status.value})",
-                  highlight=False)
+    console.print(
+        f"[bold]{p.broadcast.name}[/bold] (#{p.broadcast.id}, {p.broadcast.status.value})",
+        highlight=False,
+    )
     console.print(f"filter: {p.broadcast.filter}", markup=False, highlight=False)
     console.print(f"recipients: {p.count}")
     for recipient, message in p.samples:
@@ -111,7 +135,9 @@ def preview(broadcast_id: IdArg) -> None:
 @app.command()
 def start(
     broadcast_id: IdArg,
-    wait: Annotated[bool, typer.Option("--wait", help="Send from this process, with progress.")] = False,
+    wait: Annotated[
+        bool, typer.Option("--wait", help="Send from this process, with progress.")
+    ] = False,
 ) -> None:
     """Snapshot the recipients and start; a running `relove run` or `relove worker` sends it
     (or this process, with --wait)."""

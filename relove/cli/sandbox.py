@@ -93,9 +93,9 @@ def demo(
     from relove.bot.factory import create_bot, create_dispatcher
     from relove.bot.polling import poll
     from relove.cli.common import open_db
+    from relove.config import load_settings
     from relove.conversation.components import build_components
     from relove.conversation.examples import EXAMPLES_DIR
-    from relove.config import load_settings
     from relove.sandbox.core import DEFAULT_TOKEN, SandboxConfig
     from relove.sandbox.demo import OPERATOR, add_to_sandbox, reset_sqlite_file, seed_database
     from relove.sandbox.server import running_sandbox

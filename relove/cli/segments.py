@@ -25,7 +25,9 @@ from relove.segments import (
 app = typer.Typer(help="Saved segments: named filters, usable as segment:\"name\".",
                   no_args_is_help=True)  # fmt: skip
 
-FilterArg = Annotated[str, typer.Argument(metavar="FILTER", help='e.g. \'city = "Москва" and VIP\'')]
+FilterArg = Annotated[
+    str, typer.Argument(metavar="FILTER", help='e.g. \'city = "Москва" and VIP\'')
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for programs.")]
 
 CSV_COLUMNS = ["id", "username", "first_name", "last_name", "is_active", "gender",

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import logging
 
-from relove.conversation.reads import user_dict
 from relove.conversation.catalog import CatalogItem, CatalogRegistry, rank
+from relove.conversation.reads import user_dict
 from relove.db.models import UserSnapshot
 from relove.users.service import (
     Executor,
@@ -35,7 +35,9 @@ class Recommender:
                 )
         return items
 
-    async def pick(self, executor: Executor, user: UserSnapshot, item_id: str) -> CatalogItem | None:
+    async def pick(
+        self, executor: Executor, user: UserSnapshot, item_id: str
+    ) -> CatalogItem | None:
         """Record a pick in ``markers.picks`` (each id once) and ``markers.last_pick``."""
         item = self.catalog.current.get(item_id)
         if item is None:

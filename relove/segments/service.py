@@ -77,9 +77,9 @@ async def load_segments(session: AsyncSession, tree: FilterTree) -> dict[str, Fi
         rows = await session.execute(
             select(Segment.name, Segment.filter).where(Segment.name.in_(sorted(pending)))
         )
-        for name, text in rows:
+        for name, filter_text in rows:
             try:
-                found[name] = parse_filter(text)
+                found[name] = parse_filter(filter_text)
             except FilterError as e:
                 raise FilterError(f"saved segment {name!r} is invalid: {e}") from e
         missing = pending - found.keys()

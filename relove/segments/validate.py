@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import re
 import warnings
-from functools import lru_cache
 from dataclasses import replace
+from functools import lru_cache
 from typing import Any
 
 from relove.errors import FilterError

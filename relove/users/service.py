@@ -192,7 +192,10 @@ async def _update(
     """Run the UPDATE; return the new document, or ``None`` if ``guard`` refused the row."""
     uid, now = p.add(user_id), p.add(utcnow())
     where = f"id = {uid}" + (f" AND ({guard})" if guard else "")
-    sql = f"UPDATE users SET {doc} = {new_doc_sql}, updated_at = {now} WHERE {where} RETURNING {doc}"
+    sql = (
+        f"UPDATE users SET {doc} = {new_doc_sql}, updated_at = {now}"
+        f" WHERE {where} RETURNING {doc}"
+    )
     stmt = (
         text(sql)
         .bindparams(bindparam(now[1:], type_=UTCDateTime()))

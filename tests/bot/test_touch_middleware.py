@@ -7,7 +7,6 @@ import json
 import random
 
 import pytest
-
 from aiogram import Router
 from aiogram.types import Message
 from sqlalchemy import func, select

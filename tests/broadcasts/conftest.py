@@ -67,7 +67,9 @@ async def api(sandbox: Sandbox) -> AsyncIterator[BotApiClient]:
     await client.close()
 
 
-def make_runner(engine: AsyncEngine, bot: Bot, settings: Settings, **kwargs: Any) -> BroadcastRunner:
+def make_runner(
+    engine: AsyncEngine, bot: Bot, settings: Settings, **kwargs: Any
+) -> BroadcastRunner:
     """A runner as the bot process builds it: broadcast messages over the lean client, paced by
     the bot's shared limiter."""
     kwargs.setdefault("sender_options", SenderOptions(heartbeat_every=0.5))

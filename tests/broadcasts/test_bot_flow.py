@@ -21,7 +21,9 @@ async def test_admin_broadcasts_by_replying(live_bot: LiveBot) -> None:
     ids = await seed_users(live_bot.engine, client, 5)
     source = await client.send(LIVE_ADMIN_ID, "Встреча в субботу, {{ user.first_name }}!")
 
-    asked = await _reply(live_bot, LIVE_ADMIN_ID, "/broadcast city = 'Москва'", source["message_id"])
+    asked = await _reply(
+        live_bot, LIVE_ADMIN_ID, "/broadcast city = 'Москва'", source["message_id"]
+    )
 
     def confirm_message(m: dict) -> bool:
         return bool(m["reply_markup"]) and "Получателей" in (m["text"] or "")
@@ -40,7 +42,8 @@ async def test_admin_broadcasts_by_replying(live_bot: LiveBot) -> None:
 
     def final(view: dict) -> dict | None:
         m = next(m for m in view["messages"] if m["message_id"] == confirm["message_id"])
-        return m if m["edited"] and "Отправлено: 5 из 5" in m["text"] and "finished" in m["text"] else None
+        finished = m["edited"] and "Отправлено: 5 из 5" in m["text"] and "finished" in m["text"]
+        return m if finished else None
 
     done = await client.wait_for(LIVE_ADMIN_ID, final, timeout=30)
     assert done["reply_markup"] is None

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from relove.broadcasts.base import DeliveryResult, Outcome, SendResult
-from relove.broadcasts.botapi import BotApiClient, HttpSend
+from relove.broadcasts.botapi import HttpSend
 from relove.broadcasts.content import Recipient, RenderedMessage
 from relove.broadcasts.models import Broadcast, BroadcastStatus, Delivery, DeliveryStatus
 from relove.broadcasts.ratelimit import BotRateLimiter

@@ -50,7 +50,8 @@ async def _run(runner, broadcast_id):  # type: ignore[no-untyped-def]
 
 async def _broadcast_row(engine, broadcast_id):  # type: ignore[no-untyped-def]
     async with engine.connect() as conn:
-        return (await conn.execute(select(Broadcast.__table__).where(Broadcast.id == broadcast_id))).one()
+        query = select(Broadcast.__table__).where(Broadcast.id == broadcast_id)
+        return (await conn.execute(query)).one()
 
 
 async def test_429_is_honoured_and_the_message_retried(db, sandbox, sandbox_client, bot) -> None:
@@ -83,7 +84,9 @@ async def test_blocked_users_are_deactivated_and_missing_chats_fail(
         await conn.execute(User.__table__.insert().values(
             id=ghost, first_name="Ghost", markers={"city": "Москва"}, context={}))
     async with db.begin() as conn:
-        await conn.execute(User.__table__.update().where(User.id == never[0]).values(is_active=True))
+        await conn.execute(
+            User.__table__.update().where(User.id == never[0]).values(is_active=True)
+        )
     await sandbox_client.call("POST", f"users/{never[0]}/block")
     await sandbox_client.call("POST", f"users/{never[0]}/unblock")
     broadcast_id = await new_broadcast(db)
@@ -173,7 +176,9 @@ async def test_two_runners_never_send_the_same_broadcast(db, sandbox, sandbox_cl
     assert (await sandbox_client.stats())["messages"] == 30
 
 
-async def test_due_scheduled_broadcast_is_started_by_a_worker(db, sandbox, sandbox_client, bot) -> None:
+async def test_due_scheduled_broadcast_is_started_by_a_worker(
+    db, sandbox, sandbox_client, bot
+) -> None:
     from datetime import timedelta
 
     from relove.db.types import utcnow

@@ -36,7 +36,9 @@ def _run(capsys, *argv: str) -> tuple[int, str, str]:
 
 
 def test_users_find_count_json_and_csv(cli_db, capsys):
-    code, out, _ = _run(capsys, "users", "find", 'interests contains "yoga"', "--json", "--limit", "1")
+    code, out, _ = _run(
+        capsys, "users", "find", 'interests contains "yoga"', "--json", "--limit", "1"
+    )
     assert code == 0
     data = json.loads(out)
     assert data["count"] == 3 and [u["id"] for u in data["users"]] == [1]

@@ -46,8 +46,11 @@ def test_shipped_examples_load():
         (GOOD.replace("    steps:", "    when: city = \n    steps:"), 4, "invalid condition"),
         (GOOD.replace("text: Город?", "text: Город?\n        colour: red"), 7, "Extra inputs"),
         (GOOD + "  - id: quiz\n    steps: [{id: a, text: b, marker: c}]\n", 8, "repeats"),
-        (GOOD.replace("        marker: city\n", "        marker: city\n      - {id: q1, text: b, marker: c}\n"), 8, "step id"),
-        ("flows:\n  - id: a\n    steps:\n      - id: s\n        text: t\n        marker: m\n        type: choice\n        options: [x, y, x]\n", 8, "option value"),
+        (GOOD.replace("        marker: city\n",
+                      "        marker: city\n      - {id: q1, text: b, marker: c}\n"),
+         8, "step id"),
+        ("flows:\n  - id: a\n    steps:\n      - id: s\n        text: t\n        marker: m\n"
+         "        type: choice\n        options: [x, y, x]\n", 8, "option value"),
         ("flows:\n  - id: a\n    id: b\n", 3, "duplicate key"),
         (GOOD.replace("        marker: city\n", "        marker: city\n"
                       "        validate: {pattern: '('}\n"), 8, "does not compile"),

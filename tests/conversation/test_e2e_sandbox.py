@@ -104,7 +104,7 @@ async def test_onboarding_talk_recommend_profile(companion: LiveBot, fake_openai
     source_q = await client.wait_for_bot_message(
         uid, after=interests_q["message_id"], where=lambda m: "Как вы о нас узнали" in m["text"])
     await client.press(uid, source_q["message_id"], data=_buttons(source_q)["От друзей"], wait=10)
-    done = await client.wait_for_bot_message(
+    await client.wait_for_bot_message(
         uid, after=source_q["message_id"], where=lambda m: "Спасибо" in m["text"])
 
     async def onboarded():
@@ -193,7 +193,8 @@ async def test_emoji_answer_is_split_by_utf16_units_and_fully_delivered(
     sent = await client.send(uid, "Покажи эмодзи")
 
     def delivered(view: dict) -> list[dict] | None:
-        parts = [m for m in view["messages"] if m["from_bot"] and m["message_id"] > sent["message_id"]]
+        after = sent["message_id"]
+        parts = [m for m in view["messages"] if m["from_bot"] and m["message_id"] > after]
         return parts if sum(m["text"].count("😀") for m in parts) >= 4000 else None
 
     parts = await client.wait_for(uid, delivered, timeout=15)

@@ -3,6 +3,7 @@ overwrites a gender set by an admin, the user or a scenario."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -44,10 +45,10 @@ def test_accuracy_on_labelled_names(record_property, capsys):
     report = accuracy_report()
     record_property("gender_accuracy", report)
     with capsys.disabled():
-        print(
+        sys.stdout.write(
             f"\ngender inference on {report['names']} labelled names: "
             f"coverage {report['coverage']:.1%}, precision {report['precision']:.1%}, "
-            f"accuracy {report['accuracy']:.1%}; wrong: {report['wrong']}"
+            f"accuracy {report['accuracy']:.1%}; wrong: {report['wrong']}\n"
         )
     # A wrong gender is worse than none: precision is the gate.
     assert report["precision"] >= 0.97

@@ -82,7 +82,9 @@ def cumulative_summary(body: dict) -> str:
     return (base + " | " if base else "") + " | ".join(lines)
 
 
-async def test_prompt_carries_persona_markers_summary_context_and_turns(fake_openai, session_factory):
+async def test_prompt_carries_persona_markers_summary_context_and_turns(
+    fake_openai, session_factory
+):
     await make_user(
         session_factory,
         gender=Gender.female,
@@ -305,7 +307,9 @@ async def test_unreachable_server_is_a_fallback(session_factory):
     await service.close()
 
 
-async def test_summary_write_never_overwrites_concurrent_context_writes(fake_openai, session_factory):
+async def test_summary_write_never_overwrites_concurrent_context_writes(
+    fake_openai, session_factory
+):
     user = await make_user(session_factory)
     fake_openai.responder = cumulative_summary
     fake_openai.delay = 0.05

@@ -43,7 +43,8 @@ def test_json_form_is_the_documented_shape():
     }
     program = {"or": [{"field": "gender", "op": "in", "value": ["male", "female"]},
                       {"segment": "vip"}]}  # fmt: skip
-    assert FilterTree.from_json(program).to_text() == 'gender in ("male", "female") or segment:"vip"'
+    expected = 'gender in ("male", "female") or segment:"vip"'
+    assert FilterTree.from_json(program).to_text() == expected
 
 
 def test_bare_names_are_markers_and_columns_win():

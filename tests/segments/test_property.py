@@ -184,7 +184,8 @@ def test_parser_fuzz_arbitrary_text_gives_a_filter_error_or_a_tree(text):
 
 _TOKENS = ['city', 'markers.a', '"x"', "'y'", '=', '!=', '~', 'in', 'not', 'and', 'or', '(',
            ')', ',', '1', '-1.5', '2026-01-31', '-30d', 'true', 'between', 'contains', 'exists',
-           'segment:"s"', 'is_active', 'last_seen_at', '"unclosed', '>=', 'icontains', '.', '!~']  # fmt: skip
+           'segment:"s"', 'is_active', 'last_seen_at', '"unclosed', '>=', 'icontains', '.',
+           '!~']  # fmt: skip
 
 
 @settings(max_examples=400, deadline=None)

@@ -8,10 +8,19 @@ from __future__ import annotations
 
 from aiogram import Router
 
-from relove.bot.handlers import admin, fallback, forget, profile, start
-from relove.bot.handlers import conversation, membership, recommend, scenarios
-from relove.bot.handlers import broadcasts
-from relove.bot.handlers import analytics
+from relove.bot.handlers import (
+    admin,
+    analytics,
+    broadcasts,
+    conversation,
+    fallback,
+    forget,
+    membership,
+    profile,
+    recommend,
+    scenarios,
+    start,
+)
 
 
 def build_routers() -> list[Router]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from aiogram import Router
 from aiogram.filters import Command, CommandObject
 from aiogram.types import Message
@@ -15,6 +14,7 @@ from relove.errors import InvalidInput, NotFound, ReloveError
 from relove.users import service
 from relove.users.lifecycle import get_user
 from relove.users.paths import parse_assignment, parse_path
+
 
 def _split_id(args: str | None) -> tuple[int, list[str]]:
     parts = (args or "").split()

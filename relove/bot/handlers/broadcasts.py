@@ -17,8 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from relove.bot.filters import IsAdmin
 from relove.bot.texts import Texts
 from relove.broadcasts import service
-from relove.broadcasts.content import Button, MessageContent
 from relove.broadcasts.botapi import BotApiClient, HttpSend
+from relove.broadcasts.content import Button, MessageContent
 from relove.broadcasts.models import MediaKind
 from relove.broadcasts.notify import ProgressMessages
 from relove.broadcasts.runner import BroadcastRunner
@@ -136,7 +136,9 @@ async def cancel(
     await _edit(query, texts("broadcast_cancelled", id=callback_data.id))
 
 
-async def _gone(query: CallbackQuery, session: AsyncSession, texts: Texts, broadcast_id: int) -> None:
+async def _gone(
+    query: CallbackQuery, session: AsyncSession, texts: Texts, broadcast_id: int
+) -> None:
     broadcast = await service.get_broadcast(session, broadcast_id)
     await _edit(query, texts("broadcast_gone", id=broadcast_id, status=broadcast.status.value))
 

@@ -10,6 +10,7 @@ from aiogram.types import Message
 
 from relove.bot.texts import Texts
 
+
 async def default_reply(message: Message, texts: Texts) -> None:
     await message.answer(texts("default_reply"))
 

@@ -12,6 +12,7 @@ from relove.bot.texts import Texts
 from relove.db.models import UserSnapshot
 from relove.users.lifecycle import delete_user
 
+
 class ForgetCallback(CallbackData, prefix="forget"):
     confirm: bool
 

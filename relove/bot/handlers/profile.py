@@ -11,7 +11,10 @@ from relove.bot.render import user_card
 from relove.bot.texts import Texts
 from relove.db.models import User, UserSnapshot
 
-async def profile(message: Message, user: UserSnapshot, session: AsyncSession, texts: Texts) -> None:
+
+async def profile(
+    message: Message, user: UserSnapshot, session: AsyncSession, texts: Texts
+) -> None:
     # Re-read: the touch's copy predates what other handlers may have written since.
     fresh = await session.get(User, user.id) or user
     await message.answer(user_card(fresh, texts, title=texts("profile_title")))

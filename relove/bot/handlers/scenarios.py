@@ -78,7 +78,10 @@ async def show(message: Message, outcome: Outcome, texts: Texts) -> None:
     if outcome.intro:
         await send_markdown(message, outcome.intro, fallback=fallback)
     await send_markdown(
-        message, outcome.step.text, fallback=fallback, reply_markup=question_keyboard(outcome, texts)
+        message,
+        outcome.step.text,
+        fallback=fallback,
+        reply_markup=question_keyboard(outcome, texts),
     )
 
 

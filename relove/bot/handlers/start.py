@@ -24,7 +24,11 @@ async def record_source(session: AsyncSession, user_id: int, payload: str) -> No
 
 
 async def start(
-    message: Message, command: CommandObject, user: UserSnapshot, session: AsyncSession, texts: Texts
+    message: Message,
+    command: CommandObject,
+    user: UserSnapshot,
+    session: AsyncSession,
+    texts: Texts,
 ) -> None:
     payload = (command.args or "").strip()
     if payload and _PAYLOAD.match(payload):

@@ -16,11 +16,11 @@ from typing import Any
 
 from sqlalchemy import update
 
+from relove.conversation.reads import read_documents, user_dict
 from relove.conversation.scenarios.model import Flow, Step
 from relove.conversation.scenarios.registry import ScenarioRegistry
 from relove.db.models import Gender, User, UserSnapshot
 from relove.db.types import utcnow
-from relove.conversation.reads import read_documents, user_dict
 from relove.users.service import (
     Executor,
     add_to_list,

@@ -52,7 +52,9 @@ def upgrade() -> None:
             "media_kind IS NULL OR media_kind IN ('photo', 'document')",
             name="ck_broadcasts_media_kind",
         ),
-        sa.CheckConstraint(_in("status", BROADCAST_STATUSES), name="ck_broadcasts_broadcast_status"),
+        sa.CheckConstraint(
+            _in("status", BROADCAST_STATUSES), name="ck_broadcasts_broadcast_status"
+        ),
     )
     op.create_index(
         "ix_broadcasts_status_scheduled_at", "broadcasts", ["status", "scheduled_at"]
