@@ -177,7 +177,7 @@ def _groups(pg: bool, f: Field, where: ColumnElement[bool]) -> Any:
             .group_by(key)
             .subquery("g")
         )
-    doc: Any = getattr(User, f.doc)  # type: ignore[arg-type]
+    doc: Any = getattr(User, f.doc)
     if pg:
         raw = pg_extract(doc, f.path)
         return (

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from relove.bot.texts import Texts
@@ -26,7 +27,7 @@ def _value(value: Any) -> str:
     return html.escape(text, quote=False)
 
 
-def _flatten(doc: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+def _flatten(doc: Mapping[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
     rows: list[tuple[str, Any]] = []
     for key, value in doc.items():
         path = f"{prefix}{key}"
@@ -37,7 +38,7 @@ def _flatten(doc: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
     return rows
 
 
-def document_lines(doc: dict[str, Any] | None, texts: Texts) -> list[str]:
+def document_lines(doc: Mapping[str, Any] | None, texts: Texts) -> list[str]:
     rows = _flatten(doc or {})
     if not rows:
         return [texts("profile_empty")]

@@ -37,7 +37,7 @@ from relove.db.types import UTCDateTime, utcnow
 
 def _json() -> JSON:
     # A fresh type object: relove.db.types.JSONDocument is tied to MutableDict (users' columns).
-    return JSONB().with_variant(JSON(), "sqlite")  # type: ignore[return-value]
+    return JSONB().with_variant(JSON(), "sqlite")
 
 
 class BroadcastStatus(enum.StrEnum):

@@ -88,7 +88,8 @@ class BroadcastRunner:
             max_attempts=int(getattr(s, "broadcast_max_attempts", 3)),
         )
         options = replace(base)
-        options.max_errors = int(opts.get("max_errors") or getattr(s, "broadcast_max_errors", 1000))
+        max_errors: int = getattr(s, "broadcast_max_errors", 1000)
+        options.max_errors = int(opts.get("max_errors") or max_errors)
         options.lease_ttl = self.lease_ttl
         options.heartbeat_every = min(options.heartbeat_every, self.lease_ttl / 3)
         return rate, options
@@ -140,7 +141,7 @@ class BroadcastRunner:
     def _launch(self, broadcast_id: int) -> None:
         task = asyncio.create_task(self.run_claimed(broadcast_id))
         self._tasks[broadcast_id] = task
-        task.add_done_callback(lambda _t, b=broadcast_id: self._tasks.pop(b, None))
+        task.add_done_callback(lambda _t: self._tasks.pop(broadcast_id, None))
 
     # --- sending -----------------------------------------------------------------------------
     async def run_claimed(self, broadcast_id: int) -> SenderReport | None:

@@ -6,9 +6,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import ColumnElement, Integer, String, func, insert, literal, select, true, update
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from relove.broadcasts.content import (
@@ -18,7 +19,7 @@ from relove.broadcasts.content import (
     RenderedMessage,
 )
 from relove.broadcasts.models import Broadcast, BroadcastStatus, Delivery, DeliveryStatus, MediaKind
-from relove.db.models import User
+from relove.db.models import User, UserSnapshot
 from relove.db.types import utcnow
 from relove.errors import InvalidInput, NotFound
 from relove.segments import resolve_filter
@@ -65,7 +66,7 @@ def template_of(broadcast: Broadcast) -> MessageTemplate:
     return MessageTemplate(content_of(broadcast))
 
 
-def recipient_of(user: User) -> Recipient:
+def recipient_of(user: User | UserSnapshot) -> Recipient:
     return Recipient(
         id=user.id,
         username=user.username,
@@ -187,12 +188,13 @@ async def _transition(
     values: dict[str, Any],
     verb: str,
 ) -> None:
-    result = await session.execute(
+    # DML answers a CursorResult (it has rowcount); Session.execute is typed as plain Result.
+    result = cast(CursorResult[Any], await session.execute(
         update(Broadcast)
         .where(Broadcast.id == broadcast_id, Broadcast.status.in_(allowed))
         .values(**values)
         .execution_options(synchronize_session=False)
-    )
+    ))
     if not result.rowcount:
         broadcast = await get_broadcast(session, broadcast_id)
         raise StateConflict(
@@ -223,11 +225,11 @@ async def start_broadcast(
         literal(DeliveryStatus.pending.value, String),
         literal(0, Integer),
     ).where(where)
-    result = await session.execute(
+    result = cast(CursorResult[Any], await session.execute(
         insert(Delivery.__table__).from_select(
             ["broadcast_id", "user_id", "status", "attempts"], recipients
         )
-    )
+    ))
     count = result.rowcount if result.rowcount is not None and result.rowcount >= 0 else 0
     if not count:
         await session.execute(
@@ -278,12 +280,12 @@ async def resend_unknown(session: AsyncSession, broadcast_id: int) -> int:
     broadcast = await get_broadcast(session, broadcast_id)
     if broadcast.status in (BroadcastStatus.cancelled, BroadcastStatus.draft):
         raise InvalidInput(f"broadcast {broadcast_id} is {broadcast.status.value}")
-    result = await session.execute(
+    result = cast(CursorResult[Any], await session.execute(
         update(Delivery)
         .where(Delivery.broadcast_id == broadcast_id, Delivery.status == DeliveryStatus.unknown)
         .values(status=DeliveryStatus.pending, error=None, updated_at=utcnow())
         .execution_options(synchronize_session=False)
-    )
+    ))
     if result.rowcount and broadcast.status in (BroadcastStatus.finished, BroadcastStatus.failed):
         await session.execute(
             update(Broadcast).where(Broadcast.id == broadcast_id)

@@ -260,9 +260,11 @@ async def _follow(s: Settings, broadcast_id: int, until: asyncio.Task[Any] | Non
             while True:
                 async with sessions() as session:
                     st = await service.stats(session, broadcast_id)
-                fields = dict(id=st.id, status=st.status, sent=st.sent, blocked=st.blocked,
-                              failed=st.failed, unknown=st.unknown, rate=f"{st.rate:.1f}",
-                              eta=format_eta(st.eta_seconds))
+                fields: dict[str, Any] = dict(
+                    id=st.id, status=st.status, sent=st.sent, blocked=st.blocked,
+                    failed=st.failed, unknown=st.unknown, rate=f"{st.rate:.1f}",
+                    eta=format_eta(st.eta_seconds),
+                )
                 if task is None:
                     task = progress.add_task("", total=max(st.targeted, 1), **fields)
                 progress.update(task, completed=st.done, total=max(st.targeted, 1), **fields)

@@ -12,7 +12,7 @@ from relove.cli.segments import find as find_users_command
 from relove.db.models import User
 from relove.users import service
 from relove.users.lifecycle import get_user
-from relove.users.paths import parse_assignment, parse_path
+from relove.users.paths import Document, parse_assignment, parse_path
 
 app = typer.Typer(help="Look at and edit users.", no_args_is_help=True)
 
@@ -43,7 +43,7 @@ def set_(
 
     async def _set() -> dict:
         async with open_db(settings()) as (_, sessions), sessions.begin() as session:
-            doc = "context" if context else "markers"
+            doc: Document = "context" if context else "markers"
             return await service.set_values(session, user_id, values, doc=doc)
 
     print_json(run(_set()))
@@ -61,7 +61,7 @@ def unset(
 
     async def _unset() -> dict:
         async with open_db(settings()) as (_, sessions), sessions.begin() as session:
-            doc = "context" if context else "markers"
+            doc: Document = "context" if context else "markers"
             return await service.unset(session, user_id, keys, doc=doc)
 
     print_json(run(_unset()))

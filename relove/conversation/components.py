@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -22,6 +25,8 @@ from relove.conversation.service import ConversationConfig, ConversationService
 from relove.conversation.yamlfile import DefinitionError
 from relove.db.models import Gender, UserSnapshot
 from relove.errors import ConfigError
+
+R = TypeVar("R")
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +102,7 @@ class ConversationComponents:
             await self.chat.close()
 
 
-def _load_or_empty(loader, path, what: str):
+def _load_or_empty(loader: Callable[[Path | None], R], path: Path | None, what: str) -> R:
     try:
         return loader(path)
     except DefinitionError as e:

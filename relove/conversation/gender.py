@@ -70,7 +70,7 @@ class GenderGuesser:
     def _other(self, word: str) -> Guess | None:
         answer = self._detector.get_gender(word.capitalize())
         if answer in ("male", "female"):
-            return answer  # type: ignore[return-value]
+            return answer
         return None
 
 

@@ -8,10 +8,20 @@ import time
 
 import openai
 from openai import AsyncOpenAI
+from openai.types.chat import ChatCompletionMessageParam
 
 from relove.conversation.base import BaseLLMProvider, ChatMessage, LLMError, LLMTimeout
 
 log = logging.getLogger(__name__)
+
+
+def _message_param(m: ChatMessage) -> ChatCompletionMessageParam:
+    """One message in the SDK's typed shape (a TypedDict per role)."""
+    if m.role == "system":
+        return {"role": "system", "content": m.content}
+    if m.role == "user":
+        return {"role": "user", "content": m.content}
+    return {"role": "assistant", "content": m.content}
 
 
 class OpenAIProvider(BaseLLMProvider):
@@ -53,7 +63,7 @@ class OpenAIProvider(BaseLLMProvider):
         try:
             response = await self._client.chat.completions.create(
                 model=self.model,
-                messages=[{"role": m.role, "content": m.content} for m in messages],
+                messages=[_message_param(m) for m in messages],
                 timeout=timeout if timeout is not None else self.timeout,
                 **kwargs,
             )

@@ -21,7 +21,7 @@ async def read_documents(executor: Executor, user_id: int) -> dict[str, dict[str
     docs = await get_user_documents(executor, user_id)
     if (
         isinstance(executor, AsyncSession)
-        and executor.bind.dialect.name == "sqlite"
+        and executor.get_bind().dialect.name == "sqlite"
         and executor.in_transaction()
         and not executor.new
         and not executor.dirty

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import functools
 import logging
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from relove.conversation.base import BaseLLMProvider, LLMError
+from relove.conversation.base import BaseLLMProvider, ChatMessage, LLMError
 from relove.conversation.budget import BudgetExceeded, LLMBudget
 from relove.conversation.prompt import conversation_messages, summary_messages, turns_of
 from relove.db.models import UserSnapshot
@@ -114,7 +115,9 @@ class ConversationService:
         self.schedule_summary(user.id)
         return Reply(ReplyKind.answer, answer)
 
-    async def _complete(self, messages, *, max_tokens: int | None = None) -> str:
+    async def _complete(
+        self, messages: list[ChatMessage], *, max_tokens: int | None = None
+    ) -> str:
         try:
             async with asyncio.timeout(self.config.timeout):
                 return await self.provider.complete(
@@ -163,7 +166,7 @@ class ConversationService:
             return
         task = asyncio.create_task(self._summary_loop(user_id), name=f"summary-{user_id}")
         self._summary_tasks[user_id] = task
-        task.add_done_callback(lambda t, uid=user_id: self._forget_task(uid, t))
+        task.add_done_callback(functools.partial(self._forget_task, user_id))
 
     def _forget_task(self, user_id: int, task: asyncio.Task[None]) -> None:
         if self._summary_tasks.get(user_id) is task:

@@ -44,11 +44,18 @@ def _declared_head() -> str | None:
     for path in (MIGRATIONS_DIR / "versions").glob("*.py"):
         values: dict[str, object] = {}
         for node in ast.parse(path.read_text(encoding="utf-8")).body:
-            target = node.targets[0] if isinstance(node, ast.Assign) and node.targets else (
-                node.target if isinstance(node, ast.AnnAssign) else None)
+            value: ast.expr | None
+            if isinstance(node, ast.Assign) and node.targets:
+                target, value = node.targets[0], node.value
+            elif isinstance(node, ast.AnnAssign):
+                target, value = node.target, node.value
+            else:
+                continue
             if isinstance(target, ast.Name) and target.id in ("revision", "down_revision"):
+                if value is None:  # a bare annotation: no value to read
+                    return None
                 try:
-                    values[target.id] = ast.literal_eval(node.value)  # type: ignore[arg-type]
+                    values[target.id] = ast.literal_eval(value)
                 except ValueError:
                     return None
         revision, parent = values.get("revision"), values.get("down_revision")

@@ -7,9 +7,19 @@ import json
 from collections.abc import Iterator, Mapping
 from datetime import datetime
 from types import MappingProxyType
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
-from sqlalchemy import BigInteger, Boolean, Enum, Index, MetaData, String, func, true
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Enum,
+    Index,
+    MetaData,
+    String,
+    Table,
+    func,
+    true,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from relove.db.types import MutableJSONDocument, UTCDateTime, utcnow
@@ -29,6 +39,11 @@ CONTEXT_MAX_BYTES = 256 * 1024
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+    if TYPE_CHECKING:
+        # Every model here maps one Table (none maps a join or a select), so ``Model.__table__``
+        # can go where SQLAlchemy's types want a Table (insert, update, ``.c``).
+        __table__: ClassVar[Table]
 
 
 class Gender(enum.StrEnum):
@@ -55,25 +70,33 @@ class _UserFields:
 
     @property
     def full_name(self) -> str:
-        return " ".join(p for p in (self.first_name, self.last_name) if p) or (
-            f"@{self.username}" if self.username else str(self.id)
-        )
+        return _full_name(self)
 
     def to_dict(self) -> dict[str, Any]:
         """All fields as JSON-ready values."""
-        return {
-            "id": self.id,
-            "username": self.username,
-            "first_name": self.first_name,
-            "last_name": self.last_name,
-            "is_active": self.is_active,
-            "gender": Gender(self.gender).value if self.gender else Gender.unknown.value,
-            "markers": dict(self.markers or {}),
-            "context": dict(self.context or {}),
-            "created_at": self.created_at.isoformat() if self.created_at else None,
-            "updated_at": self.updated_at.isoformat() if self.updated_at else None,
-            "last_seen_at": self.last_seen_at.isoformat() if self.last_seen_at else None,
-        }
+        return _to_dict(self)
+
+
+def _full_name(u: _UserFields | UserSnapshot) -> str:
+    return " ".join(p for p in (u.first_name, u.last_name) if p) or (
+        f"@{u.username}" if u.username else str(u.id)
+    )
+
+
+def _to_dict(u: _UserFields | UserSnapshot) -> dict[str, Any]:
+    return {
+        "id": u.id,
+        "username": u.username,
+        "first_name": u.first_name,
+        "last_name": u.last_name,
+        "is_active": u.is_active,
+        "gender": Gender(u.gender).value if u.gender else Gender.unknown.value,
+        "markers": dict(u.markers or {}),
+        "context": dict(u.context or {}),
+        "created_at": u.created_at.isoformat() if u.created_at else None,
+        "updated_at": u.updated_at.isoformat() if u.updated_at else None,
+        "last_seen_at": u.last_seen_at.isoformat() if u.last_seen_at else None,
+    }
 
 
 class User(_UserFields, Base):
@@ -196,5 +219,10 @@ class UserSnapshot(NamedTuple):
     updated_at: datetime | None
     last_seen_at: datetime | None
 
-    full_name = _UserFields.full_name
-    to_dict = _UserFields.to_dict
+    @property
+    def full_name(self) -> str:
+        return _full_name(self)
+
+    def to_dict(self) -> dict[str, Any]:
+        """All fields as JSON-ready values."""
+        return _to_dict(self)

@@ -67,6 +67,7 @@ def _weighted(rng: random.Random, pairs: list[tuple[str, int]]) -> str:
 
 
 def _person(rng: random.Random, uid: int) -> dict[str, Any]:
+    last: str | None
     if rng.random() < 0.8:
         gender = "female" if rng.random() < 0.6 else "male"
         first = rng.choice(RU_FEMALE if gender == "female" else RU_MALE)

@@ -3,6 +3,7 @@ multipart (aiogram sends multipart with JSON-encoded complex values and ``attach
 
 from __future__ import annotations
 
+import builtins
 import json
 from typing import Any
 
@@ -15,6 +16,9 @@ MAX_UPLOAD = 50 * 1024 * 1024
 
 
 class Params:
+    # Methods named after the builtins they return (``params.int("limit")``) shadow those
+    # names in this class body, so annotations below spell ``builtins.*``.
+
     def __init__(self, values: dict[str, Any], files: dict[str, FileField] | None = None) -> None:
         self.values = values
         self.files = files or {}
@@ -53,7 +57,13 @@ class Params:
             return None
         return value if isinstance(value, str) else json.dumps(value)
 
-    def int(self, name: str, *, required: bool = False, default: int | None = None) -> int | None:
+    def int(
+        self,
+        name: builtins.str,
+        *,
+        required: builtins.bool = False,
+        default: builtins.int | None = None,
+    ) -> builtins.int | None:
         value = self.values.get(name)
         if value is None or value == "":
             if required:
@@ -66,7 +76,7 @@ class Params:
         except (TypeError, ValueError) as e:
             raise bad_request(f"invalid {name} specified") from e
 
-    def float(self, name: str, default: float) -> float:
+    def float(self, name: builtins.str, default: builtins.float) -> builtins.float:
         value = self.values.get(name)
         if value is None or value == "":
             return default
@@ -75,7 +85,7 @@ class Params:
         except (TypeError, ValueError) as e:
             raise bad_request(f"invalid {name} specified") from e
 
-    def bool(self, name: str) -> bool:
+    def bool(self, name: builtins.str) -> builtins.bool:
         value = self.values.get(name)
         if isinstance(value, bool):
             return value
@@ -83,7 +93,7 @@ class Params:
             return bool(value)
         return isinstance(value, str) and value.strip().lower() in ("true", "1", "yes")
 
-    def json(self, name: str) -> Any:
+    def json(self, name: builtins.str) -> Any:
         value = self.values.get(name)
         if value is None or value == "":
             return None
@@ -94,7 +104,7 @@ class Params:
                 raise bad_request(f"can't parse {name} JSON object") from e
         return value
 
-    def chat_id(self, name: str = "chat_id") -> int:
+    def chat_id(self, name: builtins.str = "chat_id") -> builtins.int:
         value = self.values.get(name)
         if value is None or value == "":
             raise bad_request(f"{name} is empty")
@@ -103,7 +113,7 @@ class Params:
         except (TypeError, ValueError):
             raise bad_request("chat not found") from None
 
-    def file(self, name: str) -> tuple[str | None, FileField | None]:
+    def file(self, name: builtins.str) -> tuple[builtins.str | None, FileField | None]:
         """A file parameter: either a string (file_id / URL) or an uploaded file."""
         if name in self.files:
             return None, self.files[name]

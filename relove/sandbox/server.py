@@ -76,7 +76,9 @@ async def running_sandbox(config: SandboxConfig | None = None) -> AsyncIterator[
     site = web.TCPSite(runner, config.host, config.port, reuse_address=True)
     await site.start()
     server = site._server  # noqa: SLF001 - aiohttp exposes the bound port nowhere else
-    port = server.sockets[0].getsockname()[1] if server and server.sockets else config.port
+    port = config.port
+    if isinstance(server, asyncio.Server) and server.sockets:
+        port = server.sockets[0].getsockname()[1]
     sb.url = f"http://{config.host}:{port}"
     log.info("sandbox listening on %s", sb.url)
     try:

@@ -13,7 +13,7 @@ import json
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 import aiohttp
@@ -157,7 +157,9 @@ class UpdateQueue:
         return [self.pending[i] for i in range(min(limit, len(self.pending)))]
 
     # --- webhook -----------------------------------------------------------------------------
-    def set_webhook(self, info: dict[str, Any], deliver: Callable[[], Awaitable[None]]) -> None:
+    def set_webhook(
+        self, info: dict[str, Any], deliver: Callable[[], Coroutine[Any, Any, None]]
+    ) -> None:
         self.webhook = info
         self.webhook_error = None
         self._wake()  # a pending long poll returns empty

@@ -210,7 +210,7 @@ class _Compiler:
 
     # -- PostgreSQL documents ------------------------------------------------------------------
     def _pg(self, p: Pred, f: Field) -> ColumnElement[bool]:
-        doc: Any = _TABLE.c[f.doc]  # type: ignore[index]
+        doc: Any = _TABLE.c[f.doc]
 
         def value_text() -> Any:
             return pg_extract(doc, f.path, as_text=True)
@@ -248,7 +248,7 @@ class _Compiler:
 
     # -- SQLite documents ----------------------------------------------------------------------
     def _sqlite(self, p: Pred, f: Field) -> ColumnElement[bool]:
-        doc: Any = _TABLE.c[f.doc]  # type: ignore[index]
+        doc: Any = _TABLE.c[f.doc]
         path = literal("$" + "".join(f'."{k}"' for k in f.path), Text())
         typ = func.json_type(doc, path, type_=Text)
         value = func.json_extract(doc, path)

@@ -100,6 +100,8 @@ def iso_text(d: DateValue, *, end: bool = False) -> str:
 
 
 def _date_cmp(f: Field, op: str, d: DateValue) -> Pred:
+    start: datetime | str
+    end: datetime | str
     if f.doc is None:
         start, end = d.start, d.end
     else:

@@ -297,6 +297,7 @@ def _show(text: str, pos: int) -> str:
 def _syntax_error(text: str, e: UnexpectedInput) -> FilterError:
     if isinstance(e, UnexpectedCharacters):
         pos = e.pos_in_stream
+        assert pos is not None  # always set for UnexpectedCharacters (lark types it Optional)
         ch = text[pos]
         if ch in "\"'":
             return FilterError(f"unclosed string at position {pos + 1}", position=pos + 1)
@@ -306,7 +307,7 @@ def _syntax_error(text: str, e: UnexpectedInput) -> FilterError:
             position=pos + 1,
         )
     if isinstance(e, UnexpectedEOF):
-        names = set(e.expected)
+        names: set[str] = set(e.expected)
         return FilterError(
             f"unexpected end of the filter at position {len(text) + 1}: "
             f"expected {_expected(names)}",

@@ -17,10 +17,11 @@ A saved segment is referenced as ``{"segment": "name"}``.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -70,8 +71,8 @@ class DateValue:
     """An absolute date (``2026-01-31``: the whole UTC day) or instant (ISO datetime)."""
 
     text: str
-    start: datetime = field(compare=False)
-    date_only: bool = field(compare=False)
+    start: datetime = dataclasses.field(compare=False)
+    date_only: bool = dataclasses.field(compare=False)
 
     @classmethod
     def parse(cls, text: str) -> DateValue:
@@ -208,8 +209,8 @@ class Condition(FilterTree):
     op: str
     value: Any = None
     #: 1-based offsets of the field and value in the filter text, for error messages.
-    position: int | None = field(default=None, compare=False)
-    value_position: int | None = field(default=None, compare=False)
+    position: int | None = dataclasses.field(default=None, compare=False)
+    value_position: int | None = dataclasses.field(default=None, compare=False)
 
     def to_json(self) -> Any:
         out: dict[str, Any] = {"field": _json_field(self.field), "op": self.op}
@@ -221,7 +222,7 @@ class Condition(FilterTree):
 @dataclass(frozen=True)
 class SegmentRef(FilterTree):
     name: str
-    position: int | None = field(default=None, compare=False)
+    position: int | None = dataclasses.field(default=None, compare=False)
 
     def to_json(self) -> Any:
         return {"segment": self.name}

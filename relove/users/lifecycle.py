@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 from sqlalchemy import delete
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from relove.db.models import User
@@ -18,5 +21,6 @@ async def get_user(session: AsyncSession, user_id: int) -> User:
 
 async def delete_user(session: AsyncSession, user_id: int) -> bool:
     """Delete the user (rows that reference it go with it by ON DELETE CASCADE)."""
-    result = await session.execute(delete(User).where(User.id == user_id))
+    # DML answers a CursorResult (it has rowcount); Session.execute is typed as plain Result.
+    result = cast(CursorResult[Any], await session.execute(delete(User).where(User.id == user_id)))
     return bool(result.rowcount)

@@ -46,7 +46,7 @@ def parse_path(path: str | tuple[str, ...] | list[str]) -> tuple[str, ...]:
 def check_document(doc: str) -> Document:
     if doc not in DOCUMENTS:
         raise InvalidInput(f"unknown document {doc!r}; expected markers or context")
-    return doc  # type: ignore[return-value]
+    return doc
 
 
 def to_json(value: Any) -> str:

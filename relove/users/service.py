@@ -175,7 +175,7 @@ _SQLITE_ELEM = (
 
 
 def _dialect(executor: Executor) -> str:
-    bind = executor.bind if isinstance(executor, AsyncSession) else executor
+    bind = executor.get_bind() if isinstance(executor, AsyncSession) else executor
     return bind.dialect.name
 
 

@@ -92,11 +92,11 @@ def _rows(b: Any, texts: Texts) -> list[str]:
 
 async def breakdown_cmd(message: Message, command: CommandObject, session: AsyncSession,
                         texts: Texts) -> None:  # fmt: skip
-    field, _, flt = (command.args or "").strip().partition(" ")
+    field, _, rest = (command.args or "").strip().partition(" ")
     if not field:
         await message.answer(texts("analytics_breakdown_usage"))
         return
-    flt = flt.strip() or None
+    flt = rest.strip() or None
     try:
         field_from_text(field)
         if flt is not None:

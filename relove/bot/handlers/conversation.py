@@ -3,7 +3,7 @@ through to the scripted fallback reply)."""
 
 from __future__ import annotations
 
-from aiogram import F, Router
+from aiogram import Bot, F, Router
 from aiogram.types import Message
 from aiogram.utils.chat_action import ChatActionSender
 
@@ -27,10 +27,14 @@ async def llm_enabled(message: Message, conversation: ConversationComponents) ->
 
 
 async def talk(
-    message: Message, user: UserSnapshot, texts: Texts, conversation: ConversationComponents
+    message: Message,
+    bot: Bot,
+    user: UserSnapshot,
+    texts: Texts,
+    conversation: ConversationComponents,
 ) -> None:
     assert conversation.chat is not None and message.text is not None
-    async with ChatActionSender.typing(bot=message.bot, chat_id=message.chat.id):
+    async with ChatActionSender.typing(bot=bot, chat_id=message.chat.id):
         reply = await conversation.chat.reply(user, message.text)
     if reply.kind is ReplyKind.answer and reply.text:
         await send_markdown(message, reply.text, fallback=texts("reply_not_delivered"))

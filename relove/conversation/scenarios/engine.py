@@ -187,10 +187,10 @@ class ScenarioEngine:
         value = step.options[index].value
         if step.type == "choice":
             return await self._store_and_advance(executor, user, flow, step, value)
-        selected = await self._toggle(executor, user.id, flow, step, value)
-        if selected is None:
+        toggled = await self._toggle(executor, user.id, flow, step, value)
+        if toggled is None:
             return None  # the flow moved on meanwhile (another tap, a typed answer)
-        return Question(flow, step, selected=selected)
+        return Question(flow, step, selected=toggled)
 
     async def _toggle(
         self, executor: Executor, user_id: int, flow: Flow, step: Step, value: Any
