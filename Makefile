@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install demo test browser-deps bench clean
+.PHONY: install demo lint test browser-deps bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,8 +24,14 @@ browser-deps:
 	@command -v chromium >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && \
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
+## Lint: ruff (style, imports, bugbear, async, print, naive datetimes) and mypy (types); both are
+## configured in pyproject.toml. Zero findings is the bar: `make test` runs this first.
+lint: $(STAMP)
+	$(BIN)/ruff check relove tests bench
+	$(BIN)/mypy
+
 ## All tests: SQLite always, PostgreSQL too when RELOVE_TEST_DATABASE_URL is set.
-test: $(STAMP) browser-deps
+test: $(STAMP) lint browser-deps
 	$(BIN)/python -m pytest
 
 ## Benchmarks (need PostgreSQL: RELOVE_BENCH_DATABASE_URL, default the local `test` database).
@@ -33,4 +39,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/touch.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis relove.egg-info
+	rm -rf $(VENV) .pytest_cache .hypothesis .mypy_cache .ruff_cache relove.egg-info
