@@ -12,7 +12,8 @@ the property test checks one against the other on both databases.
 * ``Contains(field, value)`` — a list holding the value as an element (type-strict), or, for a
   string value, a string holding it as a substring;
 * ``IContains(field, text)`` — case-insensitive substring of a string;
-* ``Regex(field, pattern)`` — case-insensitive regular-expression search in a string;
+* ``Regex(field, pattern)`` — case-insensitive regular-expression search in a string
+  (:mod:`relove.regexp`; a search past its time limit raises ``RegexTooSlow``);
 * ``Exists(field)`` — the key is present and not JSON ``null`` (a column is not NULL).
 
 ``test(value)`` is the Python meaning: ``value`` is the field's value in one user, or
@@ -25,8 +26,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from relove import regexp
 from relove.segments.tree import Field
-from relove.segments.validate import regex_search
 
 
 class _Missing:
@@ -149,7 +150,7 @@ class Regex(Leaf):
     pattern: str
 
     def test(self, value: Any) -> bool:
-        return isinstance(value, str) and regex_search(self.pattern, value)
+        return isinstance(value, str) and regexp.search(self.pattern, value)
 
 
 @dataclass(frozen=True)

@@ -17,8 +17,10 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from relove.db.models import User
+from relove.db.sqlite_functions import FUNCTION_FAILED
 from relove.db.types import utcnow
 from relove.errors import FilterError, InvalidInput, NotFound
+from relove.regexp import RegexTooSlow
 from relove.segments.compiler import as_tree, compile_filter
 from relove.segments.lower import MAX_SEGMENT_DEPTH, lower, segment_names
 from relove.segments.models import SEGMENT_NAME_MAX, Segment
@@ -113,8 +115,11 @@ async def _where(session: AsyncSession, flt: FilterInput | None) -> ColumnElemen
 
 
 def _database_error(e: DBAPIError) -> FilterError:
-    """A database error a filter caused (e.g. a regular expression PostgreSQL refuses)."""
+    """A database error a filter caused (e.g. a regular expression PostgreSQL refuses, or one
+    that passed its time limit in SQLite's ``REGEXP``)."""
     detail = str(getattr(e, "orig", e)).splitlines()[0]
+    if FUNCTION_FAILED in detail:
+        return RegexTooSlow()
     return FilterError(f"the database refused the filter: {detail}")
 
 

@@ -1,5 +1,5 @@
 """Value rules: which operands an operator takes on which kind of field (the operators of
-:mod:`relove.segments.operators` name their rule), and the regular-expression dialect.
+:mod:`relove.segments.operators` name their rule). Regular expressions: :mod:`relove.regexp`.
 
 Errors name the value's position: ``last_seen_at > "abc"`` → "last_seen_at is a date: expected a
 date like 2026-01-31 or -30d, got "abc" (position 16)".
@@ -8,12 +8,10 @@ date like 2026-01-31 or -30d, got "abc" (position 16)".
 from __future__ import annotations
 
 import math
-import re
-import warnings
 from collections.abc import Callable
-from functools import lru_cache
 from typing import Any
 
+from relove import regexp
 from relove.errors import FilterError
 from relove.segments.tree import (
     GENDERS,
@@ -24,7 +22,6 @@ from relove.segments.tree import (
 )
 from relove.users.paths import int64_problem, text_problem
 
-MAX_REGEX_LENGTH = 500
 #: Numbers in filters stay below this magnitude (a cast to NUMERIC never overflows).
 MAX_FLOAT = 1e300
 
@@ -36,8 +33,6 @@ _KIND_NAMES = {
     "datetime": "a date",
     "json": "a marker",
 }
-#: Escapes that mean the same in Python's ``re`` and PostgreSQL's regular expressions.
-_SAFE_ESCAPES = set("dDsSwWntrf.^$*+?()[]{}|\\/-")
 
 
 def _describe(v: Any) -> str:
@@ -45,85 +40,6 @@ def _describe(v: Any) -> str:
         return render_value(v)
     except FilterError:
         return repr(v)
-
-
-def _translate(pattern: str, position: int | None = None) -> str:
-    if len(pattern) > MAX_REGEX_LENGTH:
-        raise FilterError(
-            f"a regular expression must be at most {MAX_REGEX_LENGTH} characters",
-            position=position,
-        )
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error")
-            re.compile(pattern)
-    except (re.error, Warning) as e:
-        raise FilterError(f"invalid regular expression {pattern!r}: {e}", position=position) from e
-    i, in_class, out = 0, False, []
-    while i < len(pattern):
-        ch = pattern[i]
-        nxt = pattern[i + 1] if i + 1 < len(pattern) else ""
-        bad = None
-        if ch == "\\":
-            if nxt in _SAFE_ESCAPES:
-                out.append(pattern[i : i + 2])
-                i += 2
-                continue
-            bad = f"\\{nxt}"
-        elif in_class:
-            if ch == "[" and nxt in ":=.":
-                bad = f"[{nxt}"
-            elif ch == "]":
-                in_class = False
-        elif ch == "[":
-            in_class = True
-            if pattern[i + 1 : i + 2] == "^":
-                out.append(ch)
-                i += 1
-                ch = "^"
-            if pattern[i + 1 : i + 2] == "]":
-                out.append(ch)
-                i += 1
-                ch = "]"
-        elif ch == "(" and nxt == "?" and pattern[i + 2 : i + 3] not in (":", "=", "!"):
-            bad = pattern[i : i + 3]
-        elif ch in "*+?}" and nxt == "+":
-            bad = ch + nxt
-        elif ch == "{" and nxt == ",":
-            bad = "{,"
-        elif ch == "$":
-            out.append("\\Z")
-            i += 1
-            continue
-        if bad is not None:
-            raise FilterError(
-                f"{bad!r} is not supported in regular expressions "
-                "(use the common subset: classes, groups, (?:…), quantifiers, \\d \\s \\w)",
-                position=position,
-            )
-        out.append(ch)
-        i += 1
-    return "".join(out)
-
-
-@lru_cache(maxsize=256)
-def compile_regex(pattern: str) -> re.Pattern[str]:
-    """The pattern as Python reads it the way PostgreSQL's case-insensitive ``~*`` does:
-    ``.`` matches newlines, ``$`` only the very end."""
-    return re.compile(_translate(pattern), re.IGNORECASE | re.DOTALL)
-
-
-def check_regex(pattern: str, position: int | None = None) -> str:
-    """Accept a regular expression only if PostgreSQL and Python read it the same way."""
-    _translate(pattern, position)
-    return pattern
-
-
-def regex_search(pattern: str, value: str) -> bool:
-    try:
-        return compile_regex(pattern).search(value) is not None
-    except (FilterError, re.error):
-        return False
 
 
 def _as_date(cond: Condition, v: Any) -> DateValue | RelativeDate:
@@ -191,7 +107,7 @@ def rule_substring(cond: Condition, op: str, v: Any) -> Any:
 
 def rule_regex(cond: Condition, op: str, v: Any) -> Any:
     """``~``: a regular expression both databases read the same way."""
-    return check_regex(rule_substring(cond, op, v), cond.value_position)
+    return regexp.check(rule_substring(cond, op, v), cond.value_position)
 
 
 def rule_contains(cond: Condition, op: str, v: Any) -> Any:
