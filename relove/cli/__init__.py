@@ -16,7 +16,7 @@ from relove.cli import conversation as conversation_cli
 from relove.cli import sandbox as sandbox_cli
 from relove.cli import segments as segments_cli
 from relove.cli import stats as stats_cli
-from relove.cli.common import err_console
+from relove.cli.common import err_console, markup_line
 from relove.cli.run import run_bot
 from relove.errors import FilterError, ReloveError
 
@@ -42,7 +42,7 @@ app.command("demo", help=sandbox_cli.DEMO_HELP)(sandbox_cli.demo)
 
 
 def _fail(message: str, code: int) -> int:
-    err_console.print(f"[red]error:[/red] {message}", markup=True, highlight=False)
+    err_console.print(markup_line("[red]error:[/red] {message}", message=message))
     return code
 
 
