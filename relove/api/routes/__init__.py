@@ -1,0 +1,11 @@
+"""One router per resource; :data:`ROUTERS` is the ordered list the app includes."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from relove.api.routes import me
+
+ROUTERS: list[APIRouter] = [
+    me.router,
+]
