@@ -19,7 +19,7 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.types import ASGIApp
 
-from relove.api import idempotency, problems
+from relove.api import idempotency, openapi, problems
 from relove.api.auth import TokenVerifier
 from relove.api.deps import ApiContext
 from relove.api.docs import docs_router
@@ -116,6 +116,7 @@ def create_app(
     )
     app.state.api = ctx
     problems.install(app)
+    openapi.install(app, API_PREFIX)
     for router in _routers():
         app.include_router(router, prefix=API_PREFIX)  # type: ignore[arg-type]
     app.include_router(docs_router(API_PREFIX))

@@ -84,8 +84,7 @@ def status_of(exc: ReloveError) -> tuple[int, str]:
     return 400, "bad_request"
 
 
-def problem_for(exc: ReloveError) -> ProblemResponse:
-    """The response for one of our errors (the mapping above)."""
+def _parts(exc: ReloveError) -> tuple[int, str, dict[str, str], dict[str, Any]]:
     status, code = status_of(exc)
     headers: dict[str, str] = {}
     extra: dict[str, Any] = {}
@@ -96,6 +95,21 @@ def problem_for(exc: ReloveError) -> ProblemResponse:
         extra["retry_after"] = exc.retry_after
     if isinstance(exc, FilterError):
         extra["position"] = exc.position
+    return status, code, headers, extra
+
+
+def problem_dict(exc: ReloveError) -> dict[str, Any]:
+    """The problem document of one of our errors (e.g. for one item of a batch)."""
+    status, code, _, extra = _parts(exc)
+    body: dict[str, Any] = {"type": "about:blank", "title": HTTPStatus(status).phrase,
+                            "status": status, "detail": str(exc), "code": code}  # fmt: skip
+    body.update({k: v for k, v in extra.items() if v is not None})
+    return body
+
+
+def problem_for(exc: ReloveError) -> ProblemResponse:
+    """The response for one of our errors (the mapping above)."""
+    status, code, headers, extra = _parts(exc)
     if status >= 500:
         log.error("API request failed: %s", exc)
     return problem(status, str(exc), code=code, headers=headers, **extra)

@@ -68,3 +68,18 @@ def make_token(session_factory: async_sessionmaker[AsyncSession]) -> TokenFactor
 @pytest.fixture
 async def admin_headers(make_token: TokenFactory) -> dict[str, str]:
     return {"Authorization": f"Bearer {await make_token('admin', name='root')}"}
+
+
+async def add_users(
+    sessions: async_sessionmaker[AsyncSession], *users: dict[str, Any]
+) -> None:
+    """Insert users directly (the API does not create Telegram users)."""
+    from relove.db.models import User
+
+    async with sessions.begin() as session:
+        for fields in users:
+            session.add(User(**fields))
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from relove.api.routes import me
+from relove.api.routes import me, users
 
 ROUTERS: list[APIRouter] = [
     me.router,
+    users.router,
 ]
