@@ -67,8 +67,8 @@ async def test_bad_filter_is_a_problem_with_position(client, admin_headers) -> N
 async def test_patch_applies_every_operation_and_records_events(
     client, session_factory, make_token: TokenFactory
 ) -> None:
-    await add_users(session_factory, {"id": 1, "markers": {"tags": ["a", "b"], "score": 1,
-                                                            "old": True, "source": "ads"}})  # fmt: skip
+    markers = {"tags": ["a", "b"], "score": 1, "old": True, "source": "ads"}
+    await add_users(session_factory, {"id": 1, "markers": markers})
     token = await make_token("users:write", name="crm")
     body = {
         "markers": {
@@ -84,8 +84,10 @@ async def test_patch_applies_every_operation_and_records_events(
     r = await client.patch("/api/v1/users/1", json=body, headers=bearer(token))
     assert r.status_code == 200, r.text
     user = r.json()
-    assert user["markers"] == {"tags": ["a", "b", "c"], "score": 3.5, "source": "ads",
-                               "first": "yes", "city": "Казань", "profile": {"age": 30}}  # fmt: skip
+    assert user["markers"] == {
+        "tags": ["a", "b", "c"], "score": 3.5, "source": "ads", "first": "yes", "city": "Казань",
+        "profile": {"age": 30},
+    }
     assert user["context"] == {"summary": "likes yoga"} and user["gender"] == "female"
     r = await client.patch("/api/v1/users/1", json={"markers": {"$remove": {"tags": ["a"]}}},
                            headers=bearer(token))  # fmt: skip
