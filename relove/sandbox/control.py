@@ -3,11 +3,11 @@
 Documented in the README's "Sandbox" section; :class:`relove.sandbox.client.SandboxClient` is
 its Python client.
 
-Closed to other web sites: a state-changing request must say ``Content-Type:
-application/json`` (415 otherwise) — a cross-site page can only send that after a CORS
-preflight, which this server never approves — and a request whose ``Origin`` is not this
-server's own host is refused (403). The web chat (same origin, JSON) and non-browser clients
-(no ``Origin``) are unaffected.
+Closed to other web sites: requests from another site's page are refused before they get here
+(:mod:`relove.sandbox.access`: ``Host``, ``Origin``, ``Sec-Fetch-Site``), and a state-changing
+request must also say ``Content-Type: application/json`` (415 otherwise) — a cross-site page can
+only send that after a CORS preflight, which this server never approves. The web chat (same
+origin, JSON) and non-browser clients are unaffected.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import time
 from typing import Any
-from urllib.parse import urlsplit
 
 from aiohttp import web
 
@@ -56,27 +55,10 @@ def _int(value: Any, name: str) -> int:
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
-def _same_origin(origin: str, host: str) -> bool:
-    """Whether an ``Origin`` header names the server the request was sent to (``Host``)."""
-    try:
-        parts = urlsplit(origin)
-        origin_host = (parts.netloc or "").lower()
-    except ValueError:
-        return False
-    if parts.scheme not in ("http", "https") or not origin_host or not host:
-        return False
-    default = {"http": ":80", "https": ":443"}[parts.scheme]
-    host = host.lower()
-    return origin_host in (host, host + default) or origin_host.removesuffix(default) == host
-
-
 @web.middleware
 async def _guard(request: web.Request, handler: Any) -> web.StreamResponse:
-    """Refuse cross-site requests: a foreign ``Origin`` (403) and state-changing requests that
-    are not JSON (415) — the "simple" requests any web page can send without a preflight."""
-    origin = request.headers.get("Origin")
-    if origin is not None and not _same_origin(origin, request.host):
-        raise ActionError("cross-origin requests are not allowed", 403)
+    """Refuse state-changing requests that are not JSON (415): the "simple" requests any web
+    page can send without a preflight (cross-site origins are refused earlier, in ``access``)."""
     if request.method not in _SAFE_METHODS and request.content_type != "application/json":
         raise ActionError("Content-Type must be application/json", 415)
     return await handler(request)

@@ -54,6 +54,8 @@ class SandboxConfig:
     limits: LimitConfig = field(default_factory=LimitConfig)
     #: the share of calls a fault is injected into is random unless a seed is given
     seed: int | None = None
+    #: host names or addresses answered besides loopback ones and ``host`` (``--allow-host``)
+    allowed_hosts: tuple[str, ...] = ()
 
 
 @dataclass(slots=True)
