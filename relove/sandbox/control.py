@@ -19,6 +19,7 @@ from typing import Any
 from aiohttp import web
 
 from relove.sandbox.core import ActionError, Sandbox
+from relove.sandbox.media import file_response
 from relove.sandbox.state import Chat
 
 MAX_WAIT = 60.0
@@ -232,13 +233,7 @@ class Control:
         record = self.sb.world.files.get(request.match_info["file_id"])
         if record is None or record["data"] is None:
             raise ActionError("no such file", 404)
-        mime = record["mime"] or "application/octet-stream"
-        headers = {"X-Content-Type-Options": "nosniff",
-                   "Content-Security-Policy": "default-src 'none'; sandbox"}
-        if not mime.startswith("image/") or "svg" in mime:
-            mime = "application/octet-stream"
-            headers["Content-Disposition"] = "attachment"
-        return web.Response(body=record["data"], content_type=mime, headers=headers)
+        return file_response(record)
 
 
 def add_routes(app: web.Application, sb: Sandbox) -> None:
