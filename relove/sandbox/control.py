@@ -88,7 +88,22 @@ class Control:
             "commands": sb.world.commands.get("default:", []),
             "limits": sb.config.limits.to_dict(),
             "users": len(sb.world.users),
+            "can_read_all_group_messages": sb.world.can_read_all_group_messages,
+            "inline_mode": sb.world.inline_mode,
         })
+
+    async def set_bot(self, request: web.Request) -> web.Response:
+        """The bot's BotFather switches: ``can_read_all_group_messages`` (privacy mode off)
+        and ``inline_mode``."""
+        body = await _body(request)
+        world = self.sb.world
+        for key in body:
+            if key not in ("can_read_all_group_messages", "inline_mode"):
+                raise ActionError(f"unknown bot setting {key!r}", 400)
+            if not isinstance(body[key], bool):
+                raise ActionError(f"{key} must be true or false", 400)
+            setattr(world, key, body[key])
+        return await self.bot(request)
 
     async def get_limits(self, request: web.Request) -> web.Response:
         return _ok(self.sb.config.limits.to_dict())
@@ -174,6 +189,29 @@ class Control:
         return _ok({"callback_query_id": query.id, "data": query.data,
                     "answered": query.answered, "answer": query.answer}, 201)
 
+    async def inline_query(self, request: web.Request) -> web.Response:
+        """The user types ``@bot <query>``; with ``wait``, wait for answerInlineQuery."""
+        uid = self._user_id(request)
+        body = await _body(request)
+        query = body.get("query", "")
+        if not isinstance(query, str):
+            raise ActionError("query must be a string", 400)
+        inline = self.sb.user_inline_query(uid, query, offset=str(body.get("offset") or ""))
+        wait = min(float(body.get("wait", 0) or 0), MAX_WAIT)
+        chat = self.sb.world.chats[uid]
+        deadline = time.monotonic() + wait
+        while not inline.answered and time.monotonic() < deadline:
+            await chat.wait_change(chat.version, deadline - time.monotonic())
+        return _ok({"inline_query_id": inline.id, "answered": inline.answered,
+                    "answer": inline.answer}, 201)
+
+    async def choose_inline(self, request: web.Request) -> web.Response:
+        uid = self._user_id(request)
+        body = await _body(request)
+        message = self.sb.user_choose_inline_result(
+            uid, str(body.get("inline_query_id", "")), str(body.get("result_id", "")))
+        return _ok({"message": message.to_dict()}, 201)
+
     async def press_keyboard(self, request: web.Request) -> web.Response:
         uid = self._user_id(request)
         body = await _body(request)
@@ -194,7 +232,8 @@ class Control:
         body = await _body(request)
         members = [_int(m, "member") for m in body.get("members", [])]
         try:
-            chat = self.sb.world.add_group(str(body.get("title") or "Group"), members)
+            chat = self.sb.world.add_group(str(body.get("title") or "Group"), members,
+                                           bot_admin=body.get("bot_admin") is True)
         except KeyError as e:
             raise ActionError(f"no simulated user {e.args[0]}", 404) from None
         return _ok(chat.summary(), 201)
@@ -241,6 +280,7 @@ def add_routes(app: web.Application, sb: Sandbox) -> None:
     sub = web.Application(middlewares=[_errors, _guard])
     r = sub.router
     r.add_get("/bot", c.bot)
+    r.add_route("PATCH", "/bot", c.set_bot)
     r.add_get("/limits", c.get_limits)
     r.add_route("PATCH", "/limits", c.set_limits)
     r.add_post("/limits", c.set_limits)
@@ -254,6 +294,8 @@ def add_routes(app: web.Application, sb: Sandbox) -> None:
     r.add_post("/users/{user_id}/messages", c.send)
     r.add_post("/users/{user_id}/buttons", c.press)
     r.add_post("/users/{user_id}/keyboard", c.press_keyboard)
+    r.add_post("/users/{user_id}/inline", c.inline_query)
+    r.add_post("/users/{user_id}/inline/choose", c.choose_inline)
     r.add_post("/users/{user_id}/block", c.block)
     r.add_post("/users/{user_id}/unblock", c.unblock)
     r.add_post("/users/{user_id}/deactivate", c.deactivate)

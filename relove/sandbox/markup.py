@@ -55,7 +55,7 @@ def reply_markup(p: Params) -> dict[str, Any] | None:
 
 def _check_keyboard(rows: Any) -> None:
     if not isinstance(rows, list):
-        raise bad_request(_field_type("keyboard", "Array"))
+        raise bad_request('field "keyboard" must be of type Array')
     for row in rows:
         if not isinstance(row, list):
             raise bad_request('field "keyboard" must be an Array of Arrays')
@@ -75,7 +75,7 @@ def _check_keyboard(rows: Any) -> None:
 
 def _check_inline(rows: Any) -> None:
     if not isinstance(rows, list):
-        raise bad_request(_field_type("inline_keyboard", "Array"))
+        raise bad_request('field "inline_keyboard" must be of type Array')
     for row in rows:
         if not isinstance(row, list):
             raise bad_request(

@@ -25,7 +25,7 @@ PHOTO_LIMIT = 10 * 1024 * 1024
 DOWNLOAD_LIMIT = 20 * 1024 * 1024
 ALBUM_KINDS = frozenset({"photo", "video", "document", "audio"})
 #: these can only be grouped with their own kind
-HOMOGENEOUS = {"document": "Document", "audio": "Audio"}
+HOMOGENEOUS = {"document": "document", "audio": "audio"}
 
 
 class FileRef:

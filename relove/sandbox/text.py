@@ -222,6 +222,10 @@ def _checked_entities(entities: list[dict[str, Any]], world: World) -> list[dict
         if length == 0:
             continue
         kind = entity["type"]
+        if kind == "text_link" and link_user_id(entity["url"]) is not None:
+            entity = {"type": "text_mention", "offset": offset, "length": length,
+                      "user_id": link_user_id(entity["url"])}
+            kind = "text_mention"
         if kind == "text_link":
             if not entity["url"]:
                 continue
