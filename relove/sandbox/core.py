@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from relove.sandbox.apierrors import ApiError, bad_request
-from relove.sandbox.html_check import utf16_len
 from relove.sandbox.limits import LimitConfig, Limiter, Stats
 from relove.sandbox.state import PRIVATE, Chat, Message, SimUser, World
 from relove.sandbox.text import clean_user_text
 from relove.sandbox.updates import UpdateQueue
+from relove.telegram.limits import TEXT_LIMIT, utf16_len
 
 DEFAULT_TOKEN = "123456789:sandbox-token-for-local-development"
 __all__ = ["DEFAULT_TOKEN", "ActionError", "ApiError", "Sandbox", "SandboxConfig", "bad_request"]
@@ -150,8 +150,8 @@ class Sandbox:
         text, entities = clean_user_text(text)
         if not text:
             raise ActionError("text is empty", 400)
-        if utf16_len(text) > 4096:
-            raise ActionError("text is longer than 4096 characters", 400)
+        if utf16_len(text) > TEXT_LIMIT:
+            raise ActionError(f"text is longer than {TEXT_LIMIT} characters", 400)
         chat = self.world.chats.get(uid if chat_id is None else chat_id)
         if chat is None or uid not in chat.members:
             raise ActionError(f"user {uid} is not in chat {chat_id}", 404)

@@ -23,14 +23,13 @@ from typing import Any
 
 from relove.sandbox.apierrors import ApiError, bad_request
 from relove.sandbox.autodetect import find_entities
-from relove.sandbox.html_check import EntityParseError, parse_html, utf16_len
 from relove.sandbox.links import LinkError, check_link, checked_link, link_user_id
 from relove.sandbox.markdown import MarkdownError, parse_markdown
 from relove.sandbox.params import Params
 from relove.sandbox.state import World
+from relove.telegram.html import EntityParseError, parse_html
+from relove.telegram.limits import CAPTION_LIMIT, TEXT_LIMIT, utf16_len
 
-TEXT_LIMIT = 4096
-CAPTION_LIMIT = 1024
 #: the official server refuses longer raw text before parsing it
 RAW_LIMIT = 1 << 15
 #: entity kinds an auto-detected entity must not overlap (tdlib: continuous and pre entities)
