@@ -218,8 +218,9 @@ async def behaviour_group(api: Api, ctx: Context) -> list[Check]:
     return checks
 
 
-async def run_checks(*, ptb: bool = True) -> list[Check]:
-    """Every check against a fresh in-process sandbox."""
+async def run_checks(*, ptb: bool = True, webhook: bool = True) -> list[Check]:
+    """Every check against a fresh in-process sandbox (``webhook``: PTB's webhook mode too,
+    on a port probed free beforehand — PTB needs the number up front)."""
     checks: list[Check] = []
     async with running_sandbox(SandboxConfig(port=0)) as sb, aiohttp.ClientSession() as http:
         sb.config.limits.enabled = False
@@ -235,7 +236,7 @@ async def run_checks(*, ptb: bool = True) -> list[Check]:
         if ptb:
             from bench.sandbox_fidelity_ptb import ptb_checks
 
-            for label, problem in await ptb_checks(sb):
+            for label, problem in await ptb_checks(sb, webhook=webhook):
                 checks.append(Check("ptb", label, problem is None, problem or ""))
     return checks
 

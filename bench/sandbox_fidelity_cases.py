@@ -56,8 +56,9 @@ class Context:
                 form.add_field(field, b"\x89PNG data", filename=name)
                 async with http.post(f"{sb.url}/bot{DEFAULT_TOKEN}/{method}", data=form) as r:
                     result = (await r.json()).get("result") or {}
-                sent = result.get(field) or [{}]
-                files[field] = (sent[-1] if field == "photo" else sent).get("file_id", "")
+                sent = result.get(field)
+                sent = (sent or [{}])[-1] if field == "photo" else (sent or {})
+                files[field] = sent.get("file_id", "")
         message = (await api("sendMessage", chat_id=user, text="Первое"))["result"]["message_id"]
         return cls(sb, api, user, stranger, other, group, files["photo"], files["document"],
                    files["video"], message)

@@ -147,6 +147,7 @@ class Message:
             "html": self.source if self.parse_mode and self.parse_mode.lower() == "html" else None,
             "parse_mode": self.parse_mode,
             "caption": self.caption,
+            "caption_entities": self.caption_entities or [],
             "photo": self.photo,
             "document": self.document,
             "video": self.video,

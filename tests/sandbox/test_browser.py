@@ -55,6 +55,15 @@ async def test_web_chat_start_reply_and_button(live_bot: LiveBot, chromium_path:
             await expect(page.locator(".msg.in .text").last).to_have_text(
                 TEXTS("forget_cancelled"))
             await expect(page.locator(".msg.in .meta").last).to_contain_text("edited")
+            # formatting comes from entities: auto-detected commands, and MarkdownV2
+            await expect(page.locator(".msg.in .text .link", has_text="/profile").first
+                         ).to_be_visible()
+            await live_bot.bot.send_message(user["id"], "*жирный* и ||спойлер|| relove\\.ru",
+                                            parse_mode="MarkdownV2")
+            await expect(page.locator(".msg.in .text strong").last).to_have_text("жирный")
+            await expect(page.locator(".msg.in .text .spoiler").last).to_have_text("спойлер")
+            await expect(page.locator(".msg.in .text a").last).to_have_attribute(
+                "href", "http://relove.ru")
             assert errors == []
         finally:
             await browser.close()
