@@ -157,6 +157,20 @@ class Settings(BaseSettings):
     def llm_enabled(self) -> bool:
         return bool(self.llm_base_url or self.llm_api_key) and bool(self.llm_model)
 
+    # --- sandbox access ---------------------------------------------------------------------
+    #: host names / addresses the sandbox answers to besides loopback ones and the address it
+    #: listens on (comma-separated, e.g. ``devbox.lan,192.168.1.20``); see docs/sandbox.md
+    sandbox_allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list,
+                                                                  max_length=64)
+
+    @field_validator("sandbox_allowed_hosts", mode="before")
+    @classmethod
+    def _parse_sandbox_hosts(cls, value: Any) -> Any:
+        # each name is checked when the sandbox starts (relove.sandbox.access.check_host_name)
+        if isinstance(value, str):
+            return [p for p in value.replace(";", ",").replace(" ", ",").split(",") if p]
+        return value
+
 
 def load_settings(**overrides: Any) -> Settings:
     """Build settings or raise :class:`ConfigError` with one line naming the bad variable."""
