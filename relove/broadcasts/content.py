@@ -1,10 +1,12 @@
-"""A broadcast's message and its personalisation (Jinja2, sandboxed, every value HTML-escaped).
+"""A broadcast's message and its personalisation.
 
 The message text is Telegram HTML written by an operator; ``{{ … }}`` substitutes values about the
 recipient (``{{ user.first_name }}``, ``{{ markers.city | default("") }}``), each one escaped,
-so a user named ``<b>`` can never break the markup. Templates are checked when the broadcast is
-created: syntax, and a render against sample recipients whose HTML must pass Telegram's rules.
-A value missing for some user renders as an empty string (never an error mid-send).
+so a user named ``<b>`` can never break the markup. The template engine — sandboxed, bounded,
+rendered off the event loop — is :mod:`relove.templating`. Templates are checked when the
+broadcast is created: syntax, the names they use, and a render against sample recipients whose
+HTML must pass Telegram's rules. A value missing for some user renders as an empty string
+(never an error mid-send).
 """
 
 from __future__ import annotations
@@ -13,19 +15,17 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlparse
 
-from jinja2 import ChainableUndefined, TemplateError
-from jinja2.sandbox import SandboxedEnvironment
-
 from relove.broadcasts.models import MediaKind
 from relove.errors import InvalidInput
 from relove.telegram.html import check_html
 from relove.telegram.limits import BUTTON_TEXT_LIMIT, CAPTION_LIMIT, TEXT_LIMIT
+from relove.templating import Template, TemplateRenderError
 
 BUTTON_SCHEMES = ("http", "https", "tg")
-
-
-class TemplateRenderError(InvalidInput):
-    """A template failed to render for one recipient."""
+#: What a broadcast template sees: ``user`` (these fields), ``markers`` and ``context``.
+USER_FIELDS = ("id", "username", "first_name", "last_name", "full_name", "gender", "markers",
+               "context")  # fmt: skip
+TEMPLATE_NAMES = {"user": USER_FIELDS, "markers": (), "context": ()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,26 +113,19 @@ class RenderedMessage:
     buttons: tuple[tuple[Button, ...], ...]
 
 
-_ENV = SandboxedEnvironment(
-    autoescape=True, undefined=ChainableUndefined, keep_trailing_newline=True
-)
-
-
 class MessageTemplate:
     """A compiled message; :meth:`render` personalises it for one recipient."""
 
-    def __init__(self, content: MessageContent) -> None:
+    def __init__(self, content: MessageContent, *, check_names: bool = True) -> None:
+        """``check_names=False`` for a broadcast already stored: a template saved before
+        unknown names were refused still sends (those names render empty, as they did)."""
         self.content = content
         if content.media_kind is not None and not content.media:
             raise InvalidInput(f"a {content.media_kind} needs a URL or file_id")
         if not content.text.strip() and content.media_kind is None:
             raise InvalidInput("the message text is empty")
-        try:
-            self._template = _ENV.from_string(content.text)
-        except TemplateError as e:
-            line = getattr(e, "lineno", None)
-            where = f" (line {line})" if line else ""
-            raise InvalidInput(f"template error{where}: {e.message or e}") from e
+        self._template = Template(content.text, names=TEMPLATE_NAMES, guess="markers",
+                                  check_names=check_names)  # fmt: skip
         for row in content.buttons:
             for button in row:
                 button.checked()
@@ -142,18 +135,29 @@ class MessageTemplate:
         return CAPTION_LIMIT if self.content.media_kind else TEXT_LIMIT
 
     def render(self, recipient: Recipient) -> RenderedMessage:
+        """The message for one recipient, rendered here (bounded; prefer :meth:`arender` on
+        the event loop)."""
         try:
             text = self._template.render(recipient.variables())
-        except Exception as e:  # any error inside the sandboxed template is the template's fault
-            raise TemplateRenderError(f"template error for user {recipient.id}: {e}") from e
+        except TemplateRenderError as e:
+            raise TemplateRenderError(f"{e} (user {recipient.id})") from e
         c = self.content
         return RenderedMessage(text, c.media_kind, c.media, c.buttons)
 
-    def validate(self, samples: list[Recipient]) -> list[RenderedMessage]:
+    async def arender(self, recipient: Recipient) -> RenderedMessage:
+        """:meth:`render` in a worker thread: the event loop never waits for a template."""
+        try:
+            text = await self._template.arender(recipient.variables())
+        except TemplateRenderError as e:
+            raise TemplateRenderError(f"{e} (user {recipient.id})") from e
+        c = self.content
+        return RenderedMessage(text, c.media_kind, c.media, c.buttons)
+
+    async def validate(self, samples: list[Recipient]) -> list[RenderedMessage]:
         """Render for each sample (plus a user with no data at all) and check the HTML."""
         rendered = []
         for recipient in [*samples, Recipient(id=0)]:
-            message = self.render(recipient)
+            message = await self.arender(recipient)
             check_html(
                 message.text, limit=self.limit, allow_empty=self.content.media_kind is not None
             )

@@ -64,7 +64,8 @@ def content_of(broadcast: Broadcast) -> MessageContent:
 
 
 def template_of(broadcast: Broadcast) -> MessageTemplate:
-    return MessageTemplate(content_of(broadcast))
+    """The stored broadcast's template (its names were checked when it was created)."""
+    return MessageTemplate(content_of(broadcast), check_names=False)
 
 
 def recipient_of(user: User | UserSnapshot) -> Recipient:
@@ -144,7 +145,7 @@ async def create_broadcast(
     session.add(broadcast)
     await session.flush()
     where = await audience(session, filter_text)
-    MessageTemplate(content).validate(await sample_recipients(session, where))
+    await MessageTemplate(content).validate(await sample_recipients(session, where))
     return broadcast
 
 
@@ -177,7 +178,7 @@ async def preview(session: AsyncSession, broadcast_id: int, n: int = SAMPLES) ->
     return Preview(
         broadcast,
         await count_audience(session, where),
-        [(r, template.render(r)) for r in samples],
+        [(r, await template.arender(r)) for r in samples],
     )
 
 
