@@ -304,7 +304,8 @@ async def _work(s: Settings, *, follow: int | None = None) -> None:
     """Run due broadcasts until SIGINT/SIGTERM (or, with ``follow``, until that one stops).
 
     The worker sends over the lean Bot API client and never imports aiogram (its models alone
-    take ~120 MB of memory); the bot's interactive path is the only aiogram user.
+    would take most of the worker's memory: docs/benchmarks.md, Broadcasts); the bot's
+    interactive path is the only aiogram user.
     """
     from relove.bot.texts import Texts
     from relove.broadcasts.notify import ProgressMessages
@@ -326,7 +327,7 @@ async def _work(s: Settings, *, follow: int | None = None) -> None:
                 progress=ProgressMessages(client, Texts.load(s.language, s.texts_dir)),
             )
             # Start-up objects out of the collector's reach: without it, each full collection
-            # walks them all and stalls sending for ~200 ms (measured at 1000 msg/s). The
+            # walks them all and stalls sending (docs/benchmarks.md, Broadcasts). The
             # collection thresholds stay at Python's defaults: this process is sized by memory.
             gc.collect()
             gc.freeze()
