@@ -211,3 +211,14 @@ async def test_without_redis_each_process_paces_itself(caplog: pytest.LogCapture
         await limiter.close()
     assert "Redis unavailable" in caplog.text
 
+
+
+async def test_memory_stays_flat_for_any_audience() -> None:
+    """A bucket per chat is forgotten once it is full again (the same as no bucket)."""
+    now = [0.0]
+    storage = MemoryRateLimitStorage(clock=lambda: now[0])
+    limiter = RateLimiter(storage, Limits(rate=1e9, per_chat=1, per_chat_burst=3))
+    for chat in range(10_000):
+        await limiter.acquire(chat)
+        now[0] += 0.001  # 1000 messages/s: a chat's bucket is full 1 s after its message
+    assert len(storage._buckets) < 3_500

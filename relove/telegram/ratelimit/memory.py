@@ -18,8 +18,8 @@ _SWEEP_EVERY = 2048
 class MemoryRateLimitStorage(RateLimitStorage):
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
-        #: key → (tokens, when they were counted)
-        self._buckets: dict[str, tuple[float, float]] = {}
+        #: key → (tokens, when they were counted, when the bucket is full again)
+        self._buckets: dict[str, tuple[float, float, float]] = {}
         self._new = 0
         self._paused_until = 0.0
 
@@ -27,7 +27,7 @@ class MemoryRateLimitStorage(RateLimitStorage):
         state = self._buckets.get(bucket.key)
         if state is None:
             return bucket.capacity
-        tokens, stamp = state
+        tokens, stamp, _ = state
         return min(bucket.capacity, tokens + (now - stamp) * bucket.rate)
 
     async def take(self, buckets: Sequence[Bucket]) -> float:
@@ -39,20 +39,19 @@ class MemoryRateLimitStorage(RateLimitStorage):
                    default=0.0)
         if wait > 0:
             return wait
-        for bucket, level in zip(buckets, levels, strict=True):
-            if bucket.key not in self._buckets:
+        for b, level in zip(buckets, levels, strict=True):
+            if b.key not in self._buckets:
                 self._new += 1
-            self._buckets[bucket.key] = (level - 1.0, now)
+            tokens = level - 1.0
+            self._buckets[b.key] = (tokens, now, now + (b.capacity - tokens) / b.rate)
         if self._new >= _SWEEP_EVERY:
             self._sweep(now)
         return 0.0
 
     def _sweep(self, now: float) -> None:
-        """Forget buckets that have been idle long enough to be full again (a full bucket is
-        the same as none); keeps the busy ones."""
+        """Forget the buckets that are full again (a full bucket is the same as none)."""
         self._new = 0
-        idle_after = 60.0  # every bucket here refills within a minute (20/min groups: 9 s)
-        for key in [k for k, (_, stamp) in self._buckets.items() if now - stamp > idle_after]:
+        for key in [k for k, (_, _, full_at) in self._buckets.items() if full_at <= now]:
             del self._buckets[key]
 
     async def pause(self, seconds: float) -> None:
