@@ -12,11 +12,19 @@ from aiogram.enums import ParseMode
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from relove.bot.handlers import build_routers
-from relove.bot.middlewares import CommitBeforeSend, DbSessionMiddleware, TouchMiddleware
+from relove.bot.middlewares import (
+    CommitBeforeSend,
+    DbSessionMiddleware,
+    MessageLogMiddleware,
+    RecordOutgoing,
+    TouchMiddleware,
+)
 from relove.bot.texts import Texts
 from relove.config import Settings
 from relove.db.engine import create_session_factory
 from relove.errors import ConfigError
+from relove.events.conversation import MessageLog
+from relove.events.retention import HistoryMaintenance
 from relove.users.touch import TouchWriter
 
 
@@ -37,6 +45,7 @@ def create_bot(settings: Settings, *, session: AiohttpSession | None = None) -> 
         if settings.telegram_api_url:
             session.api = TelegramAPIServer.from_base(settings.telegram_api_url.rstrip("/"))
     session.middleware(CommitBeforeSend())
+    session.middleware(RecordOutgoing())
     return Bot(token, session=session, default=DefaultBotProperties(parse_mode=ParseMode.HTML))
 
 
@@ -55,20 +64,28 @@ def create_dispatcher(
     session_factory = session_factory or create_session_factory(engine)
     texts = texts or Texts.load(settings.language, settings.texts_dir)
     writer = TouchWriter(engine)
+    message_log = MessageLog(engine)
     dp = Dispatcher(
         settings=settings,
         engine=engine,
         session_factory=session_factory,
         texts=texts,
         touch_writer=writer,
+        message_log=message_log,
         **deps,
     )
+    dp.update.outer_middleware(MessageLogMiddleware(message_log))
     dp.update.outer_middleware(TouchMiddleware(writer))
     dp.update.middleware(DbSessionMiddleware(session_factory))
     dp.include_routers(*build_routers())
 
     async def _flush_touches() -> None:
         await writer.close()
+        await message_log.close()
 
     dp.shutdown.register(_flush_touches)
+    # History retention and PostgreSQL partitions ahead, every few hours while the bot runs.
+    maintenance = HistoryMaintenance.from_settings(engine, settings)
+    dp.startup.register(maintenance.start)
+    dp.shutdown.register(maintenance.stop)
     return dp

@@ -308,6 +308,7 @@ async def _work(s: Settings, *, follow: int | None = None) -> None:
     from relove.broadcasts.notify import ProgressMessages
     from relove.broadcasts.ratelimit import BotRateLimiter
     from relove.broadcasts.runner import BroadcastRunner
+    from relove.events.retention import HistoryMaintenance
 
     client = BotApiClient.from_settings(s)  # refuses with one line when no token is set
     stop = asyncio.Event()
@@ -327,12 +328,15 @@ async def _work(s: Settings, *, follow: int | None = None) -> None:
             gc.collect()
             gc.freeze()
             worker = asyncio.create_task(runner.run_forever(stop))
+            history = asyncio.create_task(HistoryMaintenance.from_settings(engine, s)
+                                          .run_forever(stop))  # fmt: skip
             if follow is not None:
                 try:
                     await _follow(s, follow, until=worker)
                 finally:
                     stop.set()
             await worker
+            await history
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
