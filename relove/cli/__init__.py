@@ -17,7 +17,9 @@ from relove.cli import event_stats as event_stats_cli
 from relove.cli import events as events_cli
 from relove.cli import sandbox as sandbox_cli
 from relove.cli import segments as segments_cli
+from relove.cli import serve as serve_cli
 from relove.cli import stats as stats_cli
+from relove.cli import tokens as tokens_cli
 from relove.cli.common import err_console
 from relove.cli.run import run_bot
 from relove.errors import FilterError, ReloveError
@@ -43,6 +45,8 @@ app.add_typer(events_cli.app, name="events")
 event_stats_cli.register(stats_cli.app)
 app.command("sandbox", help=sandbox_cli.SANDBOX_HELP)(sandbox_cli.sandbox)
 app.command("demo", help=sandbox_cli.DEMO_HELP)(sandbox_cli.demo)
+app.command("serve", help="Serve the REST API (and the console) over HTTP.")(serve_cli.serve)
+app.add_typer(tokens_cli.app, name="tokens")
 
 
 def _fail(message: str, code: int) -> int:
