@@ -132,7 +132,8 @@ async def _populate(engine: AsyncEngine, events: int, users: int, now: datetime)
             " updated_at, last_seen_at) "
             "SELECT g, 'U' || g, true, 'unknown', '{}', "
             "jsonb_build_object('city', (ARRAY['Москва','Тверь','Казань'])[1 + g % 3]), "
-            "CAST(:now AS timestamptz) - make_interval(secs => (g * 7919 % (:days * 86400))), :now, :now "
+            "CAST(:now AS timestamptz) - make_interval(secs => (g * 7919 % (:days * 86400))), "
+            ":now, :now "
             "FROM generate_series(1, :users) AS g"
         ), {"now": now, "days": DAYS, "users": users})  # fmt: skip
         # Each event: a user (skewed: a few talk a lot), a name from the mix, a moment after
@@ -140,7 +141,8 @@ async def _populate(engine: AsyncEngine, events: int, users: int, now: datetime)
         await conn.execute(text(
             "INSERT INTO events (user_id, name, props, source, actor, at) "
             f"SELECT u, {name_sql}, '{{}}'::jsonb, 'bot', NULL, "
-            "  greatest(c, CAST(:now AS timestamptz) - make_interval(secs => (random() * :days * 86400)::int)) "
+            "  greatest(c, CAST(:now AS timestamptz) "
+            "             - make_interval(secs => (random() * :days * 86400)::int)) "
             "FROM (SELECT g, random() AS r, "
             "        1 + floor(power(random(), 2) * :users)::bigint AS u FROM "
             "      generate_series(1, :events) AS g) AS s "
@@ -236,7 +238,8 @@ async def drop_month(engine: AsyncEngine, now: datetime, rows: int) -> float:
         await conn.execute(text(
             "INSERT INTO events (user_id, name, props, source, at) "
             "SELECT g % 1000 + 1, 'message.received', '{}'::jsonb, 'bot', "
-            "CAST(:at AS timestamptz) + make_interval(secs => g % (27 * 86400)) FROM generate_series(1, :n) AS g"
+            "CAST(:at AS timestamptz) + make_interval(secs => g % (27 * 86400)) "
+            "FROM generate_series(1, :n) AS g"
         ), {"at": at, "n": rows})  # fmt: skip
     start = time.perf_counter()
     async with engine.begin() as conn:
