@@ -12,11 +12,19 @@ from aiogram.enums import ParseMode
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from relove.bot.handlers import build_routers
-from relove.bot.middlewares import CommitBeforeSend, DbSessionMiddleware, TouchMiddleware
+from relove.bot.middlewares import (
+    CommitBeforeSend,
+    DbSessionMiddleware,
+    MessageLogMiddleware,
+    RecordOutgoing,
+    TouchMiddleware,
+)
 from relove.bot.middlewares.conversation import ConversationMiddleware
 from relove.bot.texts import Texts
 from relove.config import Settings
 from relove.db.engine import create_session_factory
+from relove.events.conversation import MessageLog
+from relove.events.retention import HistoryMaintenance
 from relove.telegram.client import require_token
 from relove.telegram.ratelimit import RateLimiter, build_limiter
 from relove.telegram.ratelimit.middleware import RateLimitMiddleware, limiter_of
@@ -44,6 +52,8 @@ def create_bot(
     session.middleware(CommitBeforeSend())
     if paced:
         session.middleware(RateLimitMiddleware(limiter or build_limiter(settings)))
+    # Innermost: a message is recorded in the conversation once Telegram accepted it.
+    session.middleware(RecordOutgoing())
     return Bot(token, session=session, default=DefaultBotProperties(parse_mode=ParseMode.HTML))
 
 
@@ -72,14 +82,17 @@ def create_dispatcher(
     session_factory = session_factory or create_session_factory(engine)
     texts = texts or Texts.load(settings.language, settings.texts_dir)
     writer = TouchWriter(engine)
+    message_log = MessageLog(engine)
     dp = Dispatcher(
         settings=settings,
         engine=engine,
         session_factory=session_factory,
         texts=texts,
         touch_writer=writer,
+        message_log=message_log,
         **deps,
     )
+    dp.update.outer_middleware(MessageLogMiddleware(message_log))
     dp.update.outer_middleware(TouchMiddleware(writer))
     dp.update.middleware(DbSessionMiddleware(session_factory))
     # Wired once for every router: the conversation components reach each message and
@@ -91,6 +104,11 @@ def create_dispatcher(
 
     async def _flush_touches() -> None:
         await writer.close()
+        await message_log.close()
 
     dp.shutdown.register(_flush_touches)
+    # History retention and PostgreSQL partitions ahead, every few hours while the bot runs.
+    maintenance = HistoryMaintenance.from_settings(engine, settings)
+    dp.startup.register(maintenance.start)
+    dp.shutdown.register(maintenance.stop)
     return dp

@@ -318,6 +318,7 @@ async def _work(s: Settings, *, follow: int | None = None) -> None:
     from relove.broadcasts.notify import ProgressMessages
     from relove.broadcasts.runner import BroadcastRunner
     from relove.broadcasts.telegram import HttpSend
+    from relove.events.retention import HistoryMaintenance
     from relove.telegram.client import BotApiClient
     from relove.telegram.ratelimit import build_limiter
 
@@ -339,12 +340,15 @@ async def _work(s: Settings, *, follow: int | None = None) -> None:
             gc.collect()
             gc.freeze()
             worker = asyncio.create_task(runner.run_forever(stop))
+            history = asyncio.create_task(HistoryMaintenance.from_settings(engine, s)
+                                          .run_forever(stop))  # fmt: skip
             if follow is not None:
                 try:
                     await _follow(s, follow, until=worker)
                 finally:
                     stop.set()
             await worker
+            await history
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)

@@ -8,6 +8,7 @@ import typer
 from sqlalchemy import func, select
 
 from relove.cli.common import cli_actor, console, open_db, print_json, run, settings
+from relove.cli.events import history as events_history
 from relove.cli.segments import find as find_users_command
 from relove.db.models import User
 from relove.users import service
@@ -91,3 +92,4 @@ def count(
 
 
 app.command("find")(find_users_command)
+app.command("history")(events_history)
