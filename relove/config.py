@@ -97,6 +97,12 @@ class Settings(BaseSettings):
     #: days the conversation (messages both ways) is kept
     messages_retention_days: int = Field(default=90, ge=1, le=36500)
 
+    # --- ingest (the update pipeline, database outages) -------------------------------------
+    #: seconds an update waits for an unreachable database before it is dropped (with an apology)
+    db_outage_grace: float = Field(default=60.0, ge=0, le=3600)
+    #: updates held at most (touched, queued per user or being handled); polling pauses past it
+    ingest_max_pending: int = Field(default=5000, ge=100, le=1_000_000)
+
     @field_validator("admin_ids", mode="before")
     @classmethod
     def _parse_admin_ids(cls, value: Any) -> Any:

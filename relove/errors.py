@@ -7,7 +7,8 @@ ReloveError
 ├── InvalidInput           user-supplied input is malformed (keys, values, filters, templates)
 │   ├── InvalidKey         a marker / context key breaks the key rules
 │   └── FilterError        a filter text or tree does not parse or type-check
-└── DocumentTooLarge       a markers / context write would pass the size limit
+├── DocumentTooLarge       a markers / context write would pass the size limit
+└── DatabaseUnavailable    the database stayed unreachable past RELOVE_DB_OUTAGE_GRACE
 
 Library errors are converted at the boundary with ``raise … from e``.
 """
@@ -49,3 +50,7 @@ class FilterError(InvalidInput):
 
 class DocumentTooLarge(ReloveError):
     pass
+
+
+class DatabaseUnavailable(ReloveError):
+    """The database stayed unreachable longer than the work could wait for it."""

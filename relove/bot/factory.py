@@ -11,11 +11,13 @@ from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from relove.bot.attempts import TrackSends
 from relove.bot.handlers import build_routers
 from relove.bot.middlewares import CommitBeforeSend, DbSessionMiddleware, TouchMiddleware
 from relove.bot.texts import Texts
 from relove.config import Settings
 from relove.db.engine import create_session_factory
+from relove.db.health import DatabaseHealth
 from relove.errors import ConfigError
 from relove.users.touch import TouchWriter
 
@@ -37,6 +39,7 @@ def create_bot(settings: Settings, *, session: AiohttpSession | None = None) -> 
         if settings.telegram_api_url:
             session.api = TelegramAPIServer.from_base(settings.telegram_api_url.rstrip("/"))
     session.middleware(CommitBeforeSend())
+    session.middleware(TrackSends())  # after the commit: see relove.bot.attempts
     return Bot(token, session=session, default=DefaultBotProperties(parse_mode=ParseMode.HTML))
 
 
@@ -54,13 +57,16 @@ def create_dispatcher(
     """
     session_factory = session_factory or create_session_factory(engine)
     texts = texts or Texts.load(settings.language, settings.texts_dir)
-    writer = TouchWriter(engine)
+    writer = TouchWriter(
+        engine, health=DatabaseHealth.for_engine(engine), grace=settings.db_outage_grace
+    )
     dp = Dispatcher(
         settings=settings,
         engine=engine,
         session_factory=session_factory,
         texts=texts,
         touch_writer=writer,
+        db_health=writer.health,
         **deps,
     )
     dp.update.outer_middleware(TouchMiddleware(writer))
