@@ -66,7 +66,7 @@ class IngestStats:
 
 class _Item:
     __slots__ = ("update", "key", "touched", "user", "error", "ready", "deadline", "held",
-                 "chat_id")  # fmt: skip
+                 "chat_id", "settled")  # fmt: skip
 
     def __init__(self, update: Update, key: int | None, touched: bool, deadline: float,
                  chat_id: int | None) -> None:  # fmt: skip
@@ -79,6 +79,7 @@ class _Item:
         self.deadline = deadline
         self.held = False
         self.chat_id = chat_id  # the private chat to apologise in
+        self.settled = False
 
 
 class _Lane:
@@ -116,7 +117,8 @@ class Ingest:
         self._clock = clock
         self._lanes: dict[int, _Lane] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._unsettled: dict[int, None] = {}  # update ids in arrival order
+        self._arrived: deque[_Item] = deque()  # in arrival order, until settled at the front
+        self._pending = 0
         self._last_accepted: int | None = None
         self._room = asyncio.Event()
         self._room.set()
@@ -133,11 +135,12 @@ class Ingest:
     # -- input ----------------------------------------------------------------------------------
     @property
     def pending(self) -> int:
-        return len(self._unsettled)
+        """Updates accepted and not finished yet."""
+        return self._pending
 
     async def wait_for_room(self) -> None:
         """Wait while ``max_pending`` updates are held (polling pauses here)."""
-        while len(self._unsettled) >= self.max_pending:
+        while self._pending >= self.max_pending:
             self._room.clear()
             await self._room.wait()
 
@@ -162,8 +165,7 @@ class Ingest:
             else:
                 key = None if chat is None else chat.id
             item = _Item(update, key, touch is not None, deadline, private_chat)
-            self._unsettled[update.update_id] = None
-            self._last_accepted = update.update_id
+            self._arrived.append(item)
             if touch is not None:
                 touches.append(touch)
                 touched.append(item)
@@ -177,6 +179,8 @@ class Ingest:
             lane.items.append(item)
             if item.ready:
                 self._kick(lane)
+        self._pending += len(updates)
+        self._last_accepted = updates[-1].update_id
         self.stats.received += len(updates)
         self._idle.clear()
         if touches:
@@ -185,9 +189,10 @@ class Ingest:
     def settled_up_to(self) -> int | None:
         """The highest update id such that it and every update before it are finished (the
         offset polling may confirm at shutdown); ``None`` before the first update."""
-        for update_id in self._unsettled:
-            return update_id - 1
-        return self._last_accepted
+        arrived = self._arrived
+        while arrived and arrived[0].settled:
+            arrived.popleft()
+        return arrived[0].update.update_id - 1 if arrived else self._last_accepted
 
     async def drain(self, timeout: float | None = None) -> bool:
         """Wait until every accepted update is finished; False if ``timeout`` passed first."""
@@ -257,11 +262,15 @@ class Ingest:
         if item.held:
             item.held = False
             self.health.release()
-        self._unsettled.pop(item.update.update_id, None)
-        if len(self._unsettled) < self.max_pending:
+        item.settled = True
+        self._pending -= 1
+        if self._pending < self.max_pending:
             self._room.set()
-        if not self._unsettled:
+        if not self._pending:
             self._idle.set()
+        arrived = self._arrived
+        while arrived and arrived[0].settled:  # keep only what settled_up_to needs
+            arrived.popleft()
 
     # -- one update -----------------------------------------------------------------------------
     async def _process(self, item: _Item) -> None:

@@ -31,7 +31,7 @@ import logging
 import random
 import time
 from collections.abc import Callable, Iterable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import TextClause, bindparam, text
@@ -46,6 +46,8 @@ from relove.events import NewEvent, batch_insert
 from relove.events.catalog import USER_CREATED, EventSource
 
 log = logging.getLogger(__name__)
+
+_MICROSECOND = timedelta(microseconds=1)
 
 #: How long a touch is retried through a database outage when nobody says otherwise.
 DEFAULT_GRACE_S = 60.0
@@ -143,9 +145,12 @@ SELECT value ->> '$[0]', value ->> '$[1]', value ->> '$[2]', value ->> '$[3]',
 FROM (SELECT :now AS now) AS t, json_each(:PARAM)
 WHERE true"""
 
+# user.created is dated a microsecond before the batch, so it sorts before the update's own
+# events by time (the order in which a statement's CTEs take ids is not defined).
 _PG_CREATED = """ev_created AS (
     INSERT INTO events (user_id, name, props, source, at)
-    SELECT id, '{name}', '{{}}'::jsonb, '{source}', CAST(:now AS timestamptz)
+    SELECT id, '{name}', '{{}}'::jsonb, '{source}',
+           CAST(:now AS timestamptz) - interval '1 microsecond'
     FROM (SELECT id, created FROM up_plain UNION ALL SELECT id, created FROM up_active) AS up
     WHERE created)"""
 
@@ -178,7 +183,6 @@ def build_pg_statement(*, events: bool) -> TextClause:
     ]
     if events:
         created = _PG_CREATED.format(name=USER_CREATED, source=EventSource.bot.value)
-        # user.created before the update's own events (lower ids at the same time).
         ctes = [*ctes, created, batch_insert("postgresql").ctes]
     body = f"SELECT {_COLUMNS} FROM up_plain UNION ALL SELECT {_COLUMNS} FROM up_active"
     return _bind_now("WITH " + ",\n".join(ctes) + "\n" + body)
@@ -452,7 +456,7 @@ class TouchWriter:
             return await self._execute_sqlite(touches, plain, active, now)
         params: dict[str, Any] = {"plain": _dump(plain), "active": _dump(active), "now": now}
         if self.records_events:
-            params["events"] = self._encode_events(touches, ())
+            params["events"] = self._encode_events(touches, (), now)
         async with self._engine.connect() as conn:
             result = await conn.execute(self._pg, params)
             return {row[0]: _snapshot(row, False) for row in result}
@@ -471,14 +475,17 @@ class TouchWriter:
                         users[row[0]] = _snapshot(row, True)
             if self.records_events:
                 created = [uid for uid, user in users.items() if user.created_at == now]
-                params = {"events": self._encode_events(touches, created), "now": now}
+                params = {"events": self._encode_events(touches, created, now), "now": now}
                 for stmt in self._events.statements:
                     await conn.execute(stmt, params)
             await conn.commit()
         return users
 
-    def _encode_events(self, touches: Iterable[Touch], created: Iterable[int]) -> str:
-        events = [NewEvent(uid, USER_CREATED, {}) for uid in created]
+    def _encode_events(
+        self, touches: Iterable[Touch], created: Iterable[int], now: datetime
+    ) -> str:
+        before = now - _MICROSECOND  # as on PostgreSQL: sorts before the update's own events
+        events = [NewEvent(uid, USER_CREATED, {}, at=before) for uid in created]
         for touch in touches:
             events.extend(touch.events)
         # Built by the product from bounded values (relove.events.updates): no checks needed.
