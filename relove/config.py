@@ -127,6 +127,11 @@ class Settings(BaseSettings):
     #: messages of the bot's global budget that broadcasts and automations leave to replies
     #: (a reply finds that many slots at once; while replies use them, bulk senders wait)
     telegram_reply_reserve: float = Field(default=3.0, ge=0, le=100)
+    # --- ingest (the update pipeline, database outages) -------------------------------------
+    #: seconds an update waits for an unreachable database before it is dropped (with an apology)
+    db_outage_grace: float = Field(default=60.0, ge=0, le=3600)
+    #: updates held at most (touched, queued per user or being handled); polling pauses past it
+    ingest_max_pending: int = Field(default=5000, ge=100, le=1_000_000)
 
     @field_validator("admin_ids", mode="before")
     @classmethod

@@ -11,6 +11,7 @@ from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from relove.bot.attempts import TrackSends
 from relove.bot.handlers import build_routers
 from relove.bot.middlewares import (
     CommitBeforeSend,
@@ -23,6 +24,7 @@ from relove.bot.middlewares.conversation import ConversationMiddleware
 from relove.bot.texts import Texts
 from relove.config import Settings
 from relove.db.engine import create_session_factory
+from relove.db.health import DatabaseHealth
 from relove.events.conversation import MessageLog
 from relove.events.retention import HistoryMaintenance
 from relove.telegram.client import require_token
@@ -50,6 +52,7 @@ def create_bot(
             session.api = TelegramAPIServer.from_base(settings.telegram_api_url.rstrip("/"))
     # Outer first: commit the update's transaction, then wait for a slot, then send.
     session.middleware(CommitBeforeSend())
+    session.middleware(TrackSends())  # after the commit: see relove.bot.attempts
     if paced:
         session.middleware(RateLimitMiddleware(limiter or build_limiter(settings)))
     # Innermost: a message is recorded in the conversation once Telegram accepted it.
@@ -81,7 +84,9 @@ def create_dispatcher(
     """
     session_factory = session_factory or create_session_factory(engine)
     texts = texts or Texts.load(settings.language, settings.texts_dir)
-    writer = TouchWriter(engine)
+    writer = TouchWriter(
+        engine, health=DatabaseHealth.for_engine(engine), grace=settings.db_outage_grace
+    )
     message_log = MessageLog(engine)
     dp = Dispatcher(
         settings=settings,
@@ -90,6 +95,7 @@ def create_dispatcher(
         texts=texts,
         touch_writer=writer,
         message_log=message_log,
+        db_health=writer.health,
         **deps,
     )
     dp.update.outer_middleware(MessageLogMiddleware(message_log))
