@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
+from relove.broadcasts.conversation import conversation
 from relove.db.models import User
 from relove.events import Event
-from relove.events.conversation import conversation
 from tests.bot.conftest import ADMIN_ID, BotHarness
 from tests.bot.fake_telegram import callback_update, message_update, tg_user
 

@@ -8,11 +8,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import insert, select
 
+from relove.broadcasts.conversation import conversation
 from relove.broadcasts.models import Broadcast, Delivery
 from relove.db.models import User
 from relove.errors import InvalidInput
 from relove.events import Event, NewEvent, NewMessage, record_many
-from relove.events.conversation import MessageLog, conversation, record_outgoing
+from relove.events.conversation import MessageLog, record_outgoing
 
 T0 = datetime(2026, 6, 1, 10, tzinfo=UTC)
 
