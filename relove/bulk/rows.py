@@ -1,0 +1,323 @@
+"""One record of an import file → one validated :class:`ImportRow`, or a :class:`RowError`.
+
+Every rule here is the marker service's (``relove.users.paths``): key rules, path depth, values
+JSON can store, and the documents' size limits; plus the identity columns' own (a positive
+64-bit id, text lengths, ``male|female|unknown``). A row that breaks any of them is rejected
+whole: nothing of it is written.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from relove.bulk.columns import (
+    IDENTITY_FIELDS,
+    TEXT_LIMITS,
+    Column,
+    ValueType,
+    check_document_keys,
+    column_for,
+    parse_bool,
+    parse_list,
+    parse_typed,
+    parse_value,
+)
+from relove.db.models import CONTEXT_MAX_BYTES, MARKERS_MAX_BYTES, Gender
+from relove.errors import ReloveError
+from relove.users.paths import Document, to_json
+
+#: The largest Telegram id the ``users.id`` column (BIGINT) holds.
+MAX_USER_ID = 2**63 - 1
+DOC_LIMITS: dict[str, int] = {"markers": MARKERS_MAX_BYTES, "context": CONTEXT_MAX_BYTES}
+#: ``ImportRow.given`` bits: which identity fields the row sets.
+GIVEN_BITS = {name: 1 << i for i, name in enumerate(IDENTITY_FIELDS)}
+_GENDERS = frozenset(g.value for g in Gender)
+
+
+class RowError(ReloveError):
+    """Why a row was rejected (one line, meant for the errors file)."""
+
+
+@dataclass(slots=True)
+class DocChange:
+    """What a row writes into one document: ``top`` keys set as given (``||``), then ``deep``
+    dotted paths set inside their objects (intermediates become objects)."""
+
+    top: dict[str, Any] = field(default_factory=dict)
+    deep: list[tuple[tuple[str, ...], Any]] = field(default_factory=list)
+
+    def set(self, path: tuple[str, ...], value: Any) -> None:
+        head = path[0]
+        if len(path) == 1:
+            self.top[head] = value
+            self.deep = [d for d in self.deep if d[0][0] != head]
+        elif head in self.top:
+            # The row itself set the parent: nest the value into it here.
+            node = self.top[head] = _as_object(self.top[head])
+            for key in path[1:-1]:
+                node = node[key] = _as_object(node.get(key))
+            node[path[-1]] = value
+        else:
+            self.deep.append((path, value))
+
+
+def _as_object(value: Any) -> dict[str, Any]:
+    return dict(value) if isinstance(value, dict) else {}
+
+
+@dataclass(slots=True)
+class ImportRow:
+    """A validated row: identity fields (``given`` says which are set), document changes."""
+
+    line: int
+    id: int
+    given: int = 0
+    username: str | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+    gender: str | None = None
+    is_active: bool | None = None
+    markers: DocChange | None = None
+    context: DocChange | None = None
+
+    def doc(self, name: Document) -> DocChange | None:
+        return self.markers if name == "markers" else self.context
+
+
+# -- single fields -------------------------------------------------------------------------------
+def parse_id(value: Any) -> int:
+    if isinstance(value, str):
+        text = value.strip()
+        if not text.isascii() or not text.isdigit():
+            raise RowError(f"id {value[:30]!r} is not a Telegram user id (a positive integer)")
+        value = int(text)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise RowError(f"id {str(value)[:30]!r} is not a Telegram user id (a positive integer)")
+    if not 0 < value <= MAX_USER_ID:
+        raise RowError(f"id {value} is out of range (1 … 2^63-1)")
+    return value
+
+
+def _text(name: str, value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise RowError(f"{name} must be text, got {json.dumps(value)[:30]}")
+    value = value.strip()
+    if name == "username":
+        value = value.removeprefix("@")
+    if len(value) > TEXT_LIMITS[name]:
+        raise RowError(f"{name} is longer than {TEXT_LIMITS[name]} characters")
+    _check_text(name, value)
+    return value or None
+
+
+def _check_text(name: str, value: str) -> None:
+    if "\x00" in value:
+        raise RowError(f"{name} contains a NUL character")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise RowError(f"{name} is not valid text (wrong --encoding?)") from None
+
+
+def _gender(value: Any) -> str:
+    text = value.strip().lower() if isinstance(value, str) else value
+    if text not in _GENDERS:
+        raise RowError(f"gender {str(value)[:20]!r} is not male, female or unknown")
+    return text
+
+
+def _bool(name: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        try:
+            return parse_bool(value)
+        except ReloveError as e:
+            raise RowError(f"{name}: {e}") from None
+    raise RowError(f"{name} must be true or false, got {json.dumps(value)[:30]}")
+
+
+# -- the reader ----------------------------------------------------------------------------------
+class RowReader:
+    """Builds rows for one file: CSV records against the header's columns
+    (:meth:`from_cells`), JSONL objects by their keys (:meth:`from_object`)."""
+
+    def __init__(
+        self,
+        types: Mapping[tuple[str, tuple[str, ...]], ValueType] | None = None,
+        *,
+        columns: Sequence[Column] | None = None,
+    ) -> None:
+        self.types = dict(types or {})
+        self.columns = list(columns or [])
+        #: the documents the header has columns for (``overwrite`` replaces those)
+        self.header_docs = {c.doc for c in self.columns if c.doc is not None}
+        self._by_name: dict[str, Column] = {c.name: c for c in self.columns}
+
+    # CSV ------------------------------------------------------------------------------------------
+    def from_cells(self, line: int, cells: Sequence[str]) -> ImportRow:
+        if len(cells) != len(self.columns):
+            raise RowError(f"expected {len(self.columns)} fields, got {len(cells)}")
+        row = ImportRow(line, 0)
+        user_id: int | None = None
+        for doc in self.header_docs:
+            setattr(row, doc, DocChange())
+        for col, raw in zip(self.columns, cells, strict=True):
+            if col.kind == "id":
+                user_id = parse_id(raw)
+            elif raw == "" or col.kind == "ignored":
+                continue
+            elif col.kind == "identity":
+                self._identity(row, col.field, raw)
+            elif col.kind == "document":
+                self._document(row, col, _json_object(col.name, raw))
+            else:
+                try:
+                    if col.is_list:
+                        value: Any = parse_list(raw, col.type)
+                    else:
+                        value = parse_value(raw, col.type)
+                except ReloveError as e:
+                    raise RowError(f"{col.name}: {e}") from None
+                self._path(row, col, value)
+        assert user_id is not None  # the header has an id column
+        row.id = user_id
+        return _checked(row)
+
+    # JSONL ----------------------------------------------------------------------------------------
+    def from_object(self, line: int, obj: Any) -> ImportRow:
+        if not isinstance(obj, dict):
+            raise RowError("a line must be a JSON object")
+        if "id" not in obj:
+            raise RowError("the object has no id (the Telegram user id)")
+        row = ImportRow(line, parse_id(obj["id"]))
+        for name, value in obj.items():
+            col = self._column(name)
+            if col.kind in ("id", "ignored"):
+                continue
+            if col.kind == "identity":
+                self._identity(row, col.field, value)
+            elif col.kind == "document":
+                if value is None:
+                    continue
+                if not isinstance(value, dict):
+                    raise RowError(f"{name} must be a JSON object")
+                self._document(row, col, value)
+            else:
+                self._path(row, col, self._typed(col, value))
+        return _checked(row)
+
+    def _column(self, name: str) -> Column:
+        col = self._by_name.get(name)
+        if col is None:
+            try:
+                col = column_for(name, self.types)
+            except ReloveError as e:
+                raise RowError(str(e)) from None
+            if len(self._by_name) < 10_000:
+                self._by_name[name] = col
+        return col
+
+    def _typed(self, col: Column, value: Any) -> Any:
+        try:
+            if col.is_list:
+                if isinstance(value, str):
+                    return parse_list(value, col.type)
+                if not isinstance(value, list):
+                    raise RowError("expected a list")
+                return [_coerce(v, col.type) for v in value]
+            return _coerce(value, col.type)
+        except ReloveError as e:
+            raise RowError(f"{col.name}: {e}") from None
+
+    # shared ---------------------------------------------------------------------------------------
+    def _identity(self, row: ImportRow, name: str, value: Any) -> None:
+        if name == "gender":
+            if value is None:
+                return
+            row.gender = _gender(value)
+        elif name == "is_active":
+            if value is None:
+                return
+            row.is_active = _bool(name, value)
+        else:
+            setattr(row, name, _text(name, value))
+        row.given |= GIVEN_BITS[name]
+
+    def _document(self, row: ImportRow, col: Column, value: dict[str, Any]) -> None:
+        assert col.doc is not None
+        try:
+            check_document_keys(value)
+        except ReloveError as e:
+            raise RowError(f"{col.name}: {e}") from None
+        change = row.doc(col.doc)
+        if change is None:
+            change = DocChange()
+            setattr(row, col.doc, change)
+        # The JSON object first; the row's <doc>.<key> columns then override its keys.
+        before = change.top
+        change.top = dict(value)
+        for key, v in before.items():
+            change.set((key,), v)
+
+    def _path(self, row: ImportRow, col: Column, value: Any) -> None:
+        assert col.doc is not None
+        change = row.doc(col.doc)
+        if change is None:
+            change = DocChange()
+            setattr(row, col.doc, change)
+        change.set(col.path, value)
+
+
+def _coerce(value: Any, kind: ValueType | None) -> Any:
+    """A JSONL value checked against (or, from text, read as) its ``--types`` type."""
+    if kind is None or kind == "json":
+        return value
+    if isinstance(value, str):
+        return parse_typed(value, kind)
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if kind == "bool" and isinstance(value, bool):
+        return value
+    if kind == "float" and number:
+        return value
+    if kind == "int" and number and float(value).is_integer():
+        return int(value)
+    raise RowError(f"{json.dumps(value)[:30]} is not of type {kind}")
+
+
+def _json_object(name: str, raw: str) -> dict[str, Any]:
+    try:
+        value = json.loads(raw, parse_constant=_no_constant)
+    except ValueError:
+        raise RowError(f"{name} is not a JSON object") from None
+    if not isinstance(value, dict):
+        raise RowError(f"{name} is not a JSON object")
+    return value
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(name)
+
+
+def _checked(row: ImportRow) -> ImportRow:
+    """The value rules and size limits on what the row writes."""
+    for doc in ("markers", "context"):
+        change: DocChange | None = getattr(row, doc)
+        if change is None:
+            continue
+        try:
+            size = len(to_json(change.top).encode("utf-8"))
+            for path, value in change.deep:
+                size += len(to_json(value).encode("utf-8")) + sum(len(k) + 4 for k in path)
+        except UnicodeEncodeError:
+            raise RowError(f"{doc}: not valid text (wrong --encoding?)") from None
+        except ReloveError as e:
+            raise RowError(f"{doc}: {e}") from None
+        if size > DOC_LIMITS[doc]:
+            raise RowError(f"{doc} would exceed its size limit ({DOC_LIMITS[doc] // 1024} KiB)")
+    return row
