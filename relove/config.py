@@ -91,6 +91,12 @@ class Settings(BaseSettings):
     recommend_memory: int = Field(default=20, ge=0, le=200)
     gender_inference: bool = True
 
+    # --- bulk import / export ---------------------------------------------------------------
+    #: rows per import batch (one transaction, one COPY + upsert on PostgreSQL)
+    bulk_batch_size: int = Field(default=10_000, ge=100, le=200_000)
+    #: where import jobs keep uploaded files and their errors files (API and console)
+    bulk_dir: Path = Path("relove-bulk")
+
     @field_validator("admin_ids", mode="before")
     @classmethod
     def _parse_admin_ids(cls, value: Any) -> Any:

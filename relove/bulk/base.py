@@ -12,6 +12,7 @@ from __future__ import annotations
 import enum
 import json
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -62,13 +63,14 @@ class BatchShape:
     context_ops: bool
 
     @classmethod
-    def of(cls, rows: list[ImportRow]) -> BatchShape:
+    def of(cls, rows: list[ImportRow], *, steps: Callable[[DocChange], bool]) -> BatchShape:
+        """``steps`` says whether a document change needs steps after its plain merge."""
         return cls(
             identity=any(r.given for r in rows),
             markers=any(r.markers is not None for r in rows),
-            markers_ops=any(r.markers is not None and r.markers.deep for r in rows),
+            markers_ops=any(r.markers is not None and steps(r.markers) for r in rows),
             context=any(r.context is not None for r in rows),
-            context_ops=any(r.context is not None and r.context.deep for r in rows),
+            context_ops=any(r.context is not None and steps(r.context) for r in rows),
         )
 
     def has(self, doc: str) -> bool:

@@ -267,6 +267,9 @@ def list_cell_is_exact(items: Any) -> bool:
 
 
 def check_document_keys(doc: Mapping[str, Any]) -> None:
-    """Every top-level key of a ``markers`` / ``context`` JSON cell follows the key rules."""
+    """Every top-level key of a ``markers`` / ``context`` JSON cell follows the key rules, and
+    has no ``.`` (the marker service and the segment language read a dot as a path)."""
     for key in doc:
         check_key(key)
+        if "." in key:
+            raise InvalidInput(f"key {key[:40]!r} contains '.'; nest objects instead")

@@ -163,7 +163,7 @@ class PostgresStore(BatchStore):
         raw = await conn.get_raw_connection()
         driver: Any = raw.driver_connection
         await driver.copy_records_to_table(STAGE, records=self.records(rows), columns=_COLUMNS)
-        shape = BatchShape.of(rows)
+        shape = BatchShape.of(rows, steps=lambda change: bool(change.deep))
         created, updated, existing = (
             await conn.execute(self._statement(shape), {"now": now})
         ).one()

@@ -88,6 +88,8 @@ class Source:
         self._counting = _Counting(stream)
         buffered = io.BufferedReader(self._counting, buffer_size=1 << 16)
         self.encoding, skip = detect_encoding(buffered.peek(4)[:4], encoding)
+        #: whether the file starts with a byte order mark (the errors file gets one too)
+        self.bom = skip > 0 or self.encoding == "utf-16"
         buffered.read(skip)
         self._buffered = buffered
         self.ignored = []

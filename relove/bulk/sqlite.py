@@ -51,6 +51,10 @@ def _encode_doc(change: DocChange | None) -> tuple[Any, Any, Any]:
     return fast or None, ops or None, list(change.top)
 
 
+def _needs_steps(change: DocChange) -> bool:
+    return bool(change.deep) or any(v is None or isinstance(v, dict) for v in change.top.values())
+
+
 def _fold(base: str, ops: str) -> str:
     """``base`` with each step of the JSON array ``ops`` applied in order."""
     return f"""(CASE WHEN {ops} IS NULL THEN {base} ELSE (WITH RECURSIVE f(i, d) AS (
@@ -152,7 +156,7 @@ class SQLiteStore(BatchStore):
     async def apply(
         self, conn: AsyncConnection, rows: list[ImportRow], now: datetime
     ) -> BatchCounts:
-        shape = BatchShape.of(rows)
+        shape = BatchShape.of(rows, steps=_needs_steps)
         params = {"batch": self.encode(rows), "now": now}
         counts = BatchCounts()
         if self.mode.creates:

@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 from sqlalchemy import func, select
 
+from relove.cli.bulk import export_command, import_command
 from relove.cli.common import console, open_db, print_json, run, settings
 from relove.cli.segments import find as find_users_command
 from relove.db.models import User
@@ -87,3 +88,5 @@ def count(
 
 
 app.command("find")(find_users_command)
+app.command("import")(import_command)
+app.command("export")(export_command)
