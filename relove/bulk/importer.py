@@ -32,6 +32,8 @@ from relove.bulk.rows import ImportRow, RowError
 from relove.db.models import User
 from relove.db.types import utcnow
 from relove.errors import InvalidInput, ReloveError
+from relove.events import EventSource, record
+from relove.events.catalog import IMPORT_COMPLETED
 
 log = logging.getLogger(__name__)
 
@@ -192,8 +194,12 @@ class _Importer:
         options: ImportOptions,
         progress: ProgressCallback | None,
         errors: ErrorSink | None,
+        actor: str | None,
+        label: str | None,
     ) -> None:
         self.engine = engine
+        self.actor = actor
+        self.label = label
         self.source = source
         self.options = options
         self.progress = progress
@@ -228,13 +234,40 @@ class _Importer:
                     await self._batch(conn, batch)
                     if batch.done:
                         break
-            except BaseException:
+            except BaseException as e:
                 if not pending.done():
                     pending.cancel()
                     await asyncio.gather(pending, return_exceptions=True)
+                if isinstance(e, Exception) and not self.options.dry_run:
+                    await self._record(conn, stopped=str(e))
                 raise
-        self.summary.seconds = time.monotonic() - self.started
+            self.summary.seconds = time.monotonic() - self.started
+            if not self.options.dry_run:
+                await self._record(conn)
         return self.summary
+
+    async def _record(self, conn: AsyncConnection, *, stopped: str | None = None) -> None:
+        """The import's one event (instead of one per user and key)."""
+        props: dict[str, Any] = {
+            "file": self.label, "format": self.source.format, "mode": self.options.mode.value,
+            **self.summary.counts(), "seconds": round(time.monotonic() - self.started, 3),
+        }  # fmt: skip
+        if stopped is not None:
+            if self.summary.created + self.summary.updated == 0:
+                return  # nothing was written: nothing to tell
+            props["stopped"] = stopped[:500]
+        try:
+            if conn.in_transaction():
+                await conn.rollback()
+            async with conn.begin():
+                await record(
+                    conn, None, IMPORT_COMPLETED, props,
+                    source=EventSource.import_, actor=self.actor,
+                )  # fmt: skip
+        except Exception:
+            if stopped is None:
+                raise
+            log.exception("could not record the stopped import")
 
     async def _batch(self, conn: AsyncConnection, batch: _Batch) -> None:
         for line, error, raw in batch.rejected:
@@ -335,9 +368,15 @@ async def import_rows(
     *,
     progress: ProgressCallback | None = None,
     errors: ErrorSink | None = None,
+    actor: str | None = None,
+    label: str | None = None,
 ) -> ImportSummary:
     """Import every row of ``source``; see the module docstring. ``progress`` (sync or async)
     gets an :class:`ImportProgress` after each batch; ``errors`` receives each rejected row
-    with its line number and reason."""
-    importer = _Importer(engine, source, options or ImportOptions(), progress, errors)
+    with its line number and reason. ``actor`` (who runs it: ``cli:<user>``, an API token's
+    name, ``admin:<id>``) and ``label`` (the file's name) go into the ``import.completed``
+    event."""
+    importer = _Importer(
+        engine, source, options or ImportOptions(), progress, errors, actor, label
+    )
     return await importer.run()

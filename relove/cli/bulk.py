@@ -31,7 +31,7 @@ from relove.bulk import (
     parse_types,
 )
 from relove.bulk.export import ExportOptions, export_users
-from relove.cli.common import console, err_console, open_db, run, settings
+from relove.cli.common import cli_actor, console, err_console, open_db, run, settings
 from relove.errors import InvalidInput
 
 _RATE = "{task.fields[rows]:>10,} rows  {task.fields[rate]:>8,.0f} rows/s"
@@ -148,8 +148,9 @@ def import_command(
 
                 async with open_db(s) as (engine, _):
                     return await import_rows(
-                        engine, source, options, progress=show, errors=errors
-                    )
+                        engine, source, options, progress=show, errors=errors,
+                        actor=cli_actor(), label=file.name,
+                    )  # fmt: skip
 
         try:
             summary = run(_import())

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import codecs
+import io
 import json
 
 import pytest
+from sqlalchemy import select
 
+from relove.bulk import ImportOptions, import_rows, open_source
 from relove.db.models import MARKERS_MAX_BYTES, User
 from relove.errors import InvalidInput
+from relove.events import Event
 from tests.bulk.conftest import Errors, do_import, read_users
 
 HEADER = "id,username,first_name,last_name,gender,is_active,markers.city,markers.tags[]\n"
@@ -317,11 +321,8 @@ async def test_batches_and_splits(db):
 
 
 async def test_progress_is_reported_per_batch(db):
-    from relove.bulk import ImportOptions, import_rows, open_source
-
     seen = []
     data = ("id\n" + "".join(f"{i}\n" for i in range(1, 2001))).encode()
-    import io
 
     async def progress(p):
         seen.append((p.rows, p.created))
@@ -330,3 +331,23 @@ async def test_progress_is_reported_per_batch(db):
     source = open_source(io.BytesIO(data), size=len(data))
     await import_rows(db, source, ImportOptions(batch_size=500), progress=progress)
     assert seen == [(500, 500), (1000, 1000), (1500, 1500), (2000, 2000), (2000, 2000)]
+
+
+async def test_one_import_completed_event_and_no_per_user_events(db):
+    data = "id,markers.city\n1,Москва\n2,Омск\nx,\n"
+    await do_import(db, data, dry_run=True)
+    source = open_source(io.BytesIO(data.encode()))
+    await import_rows(db, source, ImportOptions(), actor="cli:anna", label="people.csv")
+    async with db.connect() as conn:
+        events = (await conn.execute(select(Event.__table__))).mappings().all()
+    assert len(events) == 1, events  # the dry run wrote none; no user.created / marker.changed
+    event = events[0]
+    assert (event["name"], event["user_id"], event["source"], event["actor"]) == (
+        "import.completed", None, "import", "cli:anna",
+    )  # fmt: skip
+    props = dict(event["props"])
+    assert props.pop("seconds") >= 0
+    assert props == {
+        "file": "people.csv", "format": "csv", "mode": "merge", "rows": 3, "created": 2,
+        "updated": 0, "unchanged": 0, "skipped": 0, "rejected": 1,
+    }  # fmt: skip
