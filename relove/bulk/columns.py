@@ -148,9 +148,26 @@ _JSON_START = frozenset('{["-0123456789tfn \t\r\n')
 _decoder = json.JSONDecoder(parse_constant=_refuse_constant)
 
 
+_CONSTANTS: dict[str, Any] = {"true": True, "false": False, "null": None}
+
+
+_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?")
+
+
 def parse_json_or_text(raw: str) -> Any:
     """JSON when the text parses as JSON (NaN and Infinity do not), else the text itself."""
-    if not raw or raw[0] not in _JSON_START:
+    if not raw:
+        return raw
+    first = raw[0]
+    if first in "tfn":
+        return _CONSTANTS.get(raw, raw)
+    if first in "-0123456789":
+        # JSON's number grammar, without the decoder (the common case)
+        number = _NUMBER.fullmatch(raw)
+        if number is None:
+            return raw
+        return int(raw) if number.lastindex is None else float(raw)
+    if first not in _JSON_START:
         return raw
     try:
         return _decoder.decode(raw)
@@ -231,17 +248,23 @@ def parse_list(raw: str, kind: ValueType | None) -> list[Any]:
 
 
 # -- values → cells (the export) -----------------------------------------------------------------
-def _dump(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+_dump = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
 
 
 def encode_cell(value: Any) -> str:
     """The cell text that :func:`parse_json_or_text` reads back as ``value`` exactly: text as
     it is unless it would read as JSON (``"42"``, ``""``), everything else as JSON."""
-    if isinstance(value, str):
+    kind = type(value)
+    if kind is str:
         if value and parse_json_or_text(value) is value:
             return value
         return _dump(value)
+    if kind is bool:
+        return "true" if value else "false"
+    if kind is int:
+        return str(value)
+    if value is None:
+        return "null"
     return _dump(value)
 
 
@@ -249,21 +272,11 @@ def encode_list(items: list[Any]) -> str:
     """A ``markers.<key>[]`` cell that :func:`parse_list` reads back as ``items``."""
     out = []
     for item in items:
-        if isinstance(item, str) and (LIST_SEPARATOR in item or item.startswith('"')):
+        if type(item) is str and (LIST_SEPARATOR in item or item.startswith('"')):
             out.append(_dump(item))
         else:
             out.append(encode_cell(item))
     return LIST_SEPARATOR.join(out)
-
-
-def list_cell_is_exact(items: Any) -> bool:
-    """Whether ``items`` survives a ``[]`` column: a non-empty list of text, numbers,
-    booleans or nulls (an empty list or nested values need the JSON form)."""
-    return (
-        isinstance(items, list)
-        and bool(items)
-        and all(v is None or isinstance(v, str | int | float | bool) for v in items)
-    )
 
 
 def check_document_keys(doc: Mapping[str, Any]) -> None:

@@ -16,11 +16,13 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from functools import partial
+from operator import itemgetter
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, Select, func, select, text, true
+from sqlalchemy import ColumnElement, Select, Text, cast, func, select, text, true
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
@@ -179,74 +181,122 @@ async def _fields(
 
 
 def _select(fields: list[ExportField], where: ColumnElement[bool] | None) -> Select[Any]:
-    columns = {"id"} | {f.name for f in fields if f.kind == "column"}
-    columns |= {f.doc for f in fields if f.kind != "column"}
-    ordered = [c for c in (*_SCALARS, *DOCUMENTS) if c in columns]
-    stmt = select(*(_T.c[c] for c in ordered)).order_by(_T.c.id)
+    """The users columns the fields need, in :func:`_layout` order; documents as their JSON
+    text (parsed in Python only when a path inside them is exported)."""
+    stmt = select(*(_T.c[c] if c in _SCALARS else cast(_T.c[c], Text) for c in _layout(fields)))
+    stmt = stmt.order_by(_T.c.id)
     return stmt if where is None else stmt.where(where)
+
+
+def _layout(fields: list[ExportField]) -> list[str]:
+    needed = {"id"} | {f.name for f in fields if f.kind == "column"}
+    needed |= {f.doc for f in fields if f.kind != "column"}
+    return [c for c in (*_SCALARS, *DOCUMENTS) if c in needed]
 
 
 # -- rows → text ---------------------------------------------------------------------------------
 def _get(doc: Any, path: tuple[str, ...]) -> Any:
     for key in path:
-        if not isinstance(doc, Mapping) or key not in doc:
+        if type(doc) is not dict or key not in doc:
             return _MISSING
         doc = doc[key]
     return doc
 
 
-def _scalar_cell(name: str, value: Any) -> str:
-    if value is None:
-        return ""
+def _scalar_cell(name: str) -> Callable[[Any], str]:
     if name == "is_active":
-        return "true" if value else "false"
+        return lambda v: "true" if v else "false"
     if name == "gender":
-        return str(getattr(value, "value", value))
+        return lambda v: str(getattr(v, "value", v))
     if name in READ_ONLY_FIELDS:
-        return value.isoformat()
-    return str(value)
+        return lambda v: "" if v is None else v.isoformat()
+    return lambda v: "" if v is None else str(v)
 
 
-def _csv_cells(fields: list[ExportField], row: Mapping[str, Any]) -> list[str]:
-    cells = []
-    for f in fields:
-        if f.kind == "column":
-            cells.append(_scalar_cell(f.name, row[f.name]))
-        elif f.kind == "document":
-            cells.append(json.dumps(row[f.doc], ensure_ascii=False, separators=(",", ":")))
-        else:
-            value = _get(row[f.doc], f.path)
-            if value is _MISSING:
-                cells.append("")
-            elif f.is_list and isinstance(value, list):
-                cells.append(encode_list(value))
+_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
+class _Formatter:
+    """Turns result rows (tuples in :func:`_layout` order) into CSV cells or JSONL lines."""
+
+    def __init__(self, fields: list[ExportField]) -> None:
+        self.fields = fields
+        layout = _layout(fields)
+        self.index = {name: i for i, name in enumerate(layout)}
+        #: documents parsed per row (a path inside them is exported)
+        self.parsed = [self.index[d] for d in DOCUMENTS if any(
+            f.kind == "path" and f.doc == d for f in fields)]  # fmt: skip
+
+    def _docs(self, row: Any) -> list[Any]:
+        values = list(row)
+        for i in self.parsed:
+            values[i] = json.loads(values[i])
+        return values
+
+    def csv_cells(self) -> Callable[[Any], list[str]]:
+        steps: list[Callable[[list[Any]], str]] = []
+        for f in self.fields:
+            i = self.index[f.name if f.kind == "column" else f.doc]
+            if f.kind == "column":
+                steps.append(partial(_apply, _scalar_cell(f.name), i))
+            elif f.kind == "document":
+                steps.append(itemgetter(i))
             else:
-                cells.append(encode_cell(value))
-    return cells
+                steps.append(partial(_csv_path, i, f.path, f.is_list))
+        docs = self._docs
+        return lambda row: [step(values) for values in (docs(row),) for step in steps]
+
+    def jsonl_line(self) -> Callable[[Any], str]:
+        steps: list[Callable[[list[Any]], str | None]] = []
+        for f in self.fields:
+            i = self.index[f.name if f.kind == "column" else f.doc]
+            key = _encode(f.name) + ":"
+            if f.kind == "column":
+                steps.append(partial(_keyed, key, partial(_apply, _json_scalar(f.name), i)))
+            elif f.kind == "document":
+                steps.append(partial(_keyed, key, itemgetter(i)))
+            else:
+                steps.append(partial(_json_path, key, i, f.path))
+        docs = self._docs
+
+        def line(row: Any) -> str:
+            values = docs(row)
+            parts = [part for step in steps if (part := step(values)) is not None]
+            return "{" + ",".join(parts) + "}\n"
+
+        return line
 
 
-def _json_scalar(name: str, value: Any) -> Any:
-    if value is None:
-        return None
+def _apply(cell: Callable[[Any], str], i: int, values: list[Any]) -> str:
+    return cell(values[i])
+
+
+def _keyed(key: str, value: Callable[[list[Any]], str], values: list[Any]) -> str:
+    return key + value(values)
+
+
+def _csv_path(i: int, path: tuple[str, ...], is_list: bool, values: list[Any]) -> str:
+    value = _get(values[i], path)
+    if value is _MISSING:
+        return ""
+    if is_list and type(value) is list:
+        return encode_list(value)
+    return encode_cell(value)
+
+
+def _json_path(key: str, i: int, path: tuple[str, ...], values: list[Any]) -> str | None:
+    value = _get(values[i], path)
+    return None if value is _MISSING else key + _encode(value)
+
+
+def _json_scalar(name: str) -> Callable[[Any], str]:
     if name == "gender":
-        return str(getattr(value, "value", value))
+        return lambda v: _encode(str(getattr(v, "value", v)))
+    if name == "is_active":
+        return lambda v: "true" if v else "false"
     if name in READ_ONLY_FIELDS:
-        return value.isoformat()
-    return value
-
-
-def _jsonl_object(fields: list[ExportField], row: Mapping[str, Any]) -> dict[str, Any]:
-    obj: dict[str, Any] = {}
-    for f in fields:
-        if f.kind == "column":
-            obj[f.name] = _json_scalar(f.name, row[f.name])
-        elif f.kind == "document":
-            obj[f.name] = row[f.doc]
-        else:
-            value = _get(row[f.doc], f.path)
-            if value is not _MISSING:
-                obj[f.name] = value
-    return obj
+        return lambda v: "null" if v is None else _encode(v.isoformat())
+    return _encode
 
 
 async def export_users(
@@ -263,22 +313,24 @@ async def export_users(
     bind = engine
     if engine.dialect.name == "postgresql":
         bind = engine.execution_options(isolation_level="REPEATABLE READ")
-    async with AsyncSession(bind) as session, session.begin():
+    async with bind.connect() as conn, conn.begin():
+        session = AsyncSession(bind=conn)
         try:
             where = await _where(session, options.filter)
             fields = await _fields(session, options, where)
-            result = await session.stream(
-                _select(fields, where).execution_options(yield_per=options.chunk_rows)
-            )
+            stmt = _select(fields, where).execution_options(yield_per=options.chunk_rows)
+            result = await conn.stream(stmt)
         except DBAPIError as e:
             detail = str(getattr(e, "orig", e)).splitlines()[0]
             raise FilterError(f"the database refused the filter: {detail}") from e
-        buffer, rows = io.StringIO(), 0
+        formatter, rows = _Formatter(fields), 0
         if options.format == "csv":
+            buffer = io.StringIO()
             writer = csv.writer(buffer, delimiter=options.delimiter, lineterminator="\n")
             writer.writerow([f.name for f in fields])
-            async for part in result.mappings().partitions():
-                writer.writerows(_csv_cells(fields, row) for row in part)
+            cells = formatter.csv_cells()
+            async for part in result.partitions():
+                writer.writerows(map(cells, part))
                 rows += len(part)
                 if progress is not None:
                     progress(rows)
@@ -288,9 +340,9 @@ async def export_users(
             if buffer.tell():
                 yield buffer.getvalue()
         else:
-            dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-            async for part in result.mappings().partitions():
+            line = formatter.jsonl_line()
+            async for part in result.partitions():
                 rows += len(part)
                 if progress is not None:
                     progress(rows)
-                yield "".join(dumps(_jsonl_object(fields, row)) + "\n" for row in part)
+                yield "".join(map(line, part))

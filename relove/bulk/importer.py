@@ -16,13 +16,14 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import random
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.exc import DataError, IntegrityError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from relove.bulk.base import BatchCounts, BatchStore, ImportMode, for_mode
@@ -178,6 +179,15 @@ class _Batches:
         return batch
 
 
+#: Tries of a batch the database aborted to break a deadlock (or a serialization failure).
+MAX_ATTEMPTS = 5
+
+
+def _is_conflict(e: DBAPIError) -> bool:
+    code = getattr(e.orig, "sqlstate", None) or getattr(e.orig, "pgcode", None)
+    return code in ("40P01", "40001")
+
+
 def _db_reason(e: Exception) -> str:
     detail = str(getattr(e, "orig", None) or e)
     for doc, limit in (("markers", "64 KiB"), ("context", "256 KiB")):
@@ -299,7 +309,11 @@ class _Importer:
             await result
 
     async def _write(
-        self, conn: AsyncConnection, rows: list[ImportRow], raw: dict[int, list[str]]
+        self,
+        conn: AsyncConnection,
+        rows: list[ImportRow],
+        raw: dict[int, list[str]],
+        attempt: int = 1,
     ) -> None:
         """One transaction; on a refusal, split until the refused rows are found."""
         want_changes = (
@@ -311,8 +325,18 @@ class _Importer:
             counts = await self.store.apply(conn, rows, utcnow())
             if before is not None:
                 self._changes(rows, before, await _snapshot(conn, rows))
-        except (IntegrityError, DataError) as e:
+        except DBAPIError as e:
             await trans.rollback()
+            if _is_conflict(e) and attempt < MAX_ATTEMPTS:
+                # Another writer (a touch batch) locked the same users in another order:
+                # the database broke the tie by aborting this batch. Nothing of it was
+                # written; try it again.
+                log.info("import batch of %d rows hit a lock conflict; retrying", len(rows))
+                await asyncio.sleep(random.uniform(0.05, 0.25) * attempt)
+                await self._write(conn, rows, raw, attempt + 1)
+                return
+            if not isinstance(e, IntegrityError | DataError):
+                raise
             if len(rows) == 1:
                 self.reject(rows[0].line, _db_reason(e), raw.get(rows[0].id, []))
                 return

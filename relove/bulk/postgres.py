@@ -102,6 +102,7 @@ class PostgresStore(BatchStore):
             sql = (
                 f"WITH up AS (UPDATE users AS u SET {sets}, updated_at = :now "
                 f"FROM {STAGE} AS s WHERE u.id = s.id "
+                f"AND u.id = ANY(ARRAY(SELECT id FROM {STAGE})) "  # by the index, in id order
                 f"AND ({', '.join(f'u.{c}' for c in cols)}, true) IS DISTINCT FROM "
                 f"({', '.join(values)}, true) RETURNING 1) "
                 f"SELECT 0, (SELECT count(*) FROM up), {existing}"
@@ -116,9 +117,10 @@ class PostgresStore(BatchStore):
                 if shape.has(doc):
                     ins_cols.append(doc)
                     ins_values.append(self._doc(doc, "'{}'::jsonb", shape))
+            # In id order: two writers that both lock users in id order never deadlock.
             insert = (
                 f"INSERT INTO users AS u ({', '.join(ins_cols)}, created_at, updated_at) "
-                f"SELECT {', '.join(ins_values)}, :now, :now FROM {STAGE} AS s "
+                f"SELECT {', '.join(ins_values)}, :now, :now FROM {STAGE} AS s ORDER BY s.id "
             )
             if self.mode is ImportMode.create or not cols:
                 conflict = "ON CONFLICT (id) DO NOTHING"

@@ -9,6 +9,7 @@ whole: nothing of it is written.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +22,7 @@ from relove.bulk.columns import (
     check_document_keys,
     column_for,
     parse_bool,
+    parse_json_or_text,
     parse_list,
     parse_typed,
     parse_value,
@@ -35,6 +37,10 @@ DOC_LIMITS: dict[str, int] = {"markers": MARKERS_MAX_BYTES, "context": CONTEXT_M
 #: ``ImportRow.given`` bits: which identity fields the row sets.
 GIVEN_BITS = {name: 1 << i for i, name in enumerate(IDENTITY_FIELDS)}
 _GENDERS = frozenset(g.value for g in Gender)
+
+
+_ID, _TEXT, _GENDER, _ACTIVE, _TOP, _PATH, _DOC = range(7)
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class RowError(ReloveError):
@@ -158,35 +164,66 @@ class RowReader:
         #: the documents the header has columns for (``overwrite`` replaces those)
         self.header_docs = {c.doc for c in self.columns if c.doc is not None}
         self._by_name: dict[str, Column] = {c.name: c for c in self.columns}
+        self._width = len(self.columns)
+        self._steps = self._plan()
 
     # CSV ------------------------------------------------------------------------------------------
-    def from_cells(self, line: int, cells: Sequence[str]) -> ImportRow:
-        if len(cells) != len(self.columns):
-            raise RowError(f"expected {len(self.columns)} fields, got {len(cells)}")
-        row = ImportRow(line, 0)
-        user_id: int | None = None
-        for doc in self.header_docs:
-            setattr(row, doc, DocChange())
-        for col, raw in zip(self.columns, cells, strict=True):
+    def _plan(self) -> list[tuple[int, int, Any]]:
+        """What to do with each cell: ``(index, step, argument)``, JSON columns first (their
+        keys are then overridden by the row's ``<doc>.<key>`` columns)."""
+        plan: list[tuple[int, int, Any]] = []
+        for i, col in enumerate(self.columns):
             if col.kind == "id":
-                user_id = parse_id(raw)
-            elif raw == "" or col.kind == "ignored":
-                continue
+                plan.append((i, _ID, None))
             elif col.kind == "identity":
-                self._identity(row, col.field, raw)
+                step = {"gender": _GENDER, "is_active": _ACTIVE}.get(col.field, _TEXT)
+                plan.append((i, step, col.field))
             elif col.kind == "document":
-                self._document(row, col, _json_object(col.name, raw))
-            else:
+                plan.append((i, _DOC, col))
+            elif col.kind == "path":
+                top = len(col.path) == 1 and not col.is_list and col.type is None
+                plan.append((i, _TOP if top else _PATH, col))
+        return sorted(plan, key=lambda step: step[1] != _DOC)
+
+    def from_cells(self, line: int, cells: Sequence[str]) -> ImportRow:
+        if len(cells) != self._width:
+            raise RowError(f"expected {self._width} fields, got {len(cells)}")
+        joined = "\x1f".join(cells)
+        if "\x00" in joined:
+            raise RowError("the row contains a NUL character")
+        if not joined.isascii() and _SURROGATE.search(joined):
+            raise RowError("the row is not valid text in its encoding (wrong --encoding?)")
+        row = ImportRow(line, 0)
+        docs = {doc: DocChange() for doc in self.header_docs}
+        row.markers, row.context = docs.get("markers"), docs.get("context")
+        for i, step, arg in self._steps:
+            raw = cells[i]
+            if step == _ID:
+                row.id = parse_id(raw)
+            elif not raw:
+                continue
+            elif step == _TOP:
+                docs[arg.doc].top[arg.path[0]] = parse_json_or_text(raw)
+            elif step == _TEXT:
+                text = raw.strip()
+                if arg == "username":
+                    text = text.removeprefix("@")
+                if len(text) > TEXT_LIMITS[arg]:
+                    raise RowError(f"{arg} is longer than {TEXT_LIMITS[arg]} characters")
+                setattr(row, arg, text or None)
+                row.given |= GIVEN_BITS[arg]
+            elif step == _PATH:
                 try:
-                    if col.is_list:
-                        value: Any = parse_list(raw, col.type)
-                    else:
-                        value = parse_value(raw, col.type)
+                    value: Any = (
+                        parse_list(raw, arg.type) if arg.is_list else parse_value(raw, arg.type)
+                    )
                 except ReloveError as e:
-                    raise RowError(f"{col.name}: {e}") from None
-                self._path(row, col, value)
-        assert user_id is not None  # the header has an id column
-        row.id = user_id
+                    raise RowError(f"{arg.name}: {e}") from None
+                docs[arg.doc].set(arg.path, value)
+            elif step == _DOC:
+                self._document(row, arg, _json_object(arg.name, raw))
+            else:
+                self._identity(row, arg, raw)
         return _checked(row)
 
     # JSONL ----------------------------------------------------------------------------------------
