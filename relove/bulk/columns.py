@@ -244,7 +244,10 @@ def split_list(raw: str) -> list[str]:
 
 
 def parse_list(raw: str, kind: ValueType | None) -> list[Any]:
-    return [parse_value(item, kind) for item in split_list(raw)]
+    items = raw.split(LIST_SEPARATOR) if '"' not in raw else split_list(raw)
+    if kind is None:
+        return [parse_json_or_text(item) for item in items]
+    return [parse_typed(item, kind) for item in items]
 
 
 # -- values → cells (the export) -----------------------------------------------------------------

@@ -37,8 +37,11 @@ _FIELDS = ("username", "first_name", "last_name", "gender", "is_active")
 def _encode_doc(change: DocChange | None) -> tuple[str | None, str | None]:
     if change is None:
         return None, None
+    top = change.json if change.json is not None else dump(change.top)
+    if not change.deep:
+        return top, None
     ops = [[list(path), 1 if ensure else 0, value] for path, ensure, value in deep_ops(change)]
-    return dump(change.top), (dump(ops) if ops else None)
+    return top, dump(ops)
 
 
 def _fold(base: str, ops: str) -> str:

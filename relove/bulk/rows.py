@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from relove.bulk.columns import (
@@ -39,7 +40,6 @@ GIVEN_BITS = {name: 1 << i for i, name in enumerate(IDENTITY_FIELDS)}
 _GENDERS = frozenset(g.value for g in Gender)
 
 
-_ID, _TEXT, _GENDER, _ACTIVE, _TOP, _PATH, _DOC = range(7)
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
@@ -47,19 +47,24 @@ class RowError(ReloveError):
     """Why a row was rejected (one line, meant for the errors file)."""
 
 
-@dataclass(slots=True)
 class DocChange:
     """What a row writes into one document: ``top`` keys set as given (``||``), then ``deep``
-    dotted paths set inside their objects (intermediates become objects)."""
+    dotted paths set inside their objects (intermediates become objects). ``json`` is
+    ``top`` as JSON text once the row is checked."""
 
-    top: dict[str, Any] = field(default_factory=dict)
-    deep: list[tuple[tuple[str, ...], Any]] = field(default_factory=list)
+    __slots__ = ("top", "deep", "json")
+
+    def __init__(self) -> None:
+        self.top: dict[str, Any] = {}
+        self.deep: list[tuple[tuple[str, ...], Any]] = []
+        self.json: str | None = None
 
     def set(self, path: tuple[str, ...], value: Any) -> None:
         head = path[0]
         if len(path) == 1:
             self.top[head] = value
-            self.deep = [d for d in self.deep if d[0][0] != head]
+            if self.deep:
+                self.deep = [d for d in self.deep if d[0][0] != head]
         elif head in self.top:
             # The row itself set the parent: nest the value into it here.
             node = self.top[head] = _as_object(self.top[head])
@@ -149,6 +154,47 @@ def _bool(name: str, value: Any) -> bool:
 
 
 # -- the reader ----------------------------------------------------------------------------------
+# -- CSV cells → a row (one step per column, chosen once per header) ---------------------------
+_Step = Callable[["ImportRow", Any, str], None]
+
+
+def _set_id(row: ImportRow, docs: Any, raw: str) -> None:
+    row.id = parse_id(raw)
+
+
+def _set_text(name: str, bit: int, row: ImportRow, docs: Any, raw: str) -> None:
+    text = raw.strip()
+    if name == "username":
+        text = text.removeprefix("@")
+    if len(text) > TEXT_LIMITS[name]:
+        raise RowError(f"{name} is longer than {TEXT_LIMITS[name]} characters")
+    setattr(row, name, text or None)
+    row.given |= bit
+
+
+def _set_gender(row: ImportRow, docs: Any, raw: str) -> None:
+    row.gender = _gender(raw)
+    row.given |= GIVEN_BITS["gender"]
+
+
+def _set_active(row: ImportRow, docs: Any, raw: str) -> None:
+    row.is_active = _bool("is_active", raw)
+    row.given |= GIVEN_BITS["is_active"]
+
+
+def _set_top(doc: str, key: str, row: ImportRow, docs: dict[str, DocChange], raw: str) -> None:
+    docs[doc].top[key] = parse_json_or_text(raw)
+
+
+def _set_path(col: Column, row: ImportRow, docs: dict[str, DocChange], raw: str) -> None:
+    assert col.doc is not None
+    try:
+        value = parse_list(raw, col.type) if col.is_list else parse_value(raw, col.type)
+    except ReloveError as e:
+        raise RowError(f"{col.name}: {e}") from None
+    docs[col.doc].set(col.path, value)
+
+
 class RowReader:
     """Builds rows for one file: CSV records against the header's columns
     (:meth:`from_cells`), JSONL objects by their keys (:meth:`from_object`)."""
@@ -168,22 +214,30 @@ class RowReader:
         self._steps = self._plan()
 
     # CSV ------------------------------------------------------------------------------------------
-    def _plan(self) -> list[tuple[int, int, Any]]:
-        """What to do with each cell: ``(index, step, argument)``, JSON columns first (their
-        keys are then overridden by the row's ``<doc>.<key>`` columns)."""
-        plan: list[tuple[int, int, Any]] = []
+    def _plan(self) -> list[tuple[int, bool, _Step]]:
+        """What to do with each cell: ``(index, even_when_empty, step)``; JSON columns first
+        (their keys are then overridden by the row's ``<doc>.<key>`` columns)."""
+        plan = []
         for i, col in enumerate(self.columns):
             if col.kind == "id":
-                plan.append((i, _ID, None))
+                plan.append((i, True, _set_id))
+            elif col.kind == "identity" and col.field == "gender":
+                plan.append((i, False, _set_gender))
+            elif col.kind == "identity" and col.field == "is_active":
+                plan.append((i, False, _set_active))
             elif col.kind == "identity":
-                step = {"gender": _GENDER, "is_active": _ACTIVE}.get(col.field, _TEXT)
-                plan.append((i, step, col.field))
+                plan.append((i, False, partial(_set_text, col.field, GIVEN_BITS[col.field])))
             elif col.kind == "document":
-                plan.append((i, _DOC, col))
+                plan.append((i, False, partial(self._set_document, col)))
+            elif col.kind == "path" and len(col.path) == 1 and not col.is_list and not col.type:
+                plan.append((i, False, partial(_set_top, str(col.doc), col.path[0])))
             elif col.kind == "path":
-                top = len(col.path) == 1 and not col.is_list and col.type is None
-                plan.append((i, _TOP if top else _PATH, col))
-        return sorted(plan, key=lambda step: step[1] != _DOC)
+                plan.append((i, False, partial(_set_path, col)))
+        return sorted(plan, key=lambda step: not isinstance(step[2], partial)
+                      or step[2].func != self._set_document)  # fmt: skip
+
+    def _set_document(self, col: Column, row: ImportRow, docs: Any, raw: str) -> None:
+        self._document(row, col, _json_object(col.name, raw))
 
     def from_cells(self, line: int, cells: Sequence[str]) -> ImportRow:
         if len(cells) != self._width:
@@ -194,37 +248,13 @@ class RowReader:
         if not joined.isascii() and _SURROGATE.search(joined):
             raise RowError("the row is not valid text in its encoding (wrong --encoding?)")
         row = ImportRow(line, 0)
-        docs = {doc: DocChange() for doc in self.header_docs}
+        docs: dict[str, DocChange] = {doc: DocChange() for doc in self.header_docs}
         row.markers, row.context = docs.get("markers"), docs.get("context")
-        for i, step, arg in self._steps:
+        for i, always, step in self._steps:
             raw = cells[i]
-            if step == _ID:
-                row.id = parse_id(raw)
-            elif not raw:
-                continue
-            elif step == _TOP:
-                docs[arg.doc].top[arg.path[0]] = parse_json_or_text(raw)
-            elif step == _TEXT:
-                text = raw.strip()
-                if arg == "username":
-                    text = text.removeprefix("@")
-                if len(text) > TEXT_LIMITS[arg]:
-                    raise RowError(f"{arg} is longer than {TEXT_LIMITS[arg]} characters")
-                setattr(row, arg, text or None)
-                row.given |= GIVEN_BITS[arg]
-            elif step == _PATH:
-                try:
-                    value: Any = (
-                        parse_list(raw, arg.type) if arg.is_list else parse_value(raw, arg.type)
-                    )
-                except ReloveError as e:
-                    raise RowError(f"{arg.name}: {e}") from None
-                docs[arg.doc].set(arg.path, value)
-            elif step == _DOC:
-                self._document(row, arg, _json_object(arg.name, raw))
-            else:
-                self._identity(row, arg, raw)
-        return _checked(row)
+            if raw or always:
+                step(row, docs, raw)
+        return _checked(row, text_checked=True)
 
     # JSONL ----------------------------------------------------------------------------------------
     def from_object(self, line: int, obj: Any) -> ImportRow:
@@ -341,20 +371,24 @@ def _no_constant(name: str) -> Any:
     raise ValueError(name)
 
 
-def _checked(row: ImportRow) -> ImportRow:
-    """The value rules and size limits on what the row writes."""
+def _checked(row: ImportRow, *, text_checked: bool = False) -> ImportRow:
+    """The value rules and size limits on what the row writes (``text_checked``: the row's
+    text is known to be encodable, as a CSV row is after :meth:`RowReader.from_cells`)."""
     for doc in ("markers", "context"):
-        change: DocChange | None = getattr(row, doc)
+        change: DocChange | None = row.markers if doc == "markers" else row.context
         if change is None:
             continue
+        limit = DOC_LIMITS[doc]
         try:
-            size = len(to_json(change.top).encode("utf-8"))
+            change.json = text = to_json(change.top)
+            size = len(text) if text_checked and len(text) * 4 <= limit else len(
+                text.encode("utf-8"))  # fmt: skip
             for path, value in change.deep:
                 size += len(to_json(value).encode("utf-8")) + sum(len(k) + 4 for k in path)
         except UnicodeEncodeError:
             raise RowError(f"{doc}: not valid text (wrong --encoding?)") from None
         except ReloveError as e:
             raise RowError(f"{doc}: {e}") from None
-        if size > DOC_LIMITS[doc]:
-            raise RowError(f"{doc} would exceed its size limit ({DOC_LIMITS[doc] // 1024} KiB)")
+        if size > limit:
+            raise RowError(f"{doc} would exceed its size limit ({limit // 1024} KiB)")
     return row
