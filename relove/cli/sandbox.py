@@ -34,7 +34,7 @@ def _print_urls(url: str, token_hint: str | None = None) -> None:
     console.print(f"[bold]Web chat[/bold]     {url}/")
     console.print(f"[bold]Bot API[/bold]      {url}/bot<token>/<method>"
                   f"   (RELOVE_TELEGRAM_API_URL={url})")
-    console.print(f"[bold]Control API[/bold]  {url}/api/  (see README, section Sandbox)")
+    console.print(f"[bold]Control API[/bold]  {url}/api/  (see docs/sandbox.md)")
     if token_hint:
         console.print(f"[bold]Bot token[/bold]    {token_hint}")
 
@@ -54,6 +54,10 @@ def sandbox(
     no_limits: bool = typer.Option(False, "--no-limits", help="Disable flood limits."),
     fault_5xx: float = typer.Option(None, help="Share of calls answered with 5xx (0..1)."),
     fault_drop: float = typer.Option(None, help="Share of calls whose connection drops (0..1)."),
+    allow_host: list[str] = typer.Option(
+        None, "--allow-host", metavar="NAME",
+        help="Also answer requests for this host name or address (repeatable; loopback names "
+             "always work; default: RELOVE_SANDBOX_ALLOWED_HOSTS)."),
 ) -> None:
     """Serve the Bot API emulator on 127.0.0.1:8081 until Ctrl+C."""
     from relove.sandbox.core import SandboxConfig
@@ -61,7 +65,8 @@ def sandbox(
 
     s = settings()
     config = SandboxConfig(host=host or s.sandbox_host,
-                           port=s.sandbox_port if port is None else port, token=token)
+                           port=s.sandbox_port if port is None else port, token=token,
+                           allowed_hosts=(*s.sandbox_allowed_hosts, *(allow_host or ())))
     try:
         config.limits.update(_limits(rate=rate, burst=burst, paid_rate=paid_rate,
                                      per_chat=per_chat, per_chat_burst=per_chat_burst,
@@ -102,7 +107,8 @@ def demo(
 
     base = settings()
     config = SandboxConfig(host=host or base.sandbox_host,
-                           port=base.sandbox_port if port is None else port, token=DEFAULT_TOKEN)
+                           port=base.sandbox_port if port is None else port, token=DEFAULT_TOKEN,
+                           allowed_hosts=tuple(base.sandbox_allowed_hosts))
 
     db_url = f"sqlite+aiosqlite:///{db.resolve()}"
 
