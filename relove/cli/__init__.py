@@ -18,7 +18,7 @@ from relove.cli import segments as segments_cli
 from relove.cli import serve as serve_cli
 from relove.cli import stats as stats_cli
 from relove.cli import tokens as tokens_cli
-from relove.cli.common import err_console
+from relove.cli.common import err_console, markup_line
 from relove.cli.run import run_bot
 from relove.errors import FilterError, ReloveError
 
@@ -46,7 +46,7 @@ app.add_typer(tokens_cli.app, name="tokens")
 
 
 def _fail(message: str, code: int) -> int:
-    err_console.print(f"[red]error:[/red] {message}", markup=True, highlight=False)
+    err_console.print(markup_line("[red]error:[/red] {message}", message=message))
     return code
 
 

@@ -16,7 +16,16 @@ from rich.table import Table
 from relove.broadcasts import service
 from relove.broadcasts.content import Button, MessageContent
 from relove.broadcasts.models import BroadcastStatus, MediaKind
-from relove.cli.common import cli_actor, console, open_db, print_json, run, settings
+from relove.cli.common import (
+    cli_actor,
+    console,
+    markup_line,
+    open_db,
+    plain,
+    print_json,
+    run,
+    settings,
+)
 from relove.config import Settings
 from relove.errors import InvalidInput
 
@@ -117,19 +126,17 @@ def preview(broadcast_id: IdArg) -> None:
             return await service.preview(session, broadcast_id)
 
     p = run(_preview())
-    console.print(
-        f"[bold]{p.broadcast.name}[/bold] (#{p.broadcast.id}, {p.broadcast.status.value})",
-        highlight=False,
-    )
-    console.print(f"filter: {p.broadcast.filter}", markup=False, highlight=False)
+    console.print(markup_line("[bold]{name}[/bold] (#{id}, {status})", name=p.broadcast.name,
+                              id=p.broadcast.id, status=p.broadcast.status.value))  # fmt: skip
+    console.print(plain(f"filter: {p.broadcast.filter}"))
     console.print(f"recipients: {p.count}")
     for recipient, message in p.samples:
-        console.rule(f"{recipient.full_name} ({recipient.id})", style="dim")
+        console.rule(plain(f"{recipient.full_name} ({recipient.id})"), style="dim")
         if message.media_kind:
-            console.print(f"[{message.media_kind.value}: {message.media}]", markup=False)
-        console.print(message.text, markup=False, highlight=False)
+            console.print(plain(f"[{message.media_kind.value}: {message.media}]"))
+        console.print(plain(message.text))
         for row in message.buttons:
-            console.print("  ".join(f"[{b.text} → {b.url}]" for b in row), markup=False)
+            console.print(plain("  ".join(f"[{b.text} → {b.url}]" for b in row)))
 
 
 @app.command()
@@ -212,14 +219,14 @@ def test_send(broadcast_id: IdArg) -> None:
             await limiter.close()
 
     for line in run(_do()):
-        console.print(line, markup=False, highlight=False)
+        console.print(plain(line))
 
 
 def _stats_table(st: service.BroadcastStats) -> Table:
     table = Table(show_header=False, box=None)
     for key, value in st.to_dict().items():
         if value is not None:
-            table.add_row(key, str(value))
+            table.add_row(key, plain(value))
     return table
 
 
@@ -252,11 +259,11 @@ async def _follow(s: Settings, broadcast_id: int, until: asyncio.Task[Any] | Non
 
     async with open_db(s) as (_, sessions):
         with Progress(
-            TextColumn("#{task.fields[id]} {task.fields[status]}"), BarColumn(),
+            TextColumn("#{task.fields[id]} {task.fields[status]}", markup=False), BarColumn(),
             MofNCompleteColumn(),
             TextColumn("sent {task.fields[sent]} · blocked {task.fields[blocked]} · failed "
                        "{task.fields[failed]} · unknown {task.fields[unknown]} · "
-                       "{task.fields[rate]}/s · ETA {task.fields[eta]}"),
+                       "{task.fields[rate]}/s · ETA {task.fields[eta]}", markup=False),
             console=console,
         ) as progress:
             task = None
@@ -293,7 +300,7 @@ def list_() -> None:
 
     table = Table("id", "name", "status", "filter", "scheduled", "created")
     for b in run(_list()):
-        table.add_row(str(b["id"]), b["name"], b["status"], b["filter"],
+        table.add_row(str(b["id"]), plain(b["name"]), b["status"], plain(b["filter"]),
                       f"{b['scheduled_at']:%Y-%m-%d %H:%M %Z}" if b["scheduled_at"] else "",
                       f"{b['created_at']:%Y-%m-%d %H:%M}")
     console.print(table)

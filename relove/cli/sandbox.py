@@ -9,7 +9,7 @@ from pathlib import Path
 
 import typer
 
-from relove.cli.common import console, run, settings
+from relove.cli.common import console, markup_line, run, settings
 from relove.errors import ConfigError
 
 SANDBOX_HELP = "Serve the local Telegram Bot API emulator and its web chat."
@@ -31,12 +31,13 @@ async def _until_signal() -> None:
 
 
 def _print_urls(url: str, token_hint: str | None = None) -> None:
-    console.print(f"[bold]Web chat[/bold]     {url}/")
-    console.print(f"[bold]Bot API[/bold]      {url}/bot<token>/<method>"
-                  f"   (RELOVE_TELEGRAM_API_URL={url})")
-    console.print(f"[bold]Control API[/bold]  {url}/api/  (see docs/sandbox.md)")
+    console.print(markup_line("[bold]Web chat[/bold]     {url}/", url=url))
+    console.print(markup_line("[bold]Bot API[/bold]      {url}/bot<token>/<method>"
+                              "   (RELOVE_TELEGRAM_API_URL={url})", url=url))  # fmt: skip
+    console.print(markup_line("[bold]Control API[/bold]  {url}/api/  (see docs/sandbox.md)",
+                              url=url))  # fmt: skip
     if token_hint:
-        console.print(f"[bold]Bot token[/bold]    {token_hint}")
+        console.print(markup_line("[bold]Bot token[/bold]    {token}", token=token_hint))
 
 
 def sandbox(
@@ -132,8 +133,8 @@ def demo(
                     dp = create_dispatcher(
                         s, engine, session_factory=sessions, conversation=conversation
                     )
-                    console.print(f"[green]Demo ready:[/green] @{me.username}, {len(people)} "
-                                  f"users in {db}")
+                    ready = "[green]Demo ready:[/green] @{bot}, {n} users in {db}"
+                    console.print(markup_line(ready, bot=me.username, n=len(people), db=db))
                     _print_urls(sb.url, DEFAULT_TOKEN)
                     console.print(f"Open the web chat, pick “{OPERATOR['first_name']}” (an admin) "
                                   "or any user, and send /start. Ctrl+C to stop.")

@@ -3,8 +3,9 @@
 Broadcast workers send thousands of identical-shaped messages per minute. aiogram builds a
 multipart form, validates the answer into pydantic models (and, for ``Response[Message]``,
 rebuilds a generic model on every call), and importing it would more than double a worker's
-resident memory (docs/benchmarks.md, Broadcasts). A worker needs none of that: :class:`BotApiClient` POSTs JSON to ``/bot<token>/<method>`` over
-keep-alive connections and answers every call with a :class:`~relove.telegram.outcomes.SendResult`
+resident memory (docs/benchmarks.md, Broadcasts). A worker needs none of that:
+:class:`BotApiClient` POSTs JSON to ``/bot<token>/<method>`` over keep-alive
+connections and answers every call with a :class:`~relove.telegram.outcomes.SendResult`
 (:func:`~relove.telegram.outcomes.classify`). The bot's interactive path stays on aiogram.
 
 Pacing is the caller's: take a slot from :class:`~relove.telegram.ratelimit.RateLimiter` first.

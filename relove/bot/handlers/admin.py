@@ -13,7 +13,7 @@ from relove.bot.texts import Texts
 from relove.errors import InvalidInput, NotFound, ReloveError
 from relove.users import service
 from relove.users.lifecycle import get_user
-from relove.users.paths import parse_assignment, parse_path
+from relove.users.paths import check_user_id, parse_assignment, parse_path
 
 
 def _split_id(args: str | None) -> tuple[int, list[str]]:
@@ -24,7 +24,7 @@ def _split_id(args: str | None) -> tuple[int, list[str]]:
         user_id = int(parts[0])
     except ValueError as e:
         raise InvalidInput(f"{parts[0]!r} is not a user id") from e
-    return user_id, parts[1:]
+    return check_user_id(user_id), parts[1:]
 
 
 def _actor(message: Message) -> str | None:
