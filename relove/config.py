@@ -133,6 +133,12 @@ class Settings(BaseSettings):
     #: updates held at most (touched, queued per user or being handled); polling pauses past it
     ingest_max_pending: int = Field(default=5000, ge=100, le=1_000_000)
 
+    # --- bulk import / export ---------------------------------------------------------------
+    #: rows per import batch (one transaction, one COPY + upsert on PostgreSQL)
+    bulk_batch_size: int = Field(default=10_000, ge=100, le=200_000)
+    #: where import jobs keep uploaded files and their errors files (API and console)
+    bulk_dir: Path = Path("relove-bulk")
+
     @field_validator("admin_ids", mode="before")
     @classmethod
     def _parse_admin_ids(cls, value: Any) -> Any:
