@@ -13,44 +13,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlparse
 
-from relove.broadcasts.models import MediaKind
 from relove.errors import InvalidInput
 from relove.telegram.html import check_html
-from relove.telegram.limits import BUTTON_TEXT_LIMIT, CAPTION_LIMIT, TEXT_LIMIT
+from relove.telegram.limits import CAPTION_LIMIT, TEXT_LIMIT
+from relove.telegram.message import Button, MediaKind, OutgoingMessage, keyboard_json
 from relove.templating import Template, TemplateRenderError
 
-BUTTON_SCHEMES = ("http", "https", "tg")
+#: The concrete message for one recipient (what :mod:`relove.telegram` encodes and sends).
+RenderedMessage = OutgoingMessage
 #: What a broadcast template sees: ``user`` (these fields), ``markers`` and ``context``.
 USER_FIELDS = ("id", "username", "first_name", "last_name", "full_name", "gender", "markers",
                "context")  # fmt: skip
 TEMPLATE_NAMES = {"user": USER_FIELDS, "markers": (), "context": ()}
 
-
-@dataclass(frozen=True, slots=True)
-class Button:
-    text: str
-    url: str
-
-    @classmethod
-    def parse(cls, spec: str) -> Button:
-        """``"label|url"`` → a URL button."""
-        label, sep, url = spec.partition("|")
-        label, url = label.strip(), url.strip()
-        if not sep or not label or not url:
-            raise InvalidInput(f"button {spec!r}: expected 'label|url'")
-        return cls(label, url).checked()
-
-    def checked(self) -> Button:
-        if len(self.text) > BUTTON_TEXT_LIMIT:
-            raise InvalidInput(
-                f"button {self.text!r}: label longer than {BUTTON_TEXT_LIMIT} characters"
-            )
-        parsed = urlparse(self.url)
-        if parsed.scheme not in BUTTON_SCHEMES or not (parsed.netloc or parsed.scheme == "tg"):
-            raise InvalidInput(f"button {self.text!r}: {self.url!r} is not an http(s) or tg URL")
-        return self
+__all__ = ["Button", "MediaKind", "MessageContent", "MessageTemplate", "Recipient",
+           "RenderedMessage", "TemplateRenderError"]  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +42,7 @@ class MessageContent:
     buttons: tuple[tuple[Button, ...], ...] = ()
 
     def buttons_json(self) -> list[list[dict[str, str]]]:
-        return [[{"text": b.text, "url": b.url} for b in row] for row in self.buttons]
+        return keyboard_json(self.buttons)
 
     @staticmethod
     def buttons_from_json(rows: Any) -> tuple[tuple[Button, ...], ...]:
@@ -101,16 +79,6 @@ class Recipient:
             "context": self.context or {},
         }
         return {"user": user, "markers": user["markers"], "context": user["context"]}
-
-
-@dataclass(frozen=True, slots=True)
-class RenderedMessage:
-    """The concrete message for one recipient."""
-
-    text: str
-    media_kind: MediaKind | None
-    media: str | None
-    buttons: tuple[tuple[Button, ...], ...]
 
 
 class MessageTemplate:

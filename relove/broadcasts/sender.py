@@ -46,8 +46,8 @@ from relove.broadcasts.base import (
 )
 from relove.broadcasts.content import MessageTemplate
 from relove.broadcasts.models import BroadcastStatus, DeliveryStatus
-from relove.broadcasts.ratelimit import BroadcastLane
 from relove.db.types import utcnow
+from relove.telegram.ratelimit import BroadcastLane
 from relove.templating import TemplateRenderError
 
 log = logging.getLogger(__name__)
@@ -107,11 +107,6 @@ class SenderReport:
     @property
     def elapsed(self) -> float:
         return (self.ended or time.monotonic()) - self.started
-
-    @property
-    def delivered(self) -> int:
-        return sum(self.counts.values())
-
 
 class BroadcastSender:
     def __init__(
@@ -358,7 +353,7 @@ class BroadcastSender:
             if result.outcome is Outcome.retry_after:
                 throttled += 1
                 self.report.retries_429 += 1
-                self.lane.pause(result.retry_after or 1.0)
+                await self.lane.pause(result.retry_after or 1.0)
                 log.warning("broadcast %s: 429, all sending paused for %ss",
                             self.broadcast_id, result.retry_after)
                 if throttled < opts.max_retry_after:

@@ -248,15 +248,6 @@ async def start_broadcast(
     return count
 
 
-async def schedule(session: AsyncSession, broadcast_id: int, at: datetime) -> None:
-    if at.tzinfo is None:
-        raise InvalidInput("the schedule time needs a timezone")
-    await _transition(
-        session, broadcast_id, _STARTABLE,
-        {"status": BroadcastStatus.scheduled, "scheduled_at": at}, "schedule",
-    )
-
-
 async def pause(session: AsyncSession, broadcast_id: int, reason: str | None = None) -> None:
     await _transition(
         session, broadcast_id, [BroadcastStatus.running],

@@ -13,6 +13,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from relove.cli import broadcast, db, users
 from relove.cli import conversation as conversation_cli
+from relove.cli import event_stats as event_stats_cli
+from relove.cli import events as events_cli
 from relove.cli import sandbox as sandbox_cli
 from relove.cli import segments as segments_cli
 from relove.cli import serve as serve_cli
@@ -39,6 +41,8 @@ app.command(
 app.add_typer(segments_cli.app, name="segment")
 app.add_typer(stats_cli.app, name="stats")
 app.add_typer(conversation_cli.app, name="conversation")
+app.add_typer(events_cli.app, name="events")
+event_stats_cli.register(stats_cli.app)
 app.command("sandbox", help=sandbox_cli.SANDBOX_HELP)(sandbox_cli.sandbox)
 app.command("demo", help=sandbox_cli.DEMO_HELP)(sandbox_cli.demo)
 app.command("serve", help="Serve the REST API (and the console) over HTTP.")(serve_cli.serve)

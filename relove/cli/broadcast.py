@@ -200,20 +200,23 @@ def resend_unknown(broadcast_id: IdArg) -> None:
 @app.command("test")
 def test_send(broadcast_id: IdArg) -> None:
     """Send the message to the admins (RELOVE_ADMIN_IDS), rendered for each of them."""
-    from relove.bot.factory import create_bot
     from relove.broadcasts.telegram import send_test
+    from relove.telegram.client import BotApiClient
+    from relove.telegram.ratelimit import build_limiter
 
     s = settings()
     if not s.admin_ids:
         raise InvalidInput("RELOVE_ADMIN_IDS is empty: no one to test-send to")
-    bot = create_bot(s)
+    client = BotApiClient.from_settings(s)  # refuses with one line when no token is set
 
     async def _do() -> list[str]:
+        limiter = build_limiter(s)
         try:
             async with open_db(s) as (_, sessions), sessions() as session:
-                return await send_test(bot, session, broadcast_id, s.admin_ids)
+                return await send_test(client, limiter, session, broadcast_id, s.admin_ids)
         finally:
-            await bot.session.close()
+            await client.close()
+            await limiter.close()
 
     for line in run(_do()):
         console.print(plain(line))
@@ -308,15 +311,19 @@ async def _work(s: Settings, *, follow: int | None = None) -> None:
     """Run due broadcasts until SIGINT/SIGTERM (or, with ``follow``, until that one stops).
 
     The worker sends over the lean Bot API client and never imports aiogram (its models alone
-    take ~120 MB of memory); the bot's interactive path is the only aiogram user.
+    would take most of the worker's memory: docs/benchmarks.md, Broadcasts); the bot's
+    interactive path is the only aiogram user.
     """
     from relove.bot.texts import Texts
-    from relove.broadcasts.botapi import BotApiClient, HttpSend
     from relove.broadcasts.notify import ProgressMessages
-    from relove.broadcasts.ratelimit import BotRateLimiter
     from relove.broadcasts.runner import BroadcastRunner
+    from relove.broadcasts.telegram import HttpSend
+    from relove.events.retention import HistoryMaintenance
+    from relove.telegram.client import BotApiClient
+    from relove.telegram.ratelimit import build_limiter
 
     client = BotApiClient.from_settings(s)  # refuses with one line when no token is set
+    limiter = build_limiter(s)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -324,26 +331,29 @@ async def _work(s: Settings, *, follow: int | None = None) -> None:
     try:
         async with open_db(s) as (engine, _):
             runner = BroadcastRunner(
-                engine, lambda paid: HttpSend(client, paid=paid),
-                BotRateLimiter.from_settings(s), s,
+                engine, lambda paid: HttpSend(client, paid=paid), limiter, s,
                 progress=ProgressMessages(client, Texts.load(s.language, s.texts_dir)),
             )
             # Start-up objects out of the collector's reach: without it, each full collection
-            # walks them all and stalls sending for ~200 ms (measured at 1000 msg/s). The
+            # walks them all and stalls sending (docs/benchmarks.md, Broadcasts). The
             # collection thresholds stay at Python's defaults: this process is sized by memory.
             gc.collect()
             gc.freeze()
             worker = asyncio.create_task(runner.run_forever(stop))
+            history = asyncio.create_task(HistoryMaintenance.from_settings(engine, s)
+                                          .run_forever(stop))  # fmt: skip
             if follow is not None:
                 try:
                     await _follow(s, follow, until=worker)
                 finally:
                     stop.set()
             await worker
+            await history
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
         await client.close()
+        await limiter.close()
 
 
 def worker() -> None:

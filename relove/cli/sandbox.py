@@ -96,7 +96,7 @@ def demo(
     seed: int = typer.Option(7, help="Random seed of the generated data."),
 ) -> None:
     """Sandbox + bot on a fresh SQLite database with a few hundred realistic users."""
-    from relove.bot.factory import create_bot, create_dispatcher
+    from relove.bot.factory import close_bot, create_bot, create_dispatcher
     from relove.bot.polling import poll
     from relove.cli.common import open_db
     from relove.config import load_settings
@@ -140,6 +140,6 @@ def demo(
                                   "or any user, and send /start. Ctrl+C to stop.")
                     await poll(bot, dp)
                 finally:
-                    await bot.session.close()
+                    await close_bot(bot)
 
     run(_demo())

@@ -8,12 +8,16 @@ from aiogram.types import Message
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from relove.bot.filters import IsAdmin
-from relove.bot.render import document_lines, user_card
+from relove.bot.render import document_lines, user_card, with_history
 from relove.bot.texts import Texts
 from relove.errors import InvalidInput, NotFound, ReloveError
+from relove.events.timeline import timeline
 from relove.users import service
 from relove.users.lifecycle import get_user
 from relove.users.paths import check_user_id, parse_assignment, parse_path
+
+#: Events shown under the /user card.
+RECENT_EVENTS = 10
 
 
 def _split_id(args: str | None) -> tuple[int, list[str]]:
@@ -45,7 +49,9 @@ async def show_user(
     except NotFound:
         await message.answer(texts("admin_user_not_found", user_id=user_id))
         return
-    await message.answer(user_card(user, texts, title=texts("user_card_title", user_id=user_id)))
+    recent = await timeline(session, user_id, limit=RECENT_EVENTS)
+    card = user_card(user, texts, title=texts("user_card_title", user_id=user_id))
+    await message.answer(with_history(card, recent.events, texts))
 
 
 async def mark(

@@ -13,7 +13,6 @@ from pydantic import Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from relove.bot.handlers.reply import send_markdown, send_quietly
-from relove.bot.middlewares.conversation import ConversationMiddleware
 from relove.bot.texts import Texts
 from relove.conversation.catalog import CatalogItem
 from relove.conversation.components import ConversationComponents
@@ -97,8 +96,6 @@ async def send_item(message: Message, item: CatalogItem, texts: Texts) -> None:
 
 def create_router() -> Router:
     router = Router(name="recommend")
-    router.message.outer_middleware(ConversationMiddleware())
-    router.callback_query.outer_middleware(ConversationMiddleware())
     router.message.register(recommend, Command("recommend"))
     router.callback_query.register(pick, RecommendCallback.filter())
     return router

@@ -4,7 +4,6 @@ with buttons or free text, take answers, and /reload the files (admins)."""
 from __future__ import annotations
 
 import logging
-import re
 from typing import Any
 
 from aiogram import F, Router
@@ -19,16 +18,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from relove.bot.filters import IsAdmin
 from relove.bot.handlers.reply import edit_markup_quietly, send_markdown, send_quietly
 from relove.bot.handlers.start import record_source
-from relove.bot.middlewares.conversation import ConversationMiddleware
 from relove.bot.texts import Texts
 from relove.conversation.components import ConversationComponents
 from relove.conversation.formatting import to_html
 from relove.conversation.scenarios.engine import AnswerRejected, Finished, Outcome, Question
 from relove.conversation.yamlfile import DefinitionError
 from relove.db.models import UserSnapshot
+from relove.telegram.limits import is_start_payload
 
 log = logging.getLogger(__name__)
-_PAYLOAD = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _ID = r"^[a-z0-9_]{1,20}$"  # flow and step ids (relove/conversation/scenarios/model.py)
 
 
@@ -137,7 +135,7 @@ async def on_start(
     conversation: ConversationComponents,
 ) -> None:
     payload = (command.args or "").strip() or None
-    if payload and _PAYLOAD.match(payload):
+    if payload and is_start_payload(payload):
         # Before the flow starts, so its conditions see the source (idempotent if /start
         # itself records it again below).
         await record_source(session, user.id, payload)
@@ -246,8 +244,6 @@ async def on_reload(message: Message, texts: Texts, conversation: ConversationCo
 
 def create_router() -> Router:
     router = Router(name="scenarios")
-    router.message.outer_middleware(ConversationMiddleware())
-    router.callback_query.outer_middleware(ConversationMiddleware())
     router.message.register(on_reload, Command("reload"), IsAdmin())
     router.message.register(on_start, CommandStart(), F.chat.type == "private")
     router.message.register(on_cancel, Command("cancel"))
