@@ -11,7 +11,7 @@ import sys
 import typer
 from sqlalchemy.exc import SQLAlchemyError
 
-from relove.cli import broadcast, db, users
+from relove.cli import admins, broadcast, db, users
 from relove.cli import conversation as conversation_cli
 from relove.cli import sandbox as sandbox_cli
 from relove.cli import segments as segments_cli
@@ -39,6 +39,8 @@ app.add_typer(stats_cli.app, name="stats")
 app.add_typer(conversation_cli.app, name="conversation")
 app.command("sandbox", help=sandbox_cli.SANDBOX_HELP)(sandbox_cli.sandbox)
 app.command("demo", help=sandbox_cli.DEMO_HELP)(sandbox_cli.demo)
+app.add_typer(admins.app, name="admins")
+app.add_typer(admins.console_app, name="console")
 
 
 def _fail(message: str, code: int) -> int:

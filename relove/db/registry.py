@@ -8,6 +8,8 @@ MODEL_MODULES = [
     "relove.db.models",
     "relove.segments.models",
     "relove.broadcasts.models",
+    "relove.admins.models",
+    "relove.broadcasts.links",
 ]
 
 

@@ -14,6 +14,7 @@ from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMar
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from relove.admins.models import Role
 from relove.bot.filters import IsAdmin
 from relove.bot.handlers.reply import edit_markup_quietly, send_markdown, send_quietly
 from relove.bot.handlers.start import record_source
@@ -235,7 +236,7 @@ def create_router() -> Router:
     router = Router(name="scenarios")
     router.message.outer_middleware(ConversationMiddleware())
     router.callback_query.outer_middleware(ConversationMiddleware())
-    router.message.register(on_reload, Command("reload"), IsAdmin())
+    router.message.register(on_reload, Command("reload"), IsAdmin(Role.operator))
     router.message.register(on_start, CommandStart(), F.chat.type == "private")
     router.message.register(on_cancel, Command("cancel"))
     router.message.register(on_flow_command, FlowCommand(), F.chat.type == "private")
