@@ -18,6 +18,7 @@ from relove.broadcasts.content import (
     Recipient,
     RenderedMessage,
 )
+from relove.broadcasts.links import button_rewriter
 from relove.broadcasts.models import Broadcast, BroadcastStatus, Delivery, DeliveryStatus, MediaKind
 from relove.db.models import User, UserSnapshot
 from relove.db.types import utcnow
@@ -63,7 +64,8 @@ def content_of(broadcast: Broadcast) -> MessageContent:
 
 
 def template_of(broadcast: Broadcast) -> MessageTemplate:
-    return MessageTemplate(content_of(broadcast))
+    content = content_of(broadcast)
+    return MessageTemplate(content, button_rewriter(broadcast.options or {}, content.buttons))
 
 
 def recipient_of(user: User | UserSnapshot) -> Recipient:
