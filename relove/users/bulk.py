@@ -54,7 +54,7 @@ def _operation(op: BulkOp, key: str, value: Any) -> Callable[[AsyncSession, int]
 
 async def apply_to_filter(
     sessions: async_sessionmaker[AsyncSession],
-    flt: FilterInput,
+    flt: FilterInput | None,
     op: BulkOp | str,
     key: str = "",
     value: Any = None,
@@ -62,8 +62,8 @@ async def apply_to_filter(
     max_users: int,
     batch: int = BATCH,
 ) -> BulkResult:
-    """Apply ``op`` to every user matching ``flt``; refused (nothing changed) past
-    ``max_users``."""
+    """Apply ``op`` to every user matching ``flt`` (everyone when None); refused (nothing
+    changed) past ``max_users``."""
     op = BulkOp(op)
     operation = _operation(op, key, value)
     async with sessions() as session:

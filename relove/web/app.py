@@ -61,8 +61,10 @@ def create_console(
         dashboard,
         links,
         segments,
-        settings as settings_routes,
         users,
+    )
+    from relove.web.routes import (
+        settings as settings_routes,
     )
 
     texts = {lang: ConsoleTexts.load(lang, settings.texts_dir) for lang in LANGUAGES}

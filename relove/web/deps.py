@@ -65,6 +65,10 @@ async def current_admin(request: Request) -> Signed:
     return signed
 
 
+DbDep = Annotated[AsyncSession, Depends(db_session)]
+AdminDep = Annotated[Signed, Depends(current_admin)]
+
+
 async def _csrf_token_of(request: Request) -> str:
     token = request.headers.get(CSRF_HEADER)
     if token:
@@ -81,7 +85,7 @@ def section(read: Role = Role.viewer, write: Role = Role.operator, **kwargs: Any
     """A router whose every route requires a session; ``read`` for GET/HEAD, ``write`` (and a
     valid CSRF token) for anything else."""
 
-    async def guard(request: Request, admin: Signed = Depends(current_admin)) -> None:
+    async def guard(request: Request, admin: AdminDep) -> None:
         safe = request.method in SAFE_METHODS
         if not admin.role.allows(read if safe else write):
             raise Forbidden("role")
@@ -96,15 +100,11 @@ def section(read: Role = Role.viewer, write: Role = Role.operator, **kwargs: Any
 def require(role: Role) -> Any:
     """A dependency for one route that needs more than its router's role."""
 
-    async def check(admin: Signed = Depends(current_admin)) -> None:
+    async def check(admin: AdminDep) -> None:
         if not admin.role.allows(role):
             raise Forbidden("role")
 
     return Depends(check)
-
-
-DbDep = Annotated[AsyncSession, Depends(db_session)]
-AdminDep = Annotated[Signed, Depends(current_admin)]
 
 
 def texts_for(request: Request) -> ConsoleTexts:

@@ -44,19 +44,19 @@ def telegram_html(text: str) -> Markup:
     units = plain.encode("utf-16-le")
     starts: dict[int, list[dict[str, Any]]] = {}
     ends: set[int] = set()
-    for e in entities:
-        starts.setdefault(e["offset"], []).append(e)
-        ends.add(e["offset"] + e["length"])
+    for entity in entities:
+        starts.setdefault(entity["offset"], []).append(entity)
+        ends.add(entity["offset"] + entity["length"])
     bounds = sorted({0, len(units) // 2, *starts, *ends})
     out: list[str] = []
     stack: list[tuple[int, str]] = []  # (end offset, closing tag)
     for i, pos in enumerate(bounds):
         while stack and stack[-1][0] <= pos:
             out.append(stack.pop()[1])
-        for e in sorted(starts.get(pos, []), key=lambda e: -e["length"]):
-            opening, closing = _open(e)
+        for entity in sorted(starts.get(pos, []), key=lambda ent: -ent["length"]):
+            opening, closing = _open(entity)
             out.append(opening)
-            stack.append((e["offset"] + e["length"], closing))
+            stack.append((entity["offset"] + entity["length"], closing))
         if i + 1 < len(bounds):
             chunk = units[pos * 2: bounds[i + 1] * 2].decode("utf-16-le", "replace")
             out.append(html.escape(chunk, quote=False))

@@ -123,7 +123,8 @@ async def bulk(
         if bulk_op is BulkOp.set:
             typed = parse_typed(kind, value)
         result = await apply_to_filter(console.sessions, filter.strip() or None, bulk_op,
-                                       key.strip(), typed, max_users=console.settings.console_bulk_max)
+                                       key.strip(), typed,
+                                       max_users=console.settings.console_bulk_max)
     except (InvalidInput, ValueError) as e:
         return await page(request, db, admin, "audience.html", block="bulk_result",
                           status=422, message=str(e), ok=False)

@@ -128,7 +128,7 @@ async def widget_login(request: Request, db: DbDep) -> Response:
 async def logout(request: Request, admin: AdminDep, db: DbDep) -> Response:
     await close_session(db, admin.session_id)
     await db.commit()
-    response = RedirectResponse("/login", status_code=303)
+    response: Response = RedirectResponse("/login", status_code=303)
     if request.headers.get("HX-Request") == "true":
         response = Response(status_code=204, headers={"HX-Redirect": "/login"})
     clear_session_cookie(response)

@@ -84,8 +84,9 @@ FormLine = Annotated[str, Form(max_length=4000)]
 
 
 @router.post("/broadcasts/preview")
-async def preview(request: Request, admin: AdminDep, db: DbDep, filter: FormLine = "",  # noqa: A002
-                  text: FormText = "", buttons: FormText = "", photo: FormLine = "") -> HTMLResponse:
+async def preview(request: Request, admin: AdminDep, db: DbDep,
+                  filter: FormLine = "", text: FormText = "",  # noqa: A002
+                  buttons: FormText = "", photo: FormLine = "") -> HTMLResponse:
     form = ComposeForm(filter=filter, text=text, buttons=buttons, photo=photo)
     try:
         template = MessageTemplate(form.content())
@@ -141,7 +142,8 @@ async def detail(request: Request, broadcast_id: int, admin: AdminDep, db: DbDep
     return await page(
         request, db, admin, "broadcast.html", b=broadcast, stats=stats, samples=samples,
         error=error, actions=ACTIONS.get(broadcast.status, ()), final=broadcast.status in FINAL,
-        links=await link_report(db, broadcast), audience_filter=f"is_active and ({broadcast.filter})",
+        links=await link_report(db, broadcast),
+        audience_filter=f"is_active and ({broadcast.filter})",
         content_html=_safe_html(broadcast.text), buttons=broadcast.buttons or [],
         message=message)
 
@@ -184,7 +186,8 @@ async def change(request: Request, broadcast_id: int, action: str, admin: AdminD
         if action == "start":
             await service.start_broadcast(db, broadcast_id)
         elif action == "pause":
-            await service.pause(db, broadcast_id, reason=t("broadcast.paused_by", who=admin.admin_id))
+            await service.pause(db, broadcast_id,
+                                reason=t("broadcast.paused_by", who=admin.admin_id))
         elif action == "resume":
             await service.resume(db, broadcast_id)
         elif action == "cancel":
