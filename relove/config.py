@@ -91,6 +91,12 @@ class Settings(BaseSettings):
     recommend_memory: int = Field(default=20, ge=0, le=200)
     gender_inference: bool = True
 
+    # --- events (history) -------------------------------------------------------------------
+    #: days events are kept (PostgreSQL drops a whole month once all of it is older)
+    events_retention_days: int = Field(default=365, ge=1, le=36500)
+    #: days the conversation (messages both ways) is kept
+    messages_retention_days: int = Field(default=90, ge=1, le=36500)
+
     # --- console ----------------------------------------------------------------------------
     #: the console's public address, used in /login links and tracked button links
     #: (default: http://127.0.0.1:8080, where `relove serve` listens)

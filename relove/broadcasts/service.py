@@ -18,6 +18,7 @@ from relove.broadcasts.content import (
     Recipient,
     RenderedMessage,
 )
+from relove.broadcasts.history import broadcast_completed, broadcast_started, delivery_counts
 from relove.broadcasts.links import button_rewriter
 from relove.broadcasts.models import Broadcast, BroadcastStatus, Delivery, DeliveryStatus, MediaKind
 from relove.db.models import User, UserSnapshot
@@ -211,9 +212,11 @@ async def start_broadcast(
     owner: str | None = None,
     lease_ttl: float = 30.0,
     statuses: Sequence[BroadcastStatus] = _STARTABLE,
+    actor: str | None = None,
 ) -> int:
     """draft/scheduled → running, snapshotting the recipients into deliveries in one
-    ``INSERT … SELECT``; returns their number. With ``owner`` the caller also takes the lease."""
+    ``INSERT … SELECT``; returns their number. With ``owner`` the caller also takes the lease.
+    Records ``broadcast.started`` (``actor``: who started it)."""
     now = utcnow()
     values: dict[str, Any] = {"status": BroadcastStatus.running, "started_at": now, "reason": None}
     if owner is not None:
@@ -233,6 +236,7 @@ async def start_broadcast(
         )
     ))
     count = result.rowcount if result.rowcount is not None and result.rowcount >= 0 else 0
+    await broadcast_started(session, broadcast_id, count, actor=actor)
     if not count:
         await session.execute(
             update(Broadcast)
@@ -240,6 +244,7 @@ async def start_broadcast(
             .values(status=BroadcastStatus.finished, finished_at=now, reason="no recipients",
                     lease_owner=None, lease_until=None)
         )
+        await broadcast_completed(session, broadcast_id, {}, BroadcastStatus.finished.value)
     await session.flush()
     return count
 
@@ -269,12 +274,17 @@ async def resume(session: AsyncSession, broadcast_id: int) -> None:
 
 
 async def cancel(session: AsyncSession, broadcast_id: int) -> None:
-    """Stop for good; deliveries not sent yet stay pending (and are counted as such)."""
+    """Stop for good; deliveries not sent yet stay pending (and are counted as such). A
+    broadcast that had started records ``broadcast.completed`` (status ``cancelled``)."""
     await _transition(
         session, broadcast_id, _CANCELLABLE,
         {"status": BroadcastStatus.cancelled, "finished_at": utcnow(),
          "reason": "cancelled by an operator"}, "cancel",
     )
+    broadcast = await get_broadcast(session, broadcast_id)
+    if broadcast.started_at is not None:
+        counts = await delivery_counts(session, broadcast_id)
+        await broadcast_completed(session, broadcast_id, counts, BroadcastStatus.cancelled.value)
 
 
 async def resend_unknown(session: AsyncSession, broadcast_id: int) -> int:

@@ -2,7 +2,8 @@
 
 Every state change is its own short transaction, committed before the sender goes on: pages are
 read by keyset (``id > last``), a chunk is marked ``sending`` in one UPDATE guarded by the lease,
-outcomes are written in one executemany UPDATE per batch.
+outcomes are written as one bound JSON array per batch, each with its ``delivery.*`` event
+(see :mod:`relove.broadcasts.history`) in the same transaction.
 """
 
 from __future__ import annotations
@@ -12,35 +13,27 @@ from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager, nullcontext
 from datetime import timedelta
 
-from sqlalchemy import bindparam, exists, or_, select, update
+from sqlalchemy import exists, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from relove.broadcasts.base import DeliveryResult, DeliveryStore, PendingDelivery
 from relove.broadcasts.content import Recipient
+from relove.broadcasts.history import (
+    broadcast_completed,
+    delivery_counts,
+    mark_in_flight_unknown,
+    outcome_statements,
+    outcomes_json,
+)
 from relove.broadcasts.models import Broadcast, BroadcastStatus, Delivery, DeliveryStatus
 from relove.db.models import User
 from relove.db.types import utcnow
+from relove.events import EventSource
+from relove.users.lifecycle import set_active
 
 D = Delivery.__table__
 B = Broadcast.__table__
 U = User.__table__
-
-_RECORD = (
-    update(D)
-    .where(
-        D.c.id == bindparam("b_id"),
-        or_(D.c.status == DeliveryStatus.sending.value, D.c.status == DeliveryStatus.unknown.value),
-    )
-    .values(
-        status=bindparam("b_status"),
-        attempts=bindparam("b_attempts"),
-        message_id=bindparam("b_message_id"),
-        error=bindparam("b_error"),
-        sent_at=bindparam("b_sent_at"),
-        updated_at=bindparam("b_updated_at"),
-    )
-)
-
 
 def _held(broadcast_id: int, owner: str):  # type: ignore[no-untyped-def]
     """The broadcast is running and ``owner`` holds its lease, which has not expired (after
@@ -58,6 +51,7 @@ class SqlDeliveryStore(DeliveryStore):
         self, engine: AsyncEngine, *, with_markers: bool = True, with_context: bool = True
     ) -> None:
         self.engine = engine
+        self._outcomes = outcome_statements(engine.dialect.name)
         # SQLite has one writer at a time and makes a second one sleep in its busy handler
         # (1 ms, 2 ms, 5 ms …): queue this store's writes here instead. PostgreSQL commits
         # concurrent transactions together, so writes overlap there.
@@ -125,26 +119,16 @@ class SqlDeliveryStore(DeliveryStore):
     async def record(self, broadcast_id: int, results: Sequence[DeliveryResult]) -> None:
         if not results:
             return
-        now = utcnow()
-        params = [
-            {
-                "b_id": r.delivery_id,
-                "b_status": r.status.value,
-                "b_attempts": r.attempts,
-                "b_message_id": r.message_id,
-                "b_error": r.error[:1000] if r.error else None,
-                "b_sent_at": r.sent_at,
-                "b_updated_at": now,
-            }
-            for r in results
-        ]
+        params = {
+            "rows": outcomes_json(results, sqlite=self.engine.dialect.name == "sqlite"),
+            "now": utcnow(),
+        }
         blocked = [r.user_id for r in results if r.status is DeliveryStatus.blocked]
         async with self._writes, self.engine.begin() as conn:
-            await conn.execute(_RECORD, params)
+            for stmt in self._outcomes:
+                await conn.execute(stmt, params)
             if blocked:
-                await conn.execute(
-                    update(U).where(U.c.id.in_(blocked)).values(is_active=False, updated_at=now)
-                )
+                await set_active(conn, blocked, False, source=EventSource.broadcast)
 
     async def heartbeat(self, broadcast_id: int, owner: str, ttl: float) -> BroadcastStatus | None:
         stmt = (
@@ -169,7 +153,11 @@ class SqlDeliveryStore(DeliveryStore):
             .values(status=BroadcastStatus.finished.value, finished_at=utcnow(), reason=None)
         )
         async with self.engine.begin() as conn:
-            return bool((await conn.execute(stmt)).rowcount)
+            if not (await conn.execute(stmt)).rowcount:
+                return False
+            counts = await delivery_counts(conn, broadcast_id)
+            await broadcast_completed(conn, broadcast_id, counts, BroadcastStatus.finished.value)
+            return True
 
     async def pause(self, broadcast_id: int, owner: str, reason: str) -> None:
         stmt = (
@@ -207,12 +195,7 @@ async def claim_running(engine: AsyncEngine, broadcast_id: int, owner: str, ttl:
     async with engine.begin() as conn:
         if not (await conn.execute(stmt)).rowcount:
             return False
-        await conn.execute(
-            update(D)
-            .where(D.c.broadcast_id == broadcast_id, D.c.status == DeliveryStatus.sending.value)
-            .values(status=DeliveryStatus.unknown.value, updated_at=now,
-                    error="in flight when the previous worker stopped")
-        )
+        await mark_in_flight_unknown(conn, broadcast_id, now)
     return True
 
 

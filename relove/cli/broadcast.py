@@ -16,7 +16,7 @@ from rich.table import Table
 from relove.broadcasts import service
 from relove.broadcasts.content import Button, MessageContent
 from relove.broadcasts.models import BroadcastStatus, MediaKind
-from relove.cli.common import console, open_db, print_json, run, settings
+from relove.cli.common import cli_actor, console, open_db, print_json, run, settings
 from relove.config import Settings
 from relove.errors import InvalidInput
 
@@ -144,7 +144,7 @@ def start(
 
     async def _start() -> int:
         async with open_db(settings()) as (_, sessions), sessions.begin() as session:
-            return await service.start_broadcast(session, broadcast_id)
+            return await service.start_broadcast(session, broadcast_id, actor=cli_actor())
 
     count = run(_start())
     console.print(f"broadcast {broadcast_id} started: {count} recipients")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import getpass
 import json
 import logging
 from collections.abc import AsyncIterator, Coroutine
@@ -50,6 +51,14 @@ async def open_db(
         yield engine, create_session_factory(engine)
     finally:
         await engine.dispose()
+
+
+def cli_actor() -> str | None:
+    """Who runs a command, for the history: ``cli:<OS user>`` (None when unknown)."""
+    try:
+        return f"cli:{getpass.getuser()}"[:200]
+    except (OSError, KeyError):
+        return None
 
 
 def print_json(data: Any) -> None:

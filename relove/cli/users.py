@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 from sqlalchemy import func, select
 
-from relove.cli.common import console, open_db, print_json, run, settings
+from relove.cli.common import cli_actor, console, open_db, print_json, run, settings
 from relove.cli.segments import find as find_users_command
 from relove.db.models import User
 from relove.users import service
@@ -44,7 +44,9 @@ def set_(
     async def _set() -> dict:
         async with open_db(settings()) as (_, sessions), sessions.begin() as session:
             doc: Document = "context" if context else "markers"
-            return await service.set_values(session, user_id, values, doc=doc)
+            return await service.set_values(
+                session, user_id, values, doc=doc, source="cli", actor=cli_actor()
+            )
 
     print_json(run(_set()))
 
@@ -62,7 +64,9 @@ def unset(
     async def _unset() -> dict:
         async with open_db(settings()) as (_, sessions), sessions.begin() as session:
             doc: Document = "context" if context else "markers"
-            return await service.unset(session, user_id, keys, doc=doc)
+            return await service.unset(
+                session, user_id, keys, doc=doc, source="cli", actor=cli_actor()
+            )
 
     print_json(run(_unset()))
 

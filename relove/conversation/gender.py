@@ -13,10 +13,8 @@ import re
 from functools import cached_property
 from typing import Literal
 
-from sqlalchemy import update
-
-from relove.db.models import Gender, User
-from relove.db.types import utcnow
+from relove.db.models import Gender
+from relove.users.lifecycle import set_gender
 from relove.users.service import Executor, set_values
 
 log = logging.getLogger(__name__)
@@ -86,13 +84,7 @@ async def infer_and_store(
     guess = guesser.guess(first_name)
     stored: Gender | None = None
     if guess is not None:
-        result = await executor.execute(
-            update(User)
-            .where(User.id == user_id, User.gender == Gender.unknown)
-            .values(gender=Gender(guess), updated_at=utcnow())
-            .returning(User.id)
-        )
-        if result.first() is not None:
+        if await set_gender(executor, user_id, guess, only_if_unknown=True):
             stored = Gender(guess)
             await set_values(executor, user_id, {"gender_source": "inferred"})
             log.info("user %s: gender inferred as %s", user_id, guess)

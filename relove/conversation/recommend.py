@@ -7,6 +7,8 @@ import logging
 from relove.conversation.catalog import CatalogItem, CatalogRegistry, rank
 from relove.conversation.reads import user_dict
 from relove.db.models import UserSnapshot
+from relove.events import EventSource, record
+from relove.events.catalog import RECOMMENDATION_PICKED, RECOMMENDATION_SHOWN
 from relove.users.service import (
     Executor,
     add_to_list,
@@ -28,6 +30,9 @@ class Recommender:
         (the last ``memory`` shown ids) so the next call rotates."""
         data = await user_dict(executor, user)
         items = rank(self.catalog.current, data, k=self.count)
+        if items:
+            shown = {"items": [item.id for item in items]}
+            await record(executor, user.id, RECOMMENDATION_SHOWN, shown, source=EventSource.bot)
         if self.memory:
             for item in items:
                 await append_bounded(
@@ -42,7 +47,9 @@ class Recommender:
         item = self.catalog.current.get(item_id)
         if item is None:
             return None
-        await add_to_list(executor, user.id, "picks", item.id)
-        await set_values(executor, user.id, {"last_pick": item.id})
+        await add_to_list(executor, user.id, "picks", item.id, source=EventSource.bot)
+        await set_values(executor, user.id, {"last_pick": item.id}, source=EventSource.bot)
+        await record(executor, user.id, RECOMMENDATION_PICKED, {"item": item.id},
+                     source=EventSource.bot)  # fmt: skip
         log.info("user %s picked %s", user.id, item.id)
         return item

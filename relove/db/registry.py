@@ -8,6 +8,7 @@ MODEL_MODULES = [
     "relove.db.models",
     "relove.segments.models",
     "relove.broadcasts.models",
+    "relove.events.models",
     "relove.admins.models",
     "relove.broadcasts.links",
 ]

@@ -22,10 +22,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from relove.db.types import JSONDocument, UTCDateTime, utcnow
 from relove.errors import DocumentTooLarge, InvalidInput, NotFound
+from relove.events.catalog import EventSource
+from relove.users.changes import Origin, origin, update_statements
 from relove.users.paths import Document, check_document, get_path, parse_path, to_json
 
 Executor = AsyncSession | AsyncConnection
 Scalar = str | int | float | bool
+SYSTEM = Origin(EventSource.system.value)
 
 
 @dataclass
@@ -188,20 +191,23 @@ async def _update(
     *,
     guard: str | None = None,
     guard_message: str = "",
+    keys: Iterable[tuple[str, ...]] = (),
+    who: Origin = SYSTEM,
 ) -> dict[str, Any] | None:
-    """Run the UPDATE; return the new document, or ``None`` if ``guard`` refused the row."""
+    """Run the UPDATE (recording ``marker.changed`` for ``keys`` whose value changes, markers
+    only: see :mod:`relove.users.changes`); return the new document, or ``None`` if ``guard``
+    refused the row."""
     uid, now = p.add(user_id), p.add(utcnow())
     where = f"id = {uid}" + (f" AND ({guard})" if guard else "")
-    sql = (
-        f"UPDATE users SET {doc} = {new_doc_sql}, updated_at = {now}"
-        f" WHERE {where} RETURNING {doc}"
+    statements = update_statements(
+        pg=_dialect(executor) == "postgresql", doc=doc, new_doc=new_doc_sql, where=where,
+        uid=uid, now=now, add=p.add, keys=list(keys) if doc == "markers" else [], who=who,
     )
-    stmt = (
-        text(sql)
-        .bindparams(bindparam(now[1:], type_=UTCDateTime()))
-        .columns(column(doc, JSONDocument))
-    )
+    now_param = bindparam(now[1:], type_=UTCDateTime())
     try:
+        for sql in statements[:-1]:
+            await executor.execute(text(sql).bindparams(now_param), p.values)
+        stmt = text(statements[-1]).bindparams(now_param).columns(column(doc, JSONDocument))
         result = await executor.execute(stmt, p.values)
     except IntegrityError as e:
         if f"ck_users_{doc}_size" in str(e.orig):
@@ -230,36 +236,57 @@ async def set_values(
     *,
     doc: Document = "markers",
     once: bool = False,
+    source: EventSource | str = EventSource.system,
+    actor: str | None = None,
 ) -> dict[str, Any]:
     """Merge ``{path: value}`` into a document; ``once=True`` sets only paths not present yet
-    (first-touch attribution). Returns the new document."""
+    (first-touch attribution). Returns the new document. On markers, each path whose value
+    changes is recorded as ``marker.changed`` by ``source``/``actor`` in the same statement."""
     doc = check_document(doc)
+    who = origin(source, actor)
     if not values:
         raise InvalidInput("nothing to set")
     sql, p = _SQL(_dialect(executor)), _Params()
     leaves = {parse_path(k): sql.json_value(p, v) for k, v in values.items()}
     new = sql.set_paths(p, doc, leaves, once=once)
-    result = await _update(executor, user_id, doc, new, p)
+    result = await _update(executor, user_id, doc, new, p, keys=leaves, who=who)
     assert result is not None
     return result
 
 
 async def set_once(
-    executor: Executor, user_id: int, values: Mapping[str, Any], *, doc: Document = "markers"
+    executor: Executor,
+    user_id: int,
+    values: Mapping[str, Any],
+    *,
+    doc: Document = "markers",
+    source: EventSource | str = EventSource.system,
+    actor: str | None = None,
 ) -> dict[str, Any]:
-    return await set_values(executor, user_id, values, doc=doc, once=True)
+    return await set_values(
+        executor, user_id, values, doc=doc, once=True, source=source, actor=actor
+    )
 
 
 async def unset(
-    executor: Executor, user_id: int, paths: Iterable[str], *, doc: Document = "markers"
+    executor: Executor,
+    user_id: int,
+    paths: Iterable[str],
+    *,
+    doc: Document = "markers",
+    source: EventSource | str = EventSource.system,
+    actor: str | None = None,
 ) -> dict[str, Any]:
     """Remove paths (missing ones are ignored). Returns the new document."""
     doc = check_document(doc)
+    who = origin(source, actor)
     parsed = [parse_path(path) for path in paths]
     if not parsed:
         raise InvalidInput("nothing to unset")
     sql, p = _SQL(_dialect(executor)), _Params()
-    result = await _update(executor, user_id, doc, sql.unset_paths(p, doc, parsed), p)
+    result = await _update(
+        executor, user_id, doc, sql.unset_paths(p, doc, parsed), p, keys=parsed, who=who
+    )
     assert result is not None
     return result
 
@@ -271,9 +298,12 @@ async def increment(
     delta: int | float = 1,
     *,
     doc: Document = "markers",
+    source: EventSource | str = EventSource.system,
+    actor: str | None = None,
 ) -> int | float:
     """Add ``delta`` to a number (a missing key counts as 0). Returns the new number."""
     doc = check_document(doc)
+    who = origin(source, actor)
     if isinstance(delta, bool) or not isinstance(delta, int | float) or not math.isfinite(delta):
         raise InvalidInput(f"increment needs a finite number, got {delta!r}")
     parsed = parse_path(path)
@@ -284,23 +314,38 @@ async def increment(
     result = await _update(
         executor, user_id, doc, new, p, guard=guard,
         guard_message=f"{doc}.{path} is not a number; nothing was changed",
+        keys=[parsed], who=who,
     )
     value = get_path(result, parsed)
     return _normalise_number(value)
 
 
 async def add_to_list(
-    executor: Executor, user_id: int, path: str, *values: Scalar, doc: Document = "markers"
+    executor: Executor,
+    user_id: int,
+    path: str,
+    *values: Scalar,
+    doc: Document = "markers",
+    source: EventSource | str = EventSource.system,
+    actor: str | None = None,
 ) -> list[Any]:
     """Add values to a list (each once; a missing key becomes a list). Returns the new list."""
-    return await _list_op(executor, user_id, path, values, doc=doc, add=True)
+    who = origin(source, actor)
+    return await _list_op(executor, user_id, path, values, doc=doc, add=True, who=who)
 
 
 async def remove_from_list(
-    executor: Executor, user_id: int, path: str, *values: Scalar, doc: Document = "markers"
+    executor: Executor,
+    user_id: int,
+    path: str,
+    *values: Scalar,
+    doc: Document = "markers",
+    source: EventSource | str = EventSource.system,
+    actor: str | None = None,
 ) -> list[Any]:
     """Remove every occurrence of values from a list. Returns the new list."""
-    return await _list_op(executor, user_id, path, values, doc=doc, add=False)
+    who = origin(source, actor)
+    return await _list_op(executor, user_id, path, values, doc=doc, add=False, who=who)
 
 
 async def _list_op(
@@ -311,6 +356,7 @@ async def _list_op(
     *,
     doc: Document,
     add: bool,
+    who: Origin,
 ) -> list[Any]:
     doc = check_document(doc)
     parsed = parse_path(path)
@@ -334,7 +380,8 @@ async def _list_op(
             guard, message = f"{kind} = 'array'", ""
         new = sql.set_paths(p, doc, {parsed: new_list})
         result = await _update(
-            executor, user_id, doc, new, p, guard=guard, guard_message=message
+            executor, user_id, doc, new, p, guard=guard, guard_message=message,
+            keys=[parsed], who=who,
         )
     current = get_path(result, parsed) if result is not None else None
     return list(current) if isinstance(current, list) else []
@@ -348,6 +395,8 @@ async def append_bounded(
     *,
     keep: int,
     doc: Document = "context",
+    source: EventSource | str = EventSource.system,
+    actor: str | None = None,
 ) -> list[Any]:
     """Append ``item`` to a list and keep only its last ``keep`` elements, in ONE UPDATE (a
     missing or non-list value becomes a list). For bounded logs such as recent conversation
@@ -387,7 +436,8 @@ async def append_bounded(
             f"ORDER BY j.key) AS e)"
         )
     new = sql.set_paths(p, doc, {parsed: new_list})
-    result = await _update(executor, user_id, doc, new, p)
+    who = origin(source, actor)
+    result = await _update(executor, user_id, doc, new, p, keys=[parsed], who=who)
     current = get_path(result, parsed) if result is not None else None
     return list(current) if isinstance(current, list) else []
 
@@ -399,6 +449,8 @@ async def set_values_if(
     *,
     expect: Mapping[str, Any],
     doc: Document = "markers",
+    source: EventSource | str = EventSource.system,
+    actor: str | None = None,
 ) -> dict[str, Any] | None:
     """Compare-and-set: merge ``values`` only if every ``expect`` path holds its expected value
     (``None`` = missing or null). Returns the new document, or ``None`` when the expectation
@@ -419,7 +471,8 @@ async def set_values_if(
         else:
             guards.append(f"json({doc} -> {ps}) = {sql.json_value(p, expected)}")
     guard = " AND ".join(guards) if guards else None
-    return await _update(executor, user_id, doc, new, p, guard=guard)
+    who = origin(source, actor)
+    return await _update(executor, user_id, doc, new, p, guard=guard, keys=leaves, who=who)
 
 
 async def get_user_documents(executor: Executor, user_id: int) -> dict[str, dict[str, Any]]:

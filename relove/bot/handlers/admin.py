@@ -28,6 +28,11 @@ def _split_id(args: str | None) -> tuple[int, list[str]]:
     return user_id, parts[1:]
 
 
+def _actor(message: Message) -> str | None:
+    """Who changes a user from the bot: ``admin:<telegram id>``."""
+    return f"admin:{message.from_user.id}" if message.from_user else None
+
+
 async def show_user(
     message: Message, command: CommandObject, session: AsyncSession, texts: Texts
 ) -> None:
@@ -55,7 +60,8 @@ async def mark(
     except InvalidInput:
         await message.answer(texts("admin_usage_mark"))
         return
-    await _apply(message, session, texts, user_id, service.set_values(session, user_id, values))
+    op = service.set_values(session, user_id, values, source="bot", actor=_actor(message))
+    await _apply(message, session, texts, user_id, op)
 
 
 async def unmark(
@@ -70,7 +76,8 @@ async def unmark(
     except InvalidInput:
         await message.answer(texts("admin_usage_unmark"))
         return
-    await _apply(message, session, texts, user_id, service.unset(session, user_id, keys))
+    op = service.unset(session, user_id, keys, source="bot", actor=_actor(message))
+    await _apply(message, session, texts, user_id, op)
 
 
 async def _apply(message: Message, session: AsyncSession, texts: Texts, user_id: int, op) -> None:  # type: ignore[no-untyped-def]

@@ -107,7 +107,8 @@ async def confirm(
     broadcast_id = callback_data.id
     try:
         # write first (the state change), read after: see service.create_broadcast
-        count = await service.start_broadcast(session, broadcast_id)
+        count = await service.start_broadcast(
+            session, broadcast_id, actor=f"admin:{query.from_user.id}")
         if query.message is not None:  # the confirm message becomes the progress message
             await service.set_progress_message(
                 session, broadcast_id, query.message.chat.id, query.message.message_id)

@@ -38,7 +38,7 @@ async def ask(message: Message, texts: Texts) -> None:
 async def confirm(
     query: CallbackQuery, user: UserSnapshot, session: AsyncSession, texts: Texts
 ) -> None:
-    await delete_user(session, user.id)
+    await delete_user(session, user.id, source="bot")
     await session.commit()
     await query.answer()
     if query.message is not None:

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from relove.bot.texts import Texts
 from relove.db.models import UserSnapshot
+from relove.events import EventSource
 from relove.users import service
 
 #: Telegram deep-link payloads: up to 64 characters of A-Z, a-z, 0-9, _ and -.
@@ -19,8 +20,8 @@ _PAYLOAD = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 async def record_source(session: AsyncSession, user_id: int, payload: str) -> None:
     """``markers.source`` keeps the first payload ever seen; ``last_source`` the latest."""
-    await service.set_once(session, user_id, {"source": payload})
-    await service.set_values(session, user_id, {"last_source": payload})
+    await service.set_once(session, user_id, {"source": payload}, source=EventSource.bot)
+    await service.set_values(session, user_id, {"last_source": payload}, source=EventSource.bot)
 
 
 async def start(

@@ -14,13 +14,19 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import update
-
 from relove.conversation.reads import read_documents, user_dict
 from relove.conversation.scenarios.model import Flow, Step
 from relove.conversation.scenarios.registry import ScenarioRegistry
-from relove.db.models import Gender, User, UserSnapshot
+from relove.db.models import Gender, UserSnapshot
 from relove.db.types import utcnow
+from relove.events import EventSource, record
+from relove.events.catalog import (
+    SCENARIO_ANSWERED,
+    SCENARIO_CANCELLED,
+    SCENARIO_COMPLETED,
+    SCENARIO_STARTED,
+)
+from relove.users.lifecycle import set_gender
 from relove.users.service import (
     Executor,
     add_to_list,
@@ -135,6 +141,7 @@ class ScenarioEngine:
         if not self.may_start(flow, data, explicit=explicit):
             return None
         log.info("user %s starts scenario %s", user.id, flow.id)
+        await record(executor, user.id, SCENARIO_STARTED, {"flow": flow.id}, source=EventSource.bot)
         outcome = await self._advance(executor, user, flow, -1, data)
         if isinstance(outcome, Question):
             outcome.intro = flow.intro
@@ -245,9 +252,12 @@ class ScenarioEngine:
 
     async def cancel(self, executor: Executor, user: UserSnapshot) -> bool:
         docs = await read_documents(executor, user.id)
-        if self.state(docs["context"]) is None and "scenario" not in docs["context"]:
+        st = self.state(docs["context"])
+        if st is None and "scenario" not in docs["context"]:
             return False
         await unset(executor, user.id, ["scenario"], doc="context")
+        props = {"flow": st[0].id, "step": st[1].id} if st else {}
+        await record(executor, user.id, SCENARIO_CANCELLED, props, source=EventSource.bot)
         return True
 
     # -- internals -----------------------------------------------------------------------------
@@ -283,6 +293,9 @@ class ScenarioEngine:
         if not claimed and await self._claim(executor, user.id, flow, step) is None:
             return None
         await store_answer(executor, user.id, step.marker, value)
+        answered = {"flow": flow.id, "step": step.id, "marker": step.marker,
+                    "value": _short(value)}  # fmt: skip
+        await record(executor, user.id, SCENARIO_ANSWERED, answered, source=EventSource.bot)
         data = await self._locked_user_dict(executor, user)
         if step.marker == "gender" and isinstance(value, str) and value in Gender.__members__:
             data["gender"] = value
@@ -304,6 +317,8 @@ class ScenarioEngine:
         await set_values(
             executor, user.id, {f"scenarios_done.{flow.id}": utcnow().isoformat()}, doc="context"
         )
+        await record(executor, user.id, SCENARIO_COMPLETED, {"flow": flow.id},
+                     source=EventSource.bot)  # fmt: skip
         log.info("user %s finished scenario %s", user.id, flow.id)
         return Finished(flow)
 
@@ -312,9 +327,14 @@ async def store_answer(executor: Executor, user_id: int, marker: str, value: Any
     """Write one answer. The marker ``gender`` (male/female/unknown) also sets the gender
     column, with ``markers.gender_source = "scenario"`` so inference never overrides it."""
     if marker == "gender" and isinstance(value, str) and value in Gender.__members__:
-        await executor.execute(
-            update(User).where(User.id == user_id).values(gender=Gender(value), updated_at=utcnow())
-        )
-        await set_values(executor, user_id, {"gender_source": "scenario"})
+        await set_gender(executor, user_id, value, source=EventSource.bot)
+        await set_values(executor, user_id, {"gender_source": "scenario"}, source=EventSource.bot)
         return
-    await set_values(executor, user_id, {marker: value})
+    await set_values(executor, user_id, {marker: value}, source=EventSource.bot)
+
+
+def _short(value: Any, limit: int = 1000) -> Any:
+    """An answer as event props keep it (long text clipped)."""
+    if isinstance(value, str) and len(value) > limit:
+        return value[: limit - 1] + "…"
+    return value

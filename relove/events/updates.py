@@ -1,0 +1,118 @@
+"""What an incoming Telegram update says happened: its touch events.
+
+A pure function of the update (no I/O, no aiogram import at run time — it reads attributes):
+
+* a message → ``message.received`` (``message_id``, ``type``: text, photo, sticker …, ``chat``:
+  private, group …), or ``command.used`` (``command``, ``payload``, ``message_id``) when it is a
+  bot command (``/start abc``); a private message also carries its text for the conversation;
+* a callback query → ``button.pressed`` (``data``, ``text``: the button's label when the message
+  still shows it, ``message_id``);
+* ``my_chat_member`` in a private chat → ``user.blocked`` (kicked) / ``user.unblocked`` (member).
+
+``user.created`` is not here: only the touch's upsert knows whether its row was new.
+The touch batch records these with :class:`relove.events.BatchInsert`, in the same statement
+(PostgreSQL) or transaction (SQLite) as its upsert.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from relove.events.catalog import (
+    BUTTON_PRESSED,
+    COMMAND_USED,
+    MESSAGE_RECEIVED,
+    USER_BLOCKED,
+    USER_UNBLOCKED,
+    EventSource,
+)
+from relove.events.record import NewEvent, NewMessage
+
+if TYPE_CHECKING:
+    from aiogram.types import CallbackQuery, Message, Update
+
+#: Longest command payload / callback data kept in event props.
+PAYLOAD_MAX_CHARS = 1024
+
+_BOT = EventSource.bot.value
+
+
+def events_of_update(update: Update) -> list[NewEvent]:
+    """The touch events of one update (empty for updates without a human user)."""
+    if update.message is not None:
+        return _message_events(update.message)
+    if update.callback_query is not None:
+        return _button_events(update.callback_query)
+    member = update.my_chat_member
+    if member is not None and member.chat.type == "private" and not member.from_user.is_bot:
+        status = member.new_chat_member.status
+        if status == "kicked":
+            return [NewEvent(member.from_user.id, USER_BLOCKED, {}, source=_BOT)]
+        if status == "member":
+            return [NewEvent(member.from_user.id, USER_UNBLOCKED, {}, source=_BOT)]
+    return []
+
+
+def _clip(value: str | None, limit: int = PAYLOAD_MAX_CHARS) -> str | None:
+    return value if value is None or len(value) <= limit else value[: limit - 1] + "…"
+
+
+def parse_command(text: str) -> tuple[str, str] | None:
+    """``/start abc`` → ``("start", "abc")``; ``/help@MyBot`` → ``("help", "")``; else None."""
+    if not text.startswith("/") or len(text) < 2:
+        return None
+    head, _, payload = text[1:].partition(" ")
+    command = head.split("@", 1)[0]
+    if not command or not all(c.isalnum() or c == "_" for c in command):
+        return None
+    return command.lower(), payload.strip()
+
+
+def _message_events(message: Message) -> list[NewEvent]:
+    user = message.from_user
+    if user is None or user.is_bot:
+        return []
+    private = message.chat.type == "private"
+    text = message.text if message.text is not None else message.caption
+    kind = str(getattr(message.content_type, "value", message.content_type))
+    command = parse_command(message.text) if message.text else None
+    props: dict[str, Any]
+    if command is not None:
+        name = COMMAND_USED
+        props = {"command": command[0], "payload": _clip(command[1]),
+                 "message_id": message.message_id}  # fmt: skip
+        kind = "command"
+    else:
+        name = MESSAGE_RECEIVED
+        props = {"message_id": message.message_id, "type": kind}
+    if not private:
+        props["chat"] = str(message.chat.type)
+    conversation = NewMessage(kind, text, message.message_id) if private else None
+    return [NewEvent(user.id, name, props, source=_BOT, message=conversation)]
+
+
+def _button_label(query: CallbackQuery) -> str | None:
+    message = query.message
+    markup = getattr(message, "reply_markup", None) if message is not None else None
+    for row in getattr(markup, "inline_keyboard", None) or []:
+        for button in row:
+            if button.callback_data == query.data:
+                return str(button.text)
+    return None
+
+
+def _button_events(query: CallbackQuery) -> list[NewEvent]:
+    if query.from_user.is_bot:
+        return []
+    label = _button_label(query)
+    props: dict[str, Any] = {"data": _clip(query.data)}
+    if label is not None:
+        props["text"] = _clip(label, 256)
+    message = query.message
+    message_id = getattr(message, "message_id", None)
+    if message_id is not None:
+        props["message_id"] = message_id
+    chat = getattr(message, "chat", None)
+    private = chat is not None and chat.type == "private"
+    conversation = NewMessage("button", label or query.data, None) if private else None
+    return [NewEvent(query.from_user.id, BUTTON_PRESSED, props, source=_BOT, message=conversation)]

@@ -1,0 +1,80 @@
+"""An update's touch events: a pure function of the update."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiogram.types import Update
+
+from relove.events.updates import events_of_update, parse_command
+from tests.bot.fake_telegram import callback_update, member_update, message_update, tg_user
+
+ANNA = tg_user(5, "Анна")
+
+
+def _one(raw: dict[str, Any]) -> Any:
+    (event,) = events_of_update(Update.model_validate(raw))
+    return event
+
+
+def test_a_text_message_is_message_received_with_its_text_for_the_conversation():
+    ev = _one(message_update(ANNA, "привет <b>"))
+    assert (ev.user_id, ev.name, ev.source) == (5, "message.received", "bot")
+    assert ev.props == {"message_id": ev.message.message_id, "type": "text"}
+    assert (ev.message.kind, ev.message.text, ev.message.direction) == ("text", "привет <b>", "in")
+
+
+def test_a_command_is_command_used_with_its_payload():
+    ev = _one(message_update(ANNA, "/start promo_42"))
+    assert ev.name == "command.used"
+    assert (ev.props["command"], ev.props["payload"]) == ("start", "promo_42")
+    assert ev.message.kind == "command" and ev.message.text == "/start promo_42"
+    assert _one(message_update(ANNA, "/Help@relove_bot")).props["command"] == "help"
+    long = _one(message_update(ANNA, "/feedback " + "x" * 5000))
+    assert len(long.props["payload"]) == 1024
+
+
+def test_parse_command():
+    assert parse_command("/start") == ("start", "")
+    assert parse_command("/ not a command") is None
+    assert parse_command("plain") is None
+    assert parse_command("/a-b") is None
+
+
+def test_a_photo_with_a_caption():
+    raw = message_update(ANNA, "x")
+    del raw["message"]["text"]
+    raw["message"].update(photo=[{"file_id": "f", "file_unique_id": "u", "width": 1,
+                                  "height": 1}], caption="моё фото")  # fmt: skip
+    ev = _one(raw)
+    assert ev.props["type"] == "photo" and ev.message.text == "моё фото"
+
+
+def test_group_messages_have_no_conversation_and_say_the_chat():
+    raw = message_update(ANNA, "hi all")
+    raw["message"]["chat"] = {"id": -100, "type": "supergroup", "title": "g"}
+    ev = _one(raw)
+    assert ev.props["chat"] == "supergroup" and ev.message is None
+
+
+def test_a_button_press_names_the_button():
+    raw = callback_update(ANNA, "sc:city:1")
+    raw["callback_query"]["message"]["reply_markup"] = {"inline_keyboard": [[
+        {"text": "Москва", "callback_data": "sc:city:1"},
+        {"text": "Тверь", "callback_data": "sc:city:2"},
+    ]]}  # fmt: skip
+    ev = _one(raw)
+    assert ev.name == "button.pressed"
+    assert ev.props == {"data": "sc:city:1", "text": "Москва", "message_id": 1}
+    assert (ev.message.kind, ev.message.text) == ("button", "Москва")
+
+
+def test_blocking_and_unblocking():
+    assert _one(member_update(ANNA, "kicked")).name == "user.blocked"
+    assert _one(member_update(ANNA, "member")).name == "user.unblocked"
+
+
+def test_updates_without_a_human_have_no_events():
+    bot_msg = message_update(tg_user(9, "Bot", is_bot=True), "hi")
+    assert events_of_update(Update.model_validate(bot_msg)) == []
+    assert events_of_update(Update.model_validate({"update_id": 1})) == []
