@@ -11,8 +11,9 @@ from rich.text import Text
 
 from relove.admins import login
 from relove.admins import service as admins
-from relove.cli.common import console, open_db, print_json, run, settings
+from relove.cli.common import cli_actor, console, open_db, print_json, run, settings
 from relove.errors import InvalidInput
+from relove.events import record
 
 app = typer.Typer(
     help="Admins and their roles (owner, operator, viewer); RELOVE_ADMIN_IDS are owners.",
@@ -38,6 +39,8 @@ def add(
     async def _add() -> None:
         async with open_db(settings()) as (_, sessions), sessions.begin() as session:
             await admins.add_admin(session, user_id, parsed, note=note)
+            await record(session, None, "admin.added", {"admin_id": user_id, "role": parsed.value},
+                         source="cli", actor=cli_actor())
 
     run(_add())
     console.print(f"{user_id} is now {parsed.value}", highlight=False, markup=False)
@@ -77,6 +80,8 @@ def remove(user_id: int) -> None:
     async def _remove() -> None:
         async with open_db(s) as (_, sessions), sessions.begin() as session:
             await admins.remove_admin(session, s, user_id)
+            await record(session, None, "admin.removed", {"admin_id": user_id}, source="cli",
+                         actor=cli_actor())
 
     run(_remove())
     console.print(f"{user_id} is no longer an admin", highlight=False, markup=False)

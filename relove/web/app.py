@@ -40,6 +40,7 @@ NAV = [
     NavItem("/audience", "nav.audience"),
     NavItem("/segments", "nav.segments"),
     NavItem("/broadcasts", "nav.broadcasts"),
+    NavItem("/log", "nav.log"),
 ]
 SETTINGS_NAV = NavItem("/settings", "nav.settings", Role.owner)
 
@@ -62,6 +63,9 @@ def create_console(
         links,
         segments,
         users,
+    )
+    from relove.web.routes import (
+        log as log_routes,
     )
     from relove.web.routes import (
         settings as settings_routes,
@@ -88,7 +92,7 @@ def create_console(
     app.state.console = console
     app.add_middleware(SecurityHeaders)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-    for module in (auth, links, dashboard, audience, users, segments, broadcasts,
+    for module in (auth, links, dashboard, audience, users, segments, broadcasts, log_routes,
                    settings_routes):
         app.include_router(module.router)
     for extension in extensions:

@@ -2,8 +2,10 @@
 
 The message is plain text (escaped for Telegram HTML), sent through the console's bot sender
 (the bot's rate limits apply; an operator may send ``RELOVE_CONSOLE_CHAT_PER_MINUTE`` per
-minute). After it was sent, one transaction records it in the conversation
-(``context.turns``, with the operator as ``by``) and pauses the companion for that user until
+minute). After it was sent, one transaction records it: a ``message.sent`` event with the
+operator as actor and the message in the conversation (``messages``, direction ``out``, kind
+``operator``), the companion's memory (``context.turns``, so its next answer knows what the
+operator said), and the handoff: the companion stays silent for that user until
 ``now + RELOVE_HANDOFF_MINUTES`` (``context.handoff_until``, read by the bot's handoff router).
 """
 
@@ -19,8 +21,10 @@ from relove.broadcasts.base import Outcome
 from relove.broadcasts.content import RenderedMessage
 from relove.conversation.handoff import HANDOFF_KEY
 from relove.errors import InvalidInput
+from relove.events import NewEvent, NewMessage, record_many
 from relove.users import service
 from relove.users.lifecycle import get_user
+from relove.web.audit import MESSAGE_SENT, SOURCE, actor_of
 from relove.web.telegram import ConsoleBot
 
 MAX_CHARS = 4000
@@ -66,6 +70,11 @@ async def send_as_bot(
     turn = {"role": "assistant", "text": text, "at": now.isoformat(timespec="seconds"),
             "by": f"admin:{admin_id}"}
     async with sessions.begin() as session:
+        await record_many(session, [NewEvent(
+            user_id, MESSAGE_SENT, {"message_id": result.message_id},
+            message=NewMessage(kind="operator", text=text, message_id=result.message_id,
+                               direction="out"),
+        )], source=SOURCE, actor=actor_of(admin_id), at=now)
         await service.append_bounded(session, user_id, "turns", turn, keep=keep_turns)
         if handoff_minutes:
             await service.set_values(session, user_id,

@@ -16,6 +16,7 @@ from relove.errors import FilterError, InvalidInput
 from relove.segments.parser import parse_filter
 from relove.segments.service import count_users, find_users
 from relove.users.bulk import BulkOp, apply_to_filter
+from relove.web.audit import BULK_APPLIED, SOURCE, USERS_EXPORTED, actor_of, audit
 from relove.web.deps import AdminDep, DbDep, console_of, page, require, section, texts_for
 from relove.web.export import users_csv
 from relove.web.values import parse_typed
@@ -124,10 +125,15 @@ async def bulk(
             typed = parse_typed(kind, value)
         result = await apply_to_filter(console.sessions, filter.strip() or None, bulk_op,
                                        key.strip(), typed,
-                                       max_users=console.settings.console_bulk_max)
+                                       max_users=console.settings.console_bulk_max,
+                                       source=SOURCE, actor=actor_of(admin.admin_id))
     except (InvalidInput, ValueError) as e:
         return await page(request, db, admin, "audience.html", block="bulk_result",
                           status=422, message=str(e), ok=False)
+    async with console.sessions.begin() as session:
+        await audit(session, admin.admin_id, BULK_APPLIED, {
+            "filter": filter.strip(), "op": bulk_op.value, "key": key.strip() or None,
+            "matched": result.matched, "changed": result.changed})
     console.cache.forget("marker-keys")
     message = t("audience.bulk_done", changed=result.changed, matched=result.matched)
     return await page(request, db, admin, "audience.html", block="bulk_result",
@@ -138,8 +144,9 @@ async def bulk(
 async def export(request: Request, admin: AdminDep, filter: FilterQ = "") -> Response:  # noqa: A002
     console = console_of(request)
     flt = filter.strip() or None
-    if flt:
-        async with console.sessions() as session:
+    async with console.sessions.begin() as session:
+        await audit(session, admin.admin_id, USERS_EXPORTED, {"filter": flt or ""})
+        if flt:
             await count_users(session, flt)  # a bad filter fails here, before streaming
     name = "relove-users.csv"
     return StreamingResponse(

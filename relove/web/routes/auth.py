@@ -14,6 +14,7 @@ from relove.admins.login import LoginRefused, consume_login_token, use_widget_an
 from relove.admins.models import Role
 from relove.admins.service import role_of
 from relove.admins.sessions import close_session, open_session
+from relove.web.audit import ADMIN_LOGGED_IN, ADMIN_LOGGED_OUT, audit
 from relove.web.deps import (
     LANG_COOKIE,
     AdminDep,
@@ -90,6 +91,7 @@ async def _signed_in_response(
         return _login_page(request, 403, texts_for(request)("login.not_admin"))
     lifetime = timedelta(days=s.console_session_days)
     token, _ = await open_session(db, admin_id, via=via, lifetime=lifetime, now=console.now())
+    await audit(db, admin_id, ADMIN_LOGGED_IN, {"via": via})
     await db.commit()
     response = RedirectResponse(_safe_next(next_path), status_code=303)
     set_session_cookie(response, token, secure=is_https(request, s.console_url),
@@ -127,6 +129,7 @@ async def widget_login(request: Request, db: DbDep) -> Response:
 @signed_in.post("/logout")
 async def logout(request: Request, admin: AdminDep, db: DbDep) -> Response:
     await close_session(db, admin.session_id)
+    await audit(db, admin.admin_id, ADMIN_LOGGED_OUT)
     await db.commit()
     response: Response = RedirectResponse("/login", status_code=303)
     if request.headers.get("HX-Request") == "true":

@@ -19,9 +19,20 @@ from relove.broadcasts.content import MessageTemplate, Recipient
 from relove.broadcasts.models import BroadcastStatus
 from relove.db.models import User
 from relove.errors import InvalidInput
+from relove.web.audit import (
+    BROADCAST_CANCELLED,
+    BROADCAST_CREATED,
+    BROADCAST_PAUSED,
+    BROADCAST_REQUEUED,
+    BROADCAST_RESUMED,
+    BROADCAST_SCHEDULED,
+    BROADCAST_TEST_SENT,
+    actor_of,
+    audit,
+)
 from relove.web.compose import ComposeForm, buttons_text, track_links
 from relove.web.deps import AdminDep, DbDep, console_of, is_htmx, page, section, texts_for
-from relove.web.links_report import link_report
+from relove.web.links_report import conversion, link_report
 from relove.web.preview import telegram_html
 from relove.web.routes.audience import _keys
 
@@ -113,6 +124,8 @@ async def create(
             scheduled_at=form.scheduled_at(), created_by=admin.admin_id)
         if form.track and console.settings.console_url:
             await track_links(db, broadcast, console.settings.console_base_url)
+        await audit(db, admin.admin_id, BROADCAST_CREATED, {
+            "broadcast_id": broadcast.id, "name": broadcast.name, "filter": broadcast.filter})
     except InvalidInput as e:
         await db.rollback()
         return await _compose_page(request, db, admin, form, str(e), 422)
@@ -155,6 +168,21 @@ def _safe_html(text: str) -> Any:
         return text  # a template whose raw text is not HTML yet ({% if %} …): shown as text
 
 
+@router.get("/broadcasts/{broadcast_id}/conversion")
+async def link_conversion(request: Request, broadcast_id: int, admin: AdminDep, db: DbDep,
+                          kind: str = "marker",
+                          name: Annotated[str, Query(max_length=200)] = "",
+                          days: Annotated[int, Query(ge=1, le=365)] = 7) -> HTMLResponse:
+    broadcast = await service.get_broadcast(db, broadcast_id)
+    try:
+        result = await conversion(db, broadcast, kind=kind, name=name, days=days)
+        error = None
+    except InvalidInput as e:
+        result, error = None, str(e)
+    return await page(request, db, admin, "broadcast.html", block="conversion", conv=result,
+                      conv_error=error, conv_days=days, status=422 if error else 200)
+
+
 @router.post("/broadcasts/{broadcast_id}/test")
 async def test_send(request: Request, broadcast_id: int, admin: AdminDep,
                     db: DbDep) -> HTMLResponse:
@@ -170,6 +198,10 @@ async def test_send(request: Request, broadcast_id: int, admin: AdminDep,
             rendered = service.template_of(broadcast).render(recipient)
             result = await console.bot.send(admin.admin_id, rendered)
             ok = result.outcome is Outcome.sent
+            if ok:
+                async with console.sessions.begin() as session:
+                    await audit(session, admin.admin_id, BROADCAST_TEST_SENT,
+                                {"broadcast_id": broadcast_id})
             message = t("broadcast.test_sent") if ok else t(
                 "broadcast.test_failed", error=result.error or result.outcome.value)
         except InvalidInput as e:
@@ -182,25 +214,34 @@ async def test_send(request: Request, broadcast_id: int, admin: AdminDep,
 async def change(request: Request, broadcast_id: int, action: str, admin: AdminDep, db: DbDep,
                  at: Annotated[str, Form(max_length=100)] = "") -> Response:
     t = texts_for(request)
+    props: dict[str, Any] = {"broadcast_id": broadcast_id}
     try:
-        if action == "start":
-            await service.start_broadcast(db, broadcast_id)
+        if action == "start":  # the service records broadcast.started with the actor
+            await service.start_broadcast(db, broadcast_id, actor=actor_of(admin.admin_id))
+            name = None
         elif action == "pause":
             await service.pause(db, broadcast_id,
                                 reason=t("broadcast.paused_by", who=admin.admin_id))
+            name = BROADCAST_PAUSED
         elif action == "resume":
             await service.resume(db, broadcast_id)
+            name = BROADCAST_RESUMED
         elif action == "cancel":
             await service.cancel(db, broadcast_id)
+            name = BROADCAST_CANCELLED
         elif action == "schedule":
             when = ComposeForm(schedule=at).scheduled_at()
             if when is None:
                 raise InvalidInput(t("broadcast.schedule_needed"))
             await service.schedule(db, broadcast_id, when)
+            name, props["at"] = BROADCAST_SCHEDULED, when.isoformat()
         elif action == "resend-unknown":
-            await service.resend_unknown(db, broadcast_id)
+            props["requeued"] = await service.resend_unknown(db, broadcast_id)
+            name = BROADCAST_REQUEUED
         else:
             return Response(status_code=404)
+        if name is not None:
+            await audit(db, admin.admin_id, name, props)
     except InvalidInput as e:
         await db.rollback()
         return await page(request, db, admin, "broadcast.html", block="flash", message=str(e),

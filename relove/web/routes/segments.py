@@ -10,6 +10,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from relove.errors import InvalidInput
 from relove.segments.service import delete_segment, get_segment, list_segments, save_segment
+from relove.web.audit import SEGMENT_DELETED, SEGMENT_SAVED, audit
 from relove.web.deps import AdminDep, DbDep, is_htmx, page, section
 
 router = section()
@@ -45,7 +46,10 @@ async def save(
     description: Annotated[str, Form(max_length=2000)] = "",
 ) -> Response:
     try:
-        await save_segment(db, name, filter, description=description.strip() or None)
+        segment = await save_segment(db, name, filter,
+                                     description=description.strip() or None)
+        await audit(db, admin.admin_id, SEGMENT_SAVED,
+                    {"name": segment.name, "filter": segment.filter})
     except InvalidInput as e:
         await db.rollback()
         return await page(request, db, admin, "segment_edit.html", status=422, segment=None,
@@ -58,5 +62,6 @@ async def save(
 async def delete(request: Request, admin: AdminDep, db: DbDep,
                  name: Annotated[str, Form(max_length=200)]) -> Response:
     await delete_segment(db, name)
+    await audit(db, admin.admin_id, SEGMENT_DELETED, {"name": name})
     await db.commit()
     return _done(request, "/segments")

@@ -10,6 +10,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from relove.admins import service as admins
 from relove.admins.models import Role
 from relove.errors import InvalidInput
+from relove.web.audit import ADMIN_ADDED, ADMIN_REMOVED, audit
 from relove.web.deps import AdminDep, DbDep, console_of, is_htmx, page, section
 
 router = section(Role.owner, Role.owner)
@@ -45,7 +46,8 @@ async def add_admin(request: Request, admin: AdminDep, db: DbDep,
             raise InvalidInput(f"{user_id!r} is not a Telegram user id") from None
         if uid == admin.admin_id:
             raise InvalidInput("you cannot change your own role")
-        await admins.add_admin(db, uid, role, note=note or None, by=admin.admin_id)
+        added = await admins.add_admin(db, uid, role, note=note or None, by=admin.admin_id)
+        await audit(db, admin.admin_id, ADMIN_ADDED, {"admin_id": uid, "role": added.role.value})
     except InvalidInput as e:
         await db.rollback()
         return await _page(request, admin, db, str(e), 422)
@@ -61,6 +63,7 @@ async def remove_admin(request: Request, admin: AdminDep, db: DbDep,
         if user_id == admin.admin_id:
             raise InvalidInput("you cannot remove yourself")
         await admins.remove_admin(db, settings, user_id)
+        await audit(db, admin.admin_id, ADMIN_REMOVED, {"admin_id": user_id})
     except InvalidInput as e:
         await db.rollback()
         return await _page(request, admin, db, str(e), 422)

@@ -5,23 +5,26 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import Form, Request
+from fastapi import Form, Query, Request
 from fastapi.responses import HTMLResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from relove.broadcasts.received import received_by
 from relove.conversation.handoff import handoff_until
-from relove.conversation.prompt import turns_of
 from relove.errors import InvalidInput, NotFound
+from relove.events.timeline import timeline
 from relove.users import service
 from relove.users.lifecycle import get_user
 from relove.users.paths import parse_path
 from relove.web import livechat
+from relove.web.audit import SOURCE, actor_of
 from relove.web.deps import AdminDep, DbDep, console_of, page, section, texts_for
+from relove.web.history import conversation
 from relove.web.values import KINDS, kind_for_value, parse_typed, raw_for_value
 
 router = section()
 MAX_ID = 2**63 - 1
+EVENTS_PAGE = 30
 #: context keys shown in their own places (not in the raw context list)
 SHOWN_APART = ("turns",)
 
@@ -45,7 +48,8 @@ async def _card(db: AsyncSession, request: Request, user_id: int) -> dict[str, A
         "user": user,
         "markers": _markers(dict(user.markers or {})),
         "context_items": sorted((k, v) for k, v in context.items() if k not in SHOWN_APART),
-        "turns": turns_of(context),
+        "bubbles": await conversation(db, user.id, context),
+        "events": await timeline(db, user.id, limit=EVENTS_PAGE),
         "handoff": handoff_until(context),
         "received": await received_by(db, user.id),
         "kinds": KINDS,
@@ -75,7 +79,8 @@ async def set_marker(
 ) -> HTMLResponse:
     try:
         parse_path(key.strip())
-        await service.set_values(db, _user_id(user_id), {key.strip(): parse_typed(kind, value)})
+        await service.set_values(db, _user_id(user_id), {key.strip(): parse_typed(kind, value)},
+                                 source=SOURCE, actor=actor_of(admin.admin_id))
     except NotFound:
         raise
     except InvalidInput as e:
@@ -91,7 +96,8 @@ async def unset_marker(
     key: Annotated[str, Form(max_length=200)],
 ) -> HTMLResponse:
     try:
-        await service.unset(db, _user_id(user_id), [key])
+        await service.unset(db, _user_id(user_id), [key], source=SOURCE,
+                            actor=actor_of(admin.admin_id))
     except NotFound:
         raise
     except InvalidInput as e:
@@ -99,6 +105,15 @@ async def unset_marker(
         return await _markers_block(request, db, admin, user_id, str(e))
     await db.commit()
     return await _markers_block(request, db, admin, user_id)
+
+
+@router.get("/users/{user_id}/events")
+async def events(request: Request, user_id: int, admin: AdminDep, db: DbDep,
+                 cursor: Annotated[str, Query(max_length=200)]) -> HTMLResponse:
+    """The next page of the timeline (infinite scroll)."""
+    page_ = await timeline(db, _user_id(user_id), limit=EVENTS_PAGE, cursor=cursor)
+    return await page(request, db, admin, "user.html", block="events", events=page_,
+                      user={"id": user_id})
 
 
 @router.get("/users/{user_id}/chat")

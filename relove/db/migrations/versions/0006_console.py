@@ -68,9 +68,14 @@ def upgrade() -> None:
         ),
     )
     op.create_index("ix_tracked_links_broadcast_id", "tracked_links", ["broadcast_id"])
+    # The console's log page: console events newest first (a small partial index; on
+    # PostgreSQL it is created on every partition, present and future).
+    op.execute("CREATE INDEX ix_events_console_at ON events (at DESC, id DESC) "
+               "WHERE source = 'console'")
 
 
 def downgrade() -> None:
+    op.execute("DROP INDEX ix_events_console_at")
     op.drop_table("tracked_links")
     op.drop_table("login_tokens")
     op.drop_table("console_sessions")
