@@ -9,6 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from relove.analytics import service as analytics
+from relove.analytics.activity_series import ActivitySeries, activity_series
 from relove.analytics.keys import KeyStats, key_stats
 from relove.broadcasts import service as broadcasts
 from relove.broadcasts.models import Broadcast, BroadcastStatus
@@ -20,6 +21,7 @@ LIVE_STATUSES = (BroadcastStatus.running, BroadcastStatus.paused, BroadcastStatu
 @dataclass
 class Dashboard:
     overview: analytics.Overview
+    activity: ActivitySeries
     keys: KeyStats
     new_today: int
     new_7d: int
@@ -34,8 +36,9 @@ async def compute(sessions: async_sessionmaker[AsyncSession], now: datetime) -> 
     async with sessions() as session:
         overview = await analytics.overview(session, days=DAYS, now=now, sources=8)
         keys = await key_stats(session, limit=12)
+        activity = await activity_series(session, DAYS, now=now)
     per_day: list[tuple[date, int]] = overview.new_per_day
-    return Dashboard(overview=overview, keys=keys, new_today=per_day[-1][1] if per_day else 0,
+    return Dashboard(overview=overview, activity=activity, keys=keys, new_today=per_day[-1][1] if per_day else 0,
                      new_7d=sum(n for _, n in per_day[-7:]), generated_at=now)
 
 

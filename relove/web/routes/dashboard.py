@@ -18,4 +18,5 @@ async def show(request: Request, admin: AdminDep, db: DbDep) -> HTMLResponse:
         "dashboard", lambda: dashboard.compute(console.sessions, console.now()))
     running, scheduled = await dashboard.live_broadcasts(db)
     return await page(request, db, admin, "dashboard.html", d=data, age=int(age),
-                      running=running, scheduled=scheduled, chart_new=data.chart_new())
+                      running=running, scheduled=scheduled, chart_new=data.chart_new(),
+                      chart_activity=data.activity.chart())
