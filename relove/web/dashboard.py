@@ -38,7 +38,8 @@ async def compute(sessions: async_sessionmaker[AsyncSession], now: datetime) -> 
         keys = await key_stats(session, limit=12)
         activity = await activity_series(session, DAYS, now=now)
     per_day: list[tuple[date, int]] = overview.new_per_day
-    return Dashboard(overview=overview, activity=activity, keys=keys, new_today=per_day[-1][1] if per_day else 0,
+    return Dashboard(overview=overview, activity=activity, keys=keys,
+                     new_today=per_day[-1][1] if per_day else 0,
                      new_7d=sum(n for _, n in per_day[-7:]), generated_at=now)
 
 
