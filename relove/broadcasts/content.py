@@ -19,10 +19,9 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from relove.broadcasts.models import MediaKind
 from relove.errors import InvalidInput
-from relove.sandbox.html_check import EntityParseError, parse_html, utf16_len
+from relove.telegram.html import check_html
+from relove.telegram.limits import BUTTON_TEXT_LIMIT, CAPTION_LIMIT, TEXT_LIMIT
 
-TEXT_LIMIT = 4096
-CAPTION_LIMIT = 1024
 BUTTON_SCHEMES = ("http", "https", "tg")
 
 
@@ -45,8 +44,10 @@ class Button:
         return cls(label, url).checked()
 
     def checked(self) -> Button:
-        if len(self.text) > 64:
-            raise InvalidInput(f"button {self.text!r}: label longer than 64 characters")
+        if len(self.text) > BUTTON_TEXT_LIMIT:
+            raise InvalidInput(
+                f"button {self.text!r}: label longer than {BUTTON_TEXT_LIMIT} characters"
+            )
         parsed = urlparse(self.url)
         if parsed.scheme not in BUTTON_SCHEMES or not (parsed.netloc or parsed.scheme == "tg"):
             raise InvalidInput(f"button {self.text!r}: {self.url!r} is not an http(s) or tg URL")
@@ -118,18 +119,6 @@ _ENV = SandboxedEnvironment(
 )
 
 
-def check_telegram_html(text: str, *, limit: int, allow_empty: bool = False) -> None:
-    """Raise :class:`InvalidInput` unless ``text`` is valid Telegram HTML within ``limit``."""
-    try:
-        plain, _ = parse_html(text)
-    except EntityParseError as e:
-        raise InvalidInput(f"the message is not valid Telegram HTML: {e}") from e
-    if not plain.strip() and not allow_empty:
-        raise InvalidInput("the message text is empty")
-    if utf16_len(plain) > limit:
-        raise InvalidInput(f"the message is longer than {limit} characters")
-
-
 class MessageTemplate:
     """A compiled message; :meth:`render` personalises it for one recipient."""
 
@@ -173,7 +162,7 @@ class MessageTemplate:
         rendered = []
         for recipient in [*samples, Recipient(id=0)]:
             message = self.render(recipient)
-            check_telegram_html(
+            check_html(
                 message.text, limit=self.limit, allow_empty=self.content.media_kind is not None
             )
             rendered.append(message)

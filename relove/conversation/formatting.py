@@ -16,7 +16,7 @@ from __future__ import annotations
 import html
 import re
 
-TELEGRAM_LIMIT = 4096
+from relove.telegram.limits import TEXT_LIMIT, utf16_len
 
 _FENCE = re.compile(r"```[^\n`]*\n?(.*?)(?:```|\Z)", re.S)
 _INLINE = re.compile(
@@ -103,12 +103,7 @@ def _normalise(text: str) -> str:
     return "".join(ch for ch in text if ch in "\n\t" or ch >= " " or ch == "\u200b")
 
 
-def size(text: str) -> int:
-    """Length as Telegram counts it: UTF-16 code units (an emoji outside the BMP is 2)."""
-    return len(text) + sum(1 for ch in text if ord(ch) > 0xFFFF)
-
-
-def split_html(text: str, limit: int = TELEGRAM_LIMIT) -> list[str]:
+def split_html(text: str, limit: int = TEXT_LIMIT) -> list[str]:
     """Markdown/plain answer → HTML parts, each at most ``limit`` UTF-16 code units of HTML
     (the visible text plus tag and entity overhead, so always within Telegram's limit on the
     visible text), split between paragraphs where possible; an oversized paragraph is split on
@@ -117,7 +112,7 @@ def split_html(text: str, limit: int = TELEGRAM_LIMIT) -> list[str]:
     current, current_size = "", 0
     for kind, body in _blocks(_normalise(text)):
         rendered = _render(kind, body)
-        n = size(rendered)
+        n = utf16_len(rendered)
         pieces = [(rendered, n)] if n <= limit else _split_oversized(kind, body, limit)
         for piece, piece_size in pieces:
             if not current:
@@ -177,20 +172,20 @@ def _units(body: str, room: int) -> list[tuple[str, int]]:
     units: list[tuple[str, int]] = []
     for line in body.split("\n"):
         escaped = escape(line)
-        n = size(escaped)
+        n = utf16_len(escaped)
         if n <= room:
             units.append((escaped, n))
             continue
         current, current_size = "", 0
         for word in line.split(" "):
             w = escape(word)
-            w_size = size(w)
+            w_size = utf16_len(w)
             while w_size > room:  # one huge "word": cut, never inside an entity
                 cut = _cut(w, room)
                 head = w[:cut]
-                units.append((head, size(head)))
+                units.append((head, utf16_len(head)))
                 w = w[cut:]
-                w_size = size(w)
+                w_size = utf16_len(w)
             if not current:
                 current, current_size = w, w_size
             elif current_size + 1 + w_size <= room:

@@ -62,7 +62,7 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
 
 def _configure_sqlite(engine: AsyncEngine) -> None:
     @event.listens_for(engine.sync_engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+    def _on_connect(dbapi_connection: Any, record: Any) -> None:
         # Let SQLAlchemy's "begin" event below emit BEGIN itself.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
@@ -71,7 +71,11 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_S * 1000}")
         cursor.close()
-        sqlite_functions.register(dbapi_connection)
+        sqlite_functions.register(dbapi_connection, record.info)
+
+    @event.listens_for(engine.sync_engine, "before_cursor_execute")
+    def _on_statement(conn: Any, *_args: Any) -> None:
+        sqlite_functions.start_statement(conn.connection.info)
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Any) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 from relove.sandbox.limits import LimitConfig, Limiter, Stats
 from relove.sandbox.state import PRIVATE, Chat, Message, SimUser, World
 from relove.sandbox.updates import UpdateQueue
+from relove.telegram.limits import TEXT_LIMIT
 
 DEFAULT_TOKEN = "123456789:sandbox-token-for-local-development"
 _COMMAND = re.compile(r"^/[A-Za-z0-9_]{1,32}(@[A-Za-z0-9_]{3,32})?")
@@ -140,8 +141,8 @@ class Sandbox:
         text = text.strip()
         if not text:
             raise ActionError("text is empty", 400)
-        if len(text) > 4096:
-            raise ActionError("text is longer than 4096 characters", 400)
+        if len(text) > TEXT_LIMIT:
+            raise ActionError(f"text is longer than {TEXT_LIMIT} characters", 400)
         chat = self.world.chats.get(uid if chat_id is None else chat_id)
         if chat is None or uid not in chat.members:
             raise ActionError(f"user {uid} is not in chat {chat_id}", 404)

@@ -9,14 +9,13 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from relove.sandbox.core import Sandbox, bad_request
-from relove.sandbox.html_check import EntityParseError, parse_html, utf16_len
 from relove.sandbox.params import MAX_UPLOAD, Params
 from relove.sandbox.state import PRIVATE, Chat, Message
 from relove.sandbox.webhook import delete_webhook, get_updates, set_webhook, webhook_info
+from relove.telegram.html import EntityParseError, parse_html
+from relove.telegram.limits import CAPTION_LIMIT, TEXT_LIMIT, utf16_len
 
 Method = Callable[[Sandbox, Params], Awaitable[Any]]
-TEXT_LIMIT = 4096
-CAPTION_LIMIT = 1024
 CHAT_ACTIONS = frozenset({
     "typing", "upload_photo", "record_video", "upload_video", "record_voice", "upload_voice",
     "upload_document", "choose_sticker", "find_location", "record_video_note",

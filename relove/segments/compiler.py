@@ -10,7 +10,8 @@ so a cast can never fail on a value of another type.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import json
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -33,23 +34,27 @@ from sqlalchemy import (
     true,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.visitors import InternalTraversal
 
 from relove.db.models import User
 from relove.db.types import utcnow
 from relove.errors import FilterError
-from relove.segments.lower import (
+from relove.segments.lower import lower
+from relove.segments.parser import parse_filter
+from relove.segments.primitives import (
     Cmp,
     Contains,
     Exists,
     IContains,
+    In,
+    Leaf,
     PAnd,
     PNot,
     POr,
     Pred,
     Regex,
-    lower,
 )
-from relove.segments.parser import parse_filter
 from relove.segments.tree import NULLABLE_COLUMNS, Field, FilterTree
 
 DIALECTS = ("postgresql", "sqlite")
@@ -141,19 +146,68 @@ def _merge_into(target: dict[str, Any], path: tuple[str, ...], value: Any) -> bo
     return True
 
 
+#: SQLite parses ``a OR b OR c …`` into a tree as deep as the chain and refuses one deeper than
+#: 1,000; long chains are grouped into a balanced tree of this fan-out instead.
+_SQLITE_FANOUT = 8
+
+
+class _Parens(ColumnElement[bool]):
+    """``(expr)``, kept as written: SQLAlchemy's own grouping is dropped inside a chain of the
+    same operator, and that nesting is the point here."""
+
+    inherit_cache = True
+    type = Boolean()
+    _is_implicitly_boolean = True
+    _traverse_internals = [("element", InternalTraversal.dp_clauseelement)]
+
+    def __init__(self, element: ColumnElement[bool]) -> None:
+        self.element = element
+
+
+@compiles(_Parens)
+def _compile_parens(element: _Parens, compiler: Any, **kw: Any) -> str:
+    return "(" + compiler.process(element.element, **kw) + ")"
+
+
+def _balanced(
+    combine: Callable[..., ColumnElement[bool]], exprs: Sequence[ColumnElement[bool]]
+) -> ColumnElement[bool]:
+    if len(exprs) <= _SQLITE_FANOUT:
+        return combine(*exprs)
+    size = -(-len(exprs) // _SQLITE_FANOUT)
+    groups = [_Parens(_balanced(combine, exprs[i : i + size]))
+              for i in range(0, len(exprs), size)]  # fmt: skip
+    return combine(*groups)
+
+
+def _json_list(values: Sequence[Any]) -> Any:
+    """``(SELECT value FROM json_each(:values))``: a list of any length as ONE bound JSON array
+    (SQLite; PostgreSQL binds the list itself)."""
+    each = func.json_each(literal(json.dumps(list(values), ensure_ascii=False), Text()))
+    return select(each.table_valued("value").c.value)
+
+
 class _Compiler:
     def __init__(self, pg: bool) -> None:
         self.pg = pg
 
+    def _combine(
+        self, combine: Callable[..., ColumnElement[bool]], exprs: Sequence[ColumnElement[bool]]
+    ) -> ColumnElement[bool]:
+        return combine(*exprs) if self.pg else _balanced(combine, exprs)
+
     def compile(self, p: Pred) -> ColumnElement[bool]:
         if isinstance(p, PAnd):
             items = self._merge_containments(p.items) if self.pg else list(p.items)
-            return and_(*(i if isinstance(i, ColumnElement) else self.compile(i) for i in items))
+            return self._combine(and_, [i if isinstance(i, ColumnElement) else self.compile(i)
+                                        for i in items])  # fmt: skip
         if isinstance(p, POr):
-            return or_(*(self.compile(i) for i in p.items))
+            return self._combine(or_, [self.compile(i) for i in p.items])
         if isinstance(p, PNot):
             return not_(self.compile(p.item))
-        f: Field = p.field  # type: ignore[attr-defined]
+        if not isinstance(p, Leaf):
+            raise FilterError(f"unsupported predicate {p!r}")
+        f = p.field
         if f.doc is None:
             return self._column(p, f)
         return self._pg(p, f) if self.pg else self._sqlite(p, f)
@@ -198,6 +252,8 @@ class _Compiler:
             if self.pg and f.kind == "text" and p.op != "=":
                 left = col.collate("C")
             expr = _op(left, p.op, p.value)
+        elif isinstance(p, In):
+            expr = col.in_(list(p.values) if self.pg else _json_list(p.values))
         elif isinstance(p, Contains):
             expr = self._substring(col, literal(p.value, Text()))
         elif isinstance(p, IContains):
@@ -233,6 +289,9 @@ class _Compiler:
                 return when("string", _op(value_text().collate("C"), p.op, literal(v, Text())))
             return when("number", _op(cast(value_text(), Numeric), p.op,
                                       literal(_number(v), Numeric())))  # fmt: skip
+        if isinstance(p, In):
+            # One containment per value: each is served by the GIN index on the document.
+            return or_(*(contained(v) for v in p.values))
         if isinstance(p, Contains):
             member = contained([p.value])
             if isinstance(p.value, str):
@@ -272,6 +331,13 @@ class _Compiler:
             if isinstance(v, bool):
                 return typed(v)
             return and_(typed(v), _op(value, p.op, literal(v)))
+        if isinstance(p, In):
+            strings = [v for v in p.values if isinstance(v, str)]
+            numbers = [v for v in p.values if not isinstance(v, str)]
+            parts = [and_(typ_is(*names), value.in_(_json_list(vs)))
+                     for names, vs in ((("text",), strings), (("integer", "real"), numbers))
+                     if vs]  # fmt: skip
+            return or_(*parts)
         if isinstance(p, Contains):
             v = p.value
             each = func.json_each(doc, path).table_valued("value", "type")

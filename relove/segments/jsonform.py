@@ -6,10 +6,10 @@ import math
 from typing import Any
 
 from relove.errors import FilterError, InvalidKey
+from relove.segments.lower import MAX_NESTING
+from relove.segments.operators import Arity, check_condition, operator
 from relove.segments.tree import (
     COLUMNS,
-    NEGATIONS,
-    OPERATORS,
     And,
     Condition,
     DateValue,
@@ -20,10 +20,7 @@ from relove.segments.tree import (
     RelativeDate,
     SegmentRef,
 )
-from relove.segments.validate import check_condition
-from relove.users.paths import parse_path
-
-MAX_DEPTH = 64
+from relove.users.paths import parse_path, text_problem
 
 
 def field_from_text(text: str) -> Field:
@@ -65,8 +62,9 @@ def _value(data: Any) -> Any:
 
 
 def tree_from_json(data: Any, depth: int = 0) -> FilterTree:
-    if depth > MAX_DEPTH:
-        raise FilterError("the filter is nested too deeply")
+    if depth > MAX_NESTING:
+        raise FilterError(f"the filter is nested too deeply: more than {MAX_NESTING} levels of "
+                          "and / or / not")  # fmt: skip
     if not isinstance(data, dict):
         raise FilterError(f"expected a JSON object, got {type(data).__name__}")
     keys = set(data)
@@ -85,27 +83,25 @@ def tree_from_json(data: Any, depth: int = 0) -> FilterTree:
         name = data["segment"]
         if not isinstance(name, str) or not name.strip():
             raise FilterError("a segment name must be a non-empty string")
+        problem = text_problem(name)
+        if problem:
+            raise FilterError(f"the segment name {problem}")
         return SegmentRef(name)
     if "field" in keys and "op" in keys and keys <= {"field", "op", "value"}:
-        op = data["op"]
-        if not isinstance(op, str):
+        if not isinstance(data["op"], str):
             raise FilterError("op must be a string")
-        op = {"==": "=", "<>": "!="}.get(op, " ".join(op.lower().split()))
-        if op not in OPERATORS:
-            raise FilterError(f"unknown operator {data['op']!r}: expected one of "
-                              + ", ".join(OPERATORS))  # fmt: skip
-        positive = NEGATIONS.get(op, op)
-        if positive == "exists":
+        op = operator(data["op"])
+        if op.arity is Arity.NONE:
             if "value" in data:
-                raise FilterError(f"{op} takes no value")
+                raise FilterError(f"{op.name} takes no value")
             value = None
         else:
             if "value" not in data:
-                raise FilterError(f"{op} needs a value")
+                raise FilterError(f"{op.name} needs a value")
             value = _value(data["value"])
-            if positive not in ("in", "between") and isinstance(value, tuple):
-                raise FilterError(f"{op} takes a single value, not a list")
-        return check_condition(Condition(field_from_text(data["field"]), op, value))
+            if op.arity is Arity.ONE and isinstance(value, tuple):
+                raise FilterError(f"{op.name} takes a single value, not a list")
+        return check_condition(Condition(field_from_text(data["field"]), op.name, value))
     raise FilterError(
         "expected {\"and\": [...]}, {\"or\": [...]}, {\"not\": {...}}, {\"segment\": name} "
         f"or {{\"field\", \"op\", \"value\"}}, got keys {sorted(keys)}"

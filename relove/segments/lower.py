@@ -1,149 +1,94 @@
-"""Lowering: a filter tree → a small set of primitive predicates.
+"""Lowering: a filter tree → primitive predicates (:mod:`relove.segments.primitives`).
 
-Both the SQL compiler and the Python reference evaluator interpret only these primitives, so
-their semantics cannot drift apart:
+Conditions lower through their operator (:mod:`relove.segments.operators`); ``and``/``or``/
+``not`` map one to one; ``segment:"name"`` inlines the saved segment's tree. Dates resolve
+here: relative ones against ``now``; a date without a time stands for the whole UTC day
+(``created_at = 2026-01-31`` is that day, ``<= 2026-01-31`` includes it). On markers, dates
+compare as ISO-8601 text.
 
-* ``Cmp(field, op, value)`` with op ``= < <= > >=`` — type-strict: a number matches only JSON
-  numbers, a string only strings, a boolean only booleans; a missing key or NULL column never
-  matches;
-* ``Contains(field, value)`` — a list holding the value as an element (type-strict), or, for a
-  string value, a string holding it as a substring;
-* ``IContains(field, text)`` — case-insensitive substring of a string;
-* ``Regex(field, pattern)`` — case-insensitive regular-expression search in a string;
-* ``Exists(field)`` — the key is present and not JSON ``null`` (a column is not NULL).
+Limits, checked while lowering — so at save time and at every use, before any SQL:
 
-Negative operators (``!=``, ``not in``, ``not contains``, ``!~``, ``not exists``, ``not between``)
-are the exact negation of the positive one, so ``city != "Москва"`` also matches users without
-a city (as PostHog's "is not"). Dates resolve here: relative ones against ``now``; a date without
-a time stands for the whole UTC day (``created_at = 2026-01-31`` is that day, ``<= 2026-01-31``
-includes it). On markers, dates compare as ISO-8601 text.
+* a filter reaches saved segments at most :data:`MAX_SEGMENT_DEPTH` references deep
+  (``segment:"a"`` where ``a`` uses ``b`` and ``b`` uses ``c``: three), without a cycle;
+* after inlining, a filter holds at most :data:`MAX_TERMS` comparisons (each value of an ``in``
+  list counts) and nests ``and``/``or``/``not`` at most :data:`MAX_NESTING` levels deep.
+
+The budget is spent as the tree expands, so a chain that doubles at every level
+(``s2 = segment:"s1" or segment:"s1"`` …) is refused after at most :data:`MAX_TERMS` steps.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from relove.errors import FilterError
-from relove.segments.tree import (
-    NEGATIONS,
-    And,
-    Condition,
-    DateValue,
-    Field,
-    FilterTree,
-    Not,
-    Or,
-    RelativeDate,
-    SegmentRef,
-)
+from relove.segments.operators import lower_condition
+from relove.segments.primitives import PAnd, PNot, POr, Pred, weight
+from relove.segments.tree import And, Condition, FilterTree, Not, Or, SegmentRef
+
+#: References deep a filter reaches through saved segments using saved segments.
+MAX_SEGMENT_DEPTH = 10
+#: Comparisons in one filter after saved segments are inlined (an ``in`` value counts one).
+MAX_TERMS = 2000
+#: Nesting of and / or / not, saved segments inlined.
+MAX_NESTING = 64
 
 
-class Pred:
-    pass
+class _Lowering:
+    def __init__(self, now: datetime, segments: Mapping[str, FilterTree] | None) -> None:
+        self.now = now
+        self.segments = segments
+        self.terms = 0
+
+    def lower(self, tree: FilterTree, stack: tuple[str, ...], depth: int) -> Pred:
+        if isinstance(tree, Condition):
+            pred, negated = lower_condition(tree, self.now)
+            self.terms += _weight(pred)
+            if self.terms > MAX_TERMS:
+                raise FilterError(
+                    f"the filter is too large: more than {MAX_TERMS} comparisons"
+                    + (" once its saved segments are included" if stack else "")
+                )
+            return PNot(pred) if negated else pred
+        if depth >= MAX_NESTING:
+            raise FilterError(
+                f"the filter is nested too deeply: more than {MAX_NESTING} levels of "
+                "and / or / not" + (" once its saved segments are included" if stack else "")
+            )
+        if isinstance(tree, And):
+            return PAnd(tuple(self.lower(i, stack, depth + 1) for i in tree.items))
+        if isinstance(tree, Or):
+            return POr(tuple(self.lower(i, stack, depth + 1) for i in tree.items))
+        if isinstance(tree, Not):
+            return PNot(self.lower(tree.item, stack, depth + 1))
+        if isinstance(tree, SegmentRef):
+            return self.segment(tree, stack, depth)
+        raise FilterError(f"not a filter: {tree!r}")
+
+    def segment(self, ref: SegmentRef, stack: tuple[str, ...], depth: int) -> Pred:
+        if ref.name in stack:
+            chain = " → ".join([*stack, ref.name])
+            raise FilterError(f"segment {ref.name!r} refers to itself ({chain})",
+                              position=ref.position)  # fmt: skip
+        if self.segments is None or ref.name not in self.segments:
+            raise FilterError(f"unknown segment {ref.name!r}", position=ref.position)
+        if len(stack) >= MAX_SEGMENT_DEPTH:
+            chain = " → ".join([*stack[:3], "…", *stack[-2:], ref.name])
+            raise FilterError(
+                f"saved segments refer to each other more than {MAX_SEGMENT_DEPTH} levels "
+                f"deep ({chain})",
+                position=ref.position,
+            )
+        return self.lower(self.segments[ref.name], (*stack, ref.name), depth)
 
 
-@dataclass(frozen=True)
-class PAnd(Pred):
-    items: tuple[Pred, ...]
-
-
-@dataclass(frozen=True)
-class POr(Pred):
-    items: tuple[Pred, ...]
-
-
-@dataclass(frozen=True)
-class PNot(Pred):
-    item: Pred
-
-
-@dataclass(frozen=True)
-class Cmp(Pred):
-    field: Field
-    op: str
-    value: Any  # str | int | float | bool, or datetime for date columns
-
-
-@dataclass(frozen=True)
-class Contains(Pred):
-    field: Field
-    value: Any
-
-
-@dataclass(frozen=True)
-class IContains(Pred):
-    field: Field
-    value: str
-
-
-@dataclass(frozen=True)
-class Regex(Pred):
-    field: Field
-    pattern: str
-
-
-@dataclass(frozen=True)
-class Exists(Pred):
-    field: Field
-
-
-def iso_text(d: DateValue, *, end: bool = False) -> str:
-    """The bound of a date as ISO text, for markers holding dates as strings."""
-    moment = d.end if end else d.start
-    if d.date_only:
-        return moment.date().isoformat()
-    text = moment.strftime("%Y-%m-%dT%H:%M:%S")
-    return text + (f".{moment.microsecond:06d}" if moment.microsecond else "")
-
-
-def _date_cmp(f: Field, op: str, d: DateValue) -> Pred:
-    start: datetime | str
-    end: datetime | str
-    if f.doc is None:
-        start, end = d.start, d.end
-    else:
-        start, end = iso_text(d), iso_text(d, end=True)
-    if d.date_only:
-        if op == "=":
-            return PAnd((Cmp(f, ">=", start), Cmp(f, "<", end)))
-        if op == "<=":
-            return Cmp(f, "<", end)
-        if op == ">":
-            return Cmp(f, ">=", end)
-    return Cmp(f, op, start)
-
-
-def _cmp(f: Field, op: str, value: Any, now: datetime) -> Pred:
-    if isinstance(value, RelativeDate | DateValue):
-        return _date_cmp(f, op, value.resolve(now))
-    return Cmp(f, op, value)
-
-
-def _condition(c: Condition, now: datetime) -> Pred:
-    positive = NEGATIONS.get(c.op)
-    if positive is not None:
-        return PNot(_condition(Condition(c.field, positive, c.value), now))
-    f, op, v = c.field, c.op, c.value
-    if op in ("=", "<", "<=", ">", ">="):
-        return _cmp(f, op, v, now)
-    if op == "in":
-        items = tuple(_cmp(f, "=", x, now) for x in v)
-        return items[0] if len(items) == 1 else POr(items)
-    if op == "between":
-        lo, hi = v
-        return PAnd((_cmp(f, ">=", lo, now), _cmp(f, "<=", hi, now)))
-    if op == "contains":
-        return Contains(f, v)
-    if op == "icontains":
-        return IContains(f, v)
-    if op == "~":
-        return Regex(f, v)
-    if op == "exists":
-        return Exists(f)
-    raise FilterError(f"unknown operator {op!r}", position=c.position)
+def _weight(p: Pred) -> int:
+    if isinstance(p, PAnd | POr):
+        return sum(_weight(i) for i in p.items)
+    if isinstance(p, PNot):
+        return _weight(p.item)
+    return weight(p)
 
 
 def lower(
@@ -153,33 +98,21 @@ def lower(
     segments: Mapping[str, FilterTree] | None = None,
     _stack: tuple[str, ...] = (),
 ) -> Pred:
-    """``tree`` as primitives; saved segments referenced by name are inlined from ``segments``."""
-    if isinstance(tree, Condition):
-        return _condition(tree, now)
-    if isinstance(tree, And):
-        return PAnd(tuple(lower(i, now=now, segments=segments, _stack=_stack) for i in tree.items))
-    if isinstance(tree, Or):
-        return POr(tuple(lower(i, now=now, segments=segments, _stack=_stack) for i in tree.items))
-    if isinstance(tree, Not):
-        return PNot(lower(tree.item, now=now, segments=segments, _stack=_stack))
-    if isinstance(tree, SegmentRef):
-        if tree.name in _stack:
-            chain = " → ".join([*_stack, tree.name])
-            raise FilterError(f"segment {tree.name!r} refers to itself ({chain})",
-                              position=tree.position)  # fmt: skip
-        if segments is None or tree.name not in segments:
-            raise FilterError(f"unknown segment {tree.name!r}", position=tree.position)
-        return lower(segments[tree.name], now=now, segments=segments,
-                     _stack=(*_stack, tree.name))  # fmt: skip
-    raise FilterError(f"not a filter: {tree!r}")
+    """``tree`` as primitives; saved segments referenced by name are inlined from ``segments``
+    (``_stack``: the saved segment being defined, when checking one before saving it)."""
+    return _Lowering(now, segments).lower(tree, _stack, 0)
 
 
 def segment_names(tree: FilterTree) -> set[str]:
     """Names of the saved segments a tree refers to directly."""
-    if isinstance(tree, SegmentRef):
-        return {tree.name}
-    if isinstance(tree, And | Or):
-        return set().union(*(segment_names(i) for i in tree.items))
-    if isinstance(tree, Not):
-        return segment_names(tree.item)
-    return set()
+    names: set[str] = set()
+    pending = [tree]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, SegmentRef):
+            names.add(node.name)
+        elif isinstance(node, And | Or):
+            pending.extend(node.items)
+        elif isinstance(node, Not):
+            pending.append(node.item)
+    return names

@@ -19,6 +19,9 @@ from lark.exceptions import (
 )
 
 from relove.errors import FilterError, InvalidKey
+from relove.segments.lower import MAX_NESTING
+from relove.segments.operators import by_alias, check_condition, token_names
+from relove.segments.operators import grammar as operator_grammar
 from relove.segments.tree import (
     COLUMNS,
     And,
@@ -31,13 +34,13 @@ from relove.segments.tree import (
     RelativeDate,
     SegmentRef,
 )
-from relove.segments.validate import check_condition
-from relove.users.paths import parse_path
+from relove.users.paths import parse_path, text_problem
 
 MAX_FILTER_LENGTH = 10_000
 _GRAMMAR = Path(__file__).with_name("filter.lark")
 
 #: Readable names of the grammar's terminals, for "expected …" messages.
+_OPERATOR_NAMES = token_names()
 _EXPECTED = {
     "NAME": "a field",
     "KEY": "a key",
@@ -48,19 +51,7 @@ _EXPECTED = {
     "TRUE": "true",
     "FALSE": "false",
     "NULL": "null",
-    "EQ": "=",
-    "NE": "!=",
-    "LE": "<=",
-    "GE": ">=",
-    "LT": "<",
-    "GT": ">",
-    "MATCH": "~",
-    "NMATCH": "!~",
-    "CONTAINS": "contains",
-    "ICONTAINS": "icontains",
-    "IN": "in",
-    "EXISTS": "exists",
-    "BETWEEN": "between",
+    **_OPERATOR_NAMES,
     "_AND": "and",
     "_OR": "or",
     "_NOT": "not",
@@ -72,18 +63,18 @@ _EXPECTED = {
     "DOT": ".",
     "$END": "the end of the filter",
 }
-_ORDER = ["NAME", "EQ", "NE", "LT", "LE", "GT", "GE", "IN", "CONTAINS", "ICONTAINS", "MATCH",
-          "NMATCH", "EXISTS", "BETWEEN", "STRING", "NUMBER", "DATE", "RELATIVE", "TRUE", "FALSE",
-          "_AND", "_OR", "_NOT", "LPAR", "RPAR"]  # fmt: skip
-_OPERATOR_TERMINALS = {"EQ", "NE", "LT", "LE", "GT", "GE", "IN", "CONTAINS", "ICONTAINS", "MATCH",
-                       "NMATCH", "EXISTS", "BETWEEN"}  # fmt: skip
+_OPERATOR_TERMINALS = set(_OPERATOR_NAMES)
 _VALUE_TERMINALS = {"STRING", "NUMBER", "DATE", "RELATIVE", "TRUE", "FALSE"}
+_ORDER = ["NAME", *_OPERATOR_NAMES, "STRING", "NUMBER", "DATE", "RELATIVE", "TRUE", "FALSE",
+          "_AND", "_OR", "_NOT", "LPAR", "RPAR"]  # fmt: skip
+#: "an operator (=, !=, <, …)": every operator with a word or symbol of its own.
+_ANY_OPERATOR = "an operator (" + ", ".join(_OPERATOR_NAMES.values()) + ")"
 
 
 @lru_cache(maxsize=1)
 def _parser() -> Lark:
     return Lark(
-        _GRAMMAR.read_text(encoding="utf-8"),
+        _GRAMMAR.read_text(encoding="utf-8") + operator_grammar(),
         parser="lalr",
         lexer="contextual",
         propagate_positions=True,
@@ -173,33 +164,10 @@ class _Build(Transformer):
         cond = Condition(f[0], op, value, position=f[1], value_position=_pos(vtok))
         return check_condition(cond)
 
-    def op(self, children: list[Token]) -> str:
-        tok = children[0]
-        return {"EQ": "=", "NE": "!="}.get(tok.type, str(tok).lower())
-
-    def not_contains(self, _: list[Token]) -> str:
-        return "not contains"
-
-    def not_icontains(self, _: list[Token]) -> str:
-        return "not icontains"
-
-    def in_op(self, _: list[Token]) -> str:
-        return "in"
-
-    def not_in(self, _: list[Token]) -> str:
-        return "not in"
-
-    def exists_op(self, _: list[Token]) -> str:
-        return "exists"
-
-    def not_exists(self, _: list[Token]) -> str:
-        return "not exists"
-
-    def between_op(self, _: list[Token]) -> str:
-        return "between"
-
-    def not_between(self, _: list[Token]) -> str:
-        return "not between"
+    def __default__(self, data: Any, children: list[Any], meta: Any) -> Any:
+        if isinstance(data, str) and data.startswith("opx_"):
+            return by_alias(data).name  # an operator (see operators.grammar)
+        return super().__default__(data, children, meta)
 
     def compare(self, children: list[Any]) -> Condition:
         f, op, vtok = children
@@ -226,6 +194,9 @@ class _Build(Transformer):
         name = unquote(tok) if tok.type == "STRING" else str(tok)
         if not name.strip():
             raise FilterError("a segment name must not be empty", position=_pos(tok))
+        problem = text_problem(name)
+        if problem:
+            raise FilterError(f"the segment name {problem}", position=_pos(tok))
         return SegmentRef(name, position=_pos(tok))
 
     # -- logic ---------------------------------------------------------------------------------
@@ -256,7 +227,7 @@ def _parse_cached(text: str) -> FilterTree:
         raise FilterError("the filter is empty", position=1)
     try:
         tree = _parser().parse(text)
-        return _Build().transform(tree)
+        return check_nesting(_Build().transform(tree))
     except VisitError as e:
         if isinstance(e.orig_exc, FilterError):
             err = e.orig_exc
@@ -273,12 +244,25 @@ def _parse_cached(text: str) -> FilterTree:
         raise FilterError("the filter is nested too deeply") from None
 
 
+def check_nesting(tree: FilterTree) -> FilterTree:
+    """``tree`` if its and / or / not nest at most ``MAX_NESTING`` levels (counted without
+    recursion, so any depth is measured safely)."""
+    pending: list[tuple[FilterTree, int]] = [(tree, 0)]
+    while pending:
+        node, depth = pending.pop()
+        if isinstance(node, And | Or | Not):
+            if depth >= MAX_NESTING:
+                raise FilterError(f"the filter is nested too deeply: more than {MAX_NESTING} "
+                                  "levels of and / or / not")  # fmt: skip
+            items = (node.item,) if isinstance(node, Not) else node.items
+            pending.extend((i, depth + 1) for i in items)
+    return tree
+
+
 def _expected(names: set[str]) -> str:
     if names & _OPERATOR_TERMINALS and len(names & _OPERATOR_TERMINALS) >= 6:
         rest = [_EXPECTED[n] for n in _ORDER if n in names and n not in _OPERATOR_TERMINALS]
-        return "an operator (=, !=, <, <=, >, >=, in, contains, icontains, ~, !~, exists, " + (
-            "between)" + (" or " + ", ".join(rest) if rest else "")
-        )
+        return _ANY_OPERATOR + (" or " + ", ".join(rest) if rest else "")
     if names and names <= _VALUE_TERMINALS | {"NULL", "LPAR"} and names & _VALUE_TERMINALS:
         return "a value (a string in quotes, a number, true, false, a date or -30d)"
     known = [_EXPECTED[n] for n in _ORDER if n in names]

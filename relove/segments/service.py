@@ -17,10 +17,12 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from relove.db.models import User
+from relove.db.sqlite_functions import FUNCTION_FAILED
 from relove.db.types import utcnow
 from relove.errors import FilterError, InvalidInput, NotFound
+from relove.regexp import RegexTooSlow
 from relove.segments.compiler import as_tree, compile_filter
-from relove.segments.lower import lower, segment_names
+from relove.segments.lower import MAX_SEGMENT_DEPTH, lower, segment_names
 from relove.segments.models import SEGMENT_NAME_MAX, Segment
 from relove.segments.parser import parse_filter
 from relove.segments.tree import FilterTree
@@ -70,10 +72,16 @@ async def plan_with_values(session: AsyncSession) -> None:
 
 
 async def load_segments(session: AsyncSession, tree: FilterTree) -> dict[str, FilterTree]:
-    """The saved segments ``tree`` refers to, directly or through other segments."""
+    """The saved segments ``tree`` refers to, directly or through other segments: one query
+    per level of references, at most ``MAX_SEGMENT_DEPTH`` of them."""
     found: dict[str, FilterTree] = {}
     pending = segment_names(tree)
-    while pending:
+    for level in range(MAX_SEGMENT_DEPTH + 1):
+        if not pending:
+            break
+        if level == MAX_SEGMENT_DEPTH:
+            raise FilterError(f"saved segments refer to each other more than "
+                              f"{MAX_SEGMENT_DEPTH} levels deep")  # fmt: skip
         rows = await session.execute(
             select(Segment.name, Segment.filter).where(Segment.name.in_(sorted(pending)))
         )
@@ -107,8 +115,11 @@ async def _where(session: AsyncSession, flt: FilterInput | None) -> ColumnElemen
 
 
 def _database_error(e: DBAPIError) -> FilterError:
-    """A database error a filter caused (e.g. a regular expression PostgreSQL refuses)."""
+    """A database error a filter caused (e.g. a regular expression PostgreSQL refuses, or one
+    that passed its time limit in SQLite's ``REGEXP``)."""
     detail = str(getattr(e, "orig", e)).splitlines()[0]
+    if FUNCTION_FAILED in detail:
+        return RegexTooSlow()
     return FilterError(f"the database refused the filter: {detail}")
 
 
@@ -182,7 +193,9 @@ async def save_segment(
     name = check_segment_name(name)
     tree = parse_filter(filter_text)
     segments = await load_segments(session, tree) if segment_names(tree) else {}
-    lower(tree, now=utcnow(), segments=segments, _stack=(name,))  # cycles and unknown names
+    # Unknown names, cycles, depth and size: as every use of the new segment will check them.
+    lower(tree, now=utcnow(), segments=segments, _stack=(name,))
+    await _check_users_of(session, name, tree)
     seg = await session.scalar(select(Segment).where(Segment.name == name))
     if seg is None:
         seg = Segment(name=name, filter=filter_text.strip(), description=description)
@@ -195,6 +208,30 @@ async def save_segment(
     await session.flush()
     log.debug("segment %s saved: %s", name, filter_text)
     return seg
+
+
+async def _check_users_of(session: AsyncSession, name: str, tree: FilterTree) -> None:
+    """Saving ``name`` as ``tree`` must keep every saved segment that uses it within the limits
+    (a deeper or larger ``name`` deepens and enlarges them too)."""
+    saved: dict[str, FilterTree] = {}
+    for other, filter_text in await session.execute(select(Segment.name, Segment.filter)):
+        try:
+            saved[other] = parse_filter(filter_text)
+        except FilterError:
+            continue  # an invalid saved segment is reported where it is used
+    saved[name] = tree
+    users = {n for n, t in saved.items() if name in segment_names(t)}
+    pending = set(users)
+    while pending:  # everything that reaches ``name`` through other segments
+        pending = {n for n, t in saved.items() if segment_names(t) & pending} - users
+        users |= pending
+    now = utcnow()
+    for user in sorted(users - {name}):
+        try:
+            lower(saved[user], now=now, segments=saved, _stack=(user,))
+        except FilterError as e:
+            raise FilterError(f"saving segment {name!r} would break segment {user!r}: {e}"
+                              ) from e  # fmt: skip
 
 
 async def delete_segment(session: AsyncSession, name: str) -> None:

@@ -23,6 +23,7 @@ import math
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
 from relove.errors import FilterError
@@ -42,23 +43,21 @@ COLUMNS: dict[str, str] = {
 NULLABLE_COLUMNS = {"username", "first_name", "last_name", "last_seen_at"}
 GENDERS = ("male", "female", "unknown")
 
-#: Every operator, in its canonical spelling. Negative ones are the exact negation of a positive
-#: one (so ``city != "X"`` also matches users without a city).
-POSITIVE_OPS = ("=", "<", "<=", ">", ">=", "in", "contains", "icontains", "~", "exists", "between")
-NEGATIONS = {
-    "!=": "=",
-    "not in": "in",
-    "not contains": "contains",
-    "not icontains": "icontains",
-    "!~": "~",
-    "not exists": "exists",
-    "not between": "between",
-}
-OPERATORS = POSITIVE_OPS + tuple(NEGATIONS)
-KEYWORDS = {
-    "and", "or", "not", "in", "contains", "icontains", "exists", "between", "true", "false",
-    "segment", "markers", "context", "null",
-}  # fmt: skip
+#: Words a bare marker name cannot be (it needs ``markers.``); operator words are added from
+#: the operator table (:func:`keywords`).
+_LOGIC_KEYWORDS = {"and", "or", "not", "true", "false", "segment", "markers", "context", "null"}
+#: Dates a filter can name: a day on either side stays representable in every timezone.
+MIN_DATE, MAX_DATE = date(1, 1, 2), date(9999, 12, 30)
+#: How far a relative date reaches (``-36500d`` is fine, ``-999999w`` is not).
+MAX_RELATIVE = timedelta(days=366_000)
+
+
+@lru_cache(maxsize=1)
+def keywords() -> frozenset[str]:
+    from relove.segments.operators import keywords as operator_keywords
+
+    return frozenset(_LOGIC_KEYWORDS | operator_keywords())
+
 
 _RELATIVE_RE = re.compile(r"^([+-])(\d{1,6})([smhdw])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -79,11 +78,13 @@ class DateValue:
         try:
             if len(text) == 10:
                 d = date.fromisoformat(text)
+                _check_range(text, d)
                 return cls(text, datetime(d.year, d.month, d.day, tzinfo=UTC), True)
             dt = datetime.fromisoformat(text)
-        except ValueError as e:
+            _check_range(text, dt.date())
+            dt = dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
+        except (ValueError, OverflowError) as e:
             raise FilterError(f"{text!r} is not a valid date") from e
-        dt = dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
         return cls(text, dt, False)
 
     def resolve(self, now: datetime) -> DateValue:
@@ -93,6 +94,11 @@ class DateValue:
     def end(self) -> datetime:
         """The first instant after the value (next midnight for a date, else the instant)."""
         return self.start + timedelta(days=1) if self.date_only else self.start
+
+
+def _check_range(text: str, d: date) -> None:
+    if not MIN_DATE <= d <= MAX_DATE:
+        raise FilterError(f"{text!r} is out of range: dates go from {MIN_DATE} to {MAX_DATE}")
 
 
 @dataclass(frozen=True)
@@ -105,14 +111,16 @@ class RelativeDate:
     def parse(cls, text: str) -> RelativeDate:
         if not _RELATIVE_RE.match(text):
             raise FilterError(f"{text!r} is not a relative date like -30d, -12h or -2w")
-        return cls(text)
+        value = cls(text)
+        value.delta()
+        return value
 
     def delta(self) -> timedelta:
         sign, amount, unit = _RELATIVE_RE.match(self.text).groups()  # type: ignore[union-attr]
-        try:
-            d = timedelta(**{_UNITS[unit]: int(amount)})
-        except OverflowError as e:
-            raise FilterError(f"{self.text!r} is too far away") from e
+        d = timedelta(**{_UNITS[unit]: int(amount)})  # at most 999,999 weeks: no overflow
+        if d > MAX_RELATIVE:
+            raise FilterError(f"{self.text!r} is too far away: relative dates reach at most "
+                              f"{MAX_RELATIVE.days} days")  # fmt: skip
         return -d if sign == "-" else d
 
     def resolve(self, now: datetime) -> DateValue:
@@ -150,7 +158,7 @@ class Field:
         if (
             self.doc == "markers"
             and _SIMPLE_KEY_RE.match(first)
-            and first.lower() not in KEYWORDS
+            and first.lower() not in keywords()
             and first not in COLUMNS
         ):
             return ".".join(parts)
@@ -213,8 +221,10 @@ class Condition(FilterTree):
     value_position: int | None = dataclasses.field(default=None, compare=False)
 
     def to_json(self) -> Any:
+        from relove.segments.operators import Arity, operator
+
         out: dict[str, Any] = {"field": _json_field(self.field), "op": self.op}
-        if self.op not in ("exists", "not exists"):
+        if operator(self.op).arity is not Arity.NONE:
             out["value"] = value_to_json(self.value)
         return out
 
@@ -268,10 +278,13 @@ def render_value(value: Any) -> str:
 
 def _render(node: FilterTree, parent: int) -> str:
     if isinstance(node, Condition):
+        from relove.segments.operators import Arity, operator
+
         f = node.field.to_text()
-        if node.op in ("exists", "not exists"):
+        arity = operator(node.op).arity
+        if arity is Arity.NONE:
             return f"{f} {node.op}"
-        if node.op in ("between", "not between"):
+        if arity is Arity.PAIR:
             lo, hi = node.value
             return f"{f} {node.op} {render_value(lo)} and {render_value(hi)}"
         return f"{f} {node.op} {render_value(node.value)}"

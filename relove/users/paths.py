@@ -14,6 +14,31 @@ DOCUMENTS: tuple[Document, ...] = ("markers", "context")
 MAX_KEY_LENGTH = 64
 MAX_DEPTH = 8
 _FORBIDDEN = {'"', "\\"}
+#: Whole numbers both databases store and compare exactly (a signed 64-bit integer).
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+
+def text_problem(text: str) -> str | None:
+    """Why ``text`` cannot be stored or compared alike on both databases, else ``None``.
+
+    PostgreSQL refuses NUL in text and JSON while SQLite keeps it; a lone surrogate
+    (``"\\ud800"``) is not encodable as UTF-8 at all. Both are refused everywhere, the same way.
+    """
+    if "\x00" in text:
+        return "contains a NUL character (\\u0000)"
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as e:
+            return f"contains a lone surrogate (\\u{ord(text[e.start]):04x})"
+    return None
+
+
+def int64_problem(value: int) -> str | None:
+    """Why a whole number is out of the signed 64-bit range both databases share, else ``None``."""
+    if INT64_MIN <= value <= INT64_MAX:
+        return None
+    return "is outside the signed 64-bit range (-2^63 … 2^63-1)"
 
 
 def check_key(key: str) -> str:

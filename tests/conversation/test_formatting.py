@@ -6,8 +6,9 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from relove.conversation.formatting import TELEGRAM_LIMIT, split_html, to_html
-from relove.sandbox.html_check import parse_html, utf16_len
+from relove.conversation.formatting import split_html, to_html
+from relove.telegram.html import parse_html
+from relove.telegram.limits import TEXT_LIMIT, utf16_len
 
 
 def plain(html_text: str) -> str:
@@ -51,7 +52,7 @@ def test_long_answer_splits_on_paragraphs():
     paragraphs = [f"Абзац {i}. " + "слово " * 150 for i in range(12)]
     parts = split_html("\n\n".join(paragraphs))
     assert len(parts) > 1
-    assert all(len(p) <= TELEGRAM_LIMIT for p in parts)
+    assert all(len(p) <= TEXT_LIMIT for p in parts)
     for part in parts:
         parse_html(part)
         # every part starts at a paragraph start
@@ -63,7 +64,7 @@ def test_long_answer_splits_on_paragraphs():
 def test_one_huge_paragraph_is_cut_on_words_never_inside_an_entity():
     text = ("a&b <c> " * 2000).strip()
     parts = split_html(text)
-    assert all(len(p) <= TELEGRAM_LIMIT for p in parts)
+    assert all(len(p) <= TEXT_LIMIT for p in parts)
     assert "".join(plain(p) + " " for p in parts).split() == text.split()
 
 
@@ -73,7 +74,7 @@ def test_huge_code_block_stays_preformatted():
     assert len(parts) > 1
     for part in parts:
         assert part.startswith("<pre>") and part.endswith("</pre>")
-        assert len(part) <= TELEGRAM_LIMIT
+        assert len(part) <= TEXT_LIMIT
         parse_html(part)
 
 
@@ -98,15 +99,15 @@ def test_emoji_answers_split_by_utf16_units():
     parts = split_html(text)
     assert len(parts) > 1
     for part in parts:
-        assert utf16_len(plain(part)) <= TELEGRAM_LIMIT
-        assert utf16_len(part) <= TELEGRAM_LIMIT
+        assert utf16_len(plain(part)) <= TEXT_LIMIT
+        assert utf16_len(part) <= TEXT_LIMIT
     assert "".join(plain(p).replace(" ", "").replace("\n", "") for p in parts) == "😀" * 4000
 
 
 def test_one_huge_emoji_word_is_cut_between_characters():
     parts = split_html("👍🏽" * 3000 + " a&b " + "😀" * 5000)
     for part in parts:
-        assert utf16_len(plain(part)) <= TELEGRAM_LIMIT
+        assert utf16_len(plain(part)) <= TEXT_LIMIT
         parse_html(part)
     assert "".join(plain(p) for p in parts).count("😀") == 5000
 

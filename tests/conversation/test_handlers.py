@@ -12,9 +12,9 @@ from aiogram.methods import AnswerCallbackQuery, SendChatAction, SendMessage
 from relove.bot.factory import create_bot, create_dispatcher
 from relove.bot.texts import Texts
 from relove.config import Settings
-from relove.conversation.formatting import TELEGRAM_LIMIT
 from relove.db.models import Gender, User
-from relove.sandbox.html_check import parse_html
+from relove.telegram.html import parse_html
+from relove.telegram.limits import TEXT_LIMIT
 from relove.users.service import get_user_documents
 from tests.bot.fake_telegram import (
     FakeTelegramSession,
@@ -101,7 +101,7 @@ async def test_llm_reply_with_typing_and_split(llm: Harness, fake_openai: FakeOp
     parts = [m.text for m in llm.sent()]
     assert len(parts) > 1
     for part in parts:
-        assert len(part) <= TELEGRAM_LIMIT
+        assert len(part) <= TEXT_LIMIT
         parse_html(part)
         assert part.startswith("<b>Часть ")
     _, docs = await _user(session_factory, 11)

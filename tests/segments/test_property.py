@@ -13,6 +13,7 @@ from sqlalchemy import delete, select
 from relove.db.models import User
 from relove.errors import FilterError
 from relove.segments import compile_filter, matches, parse_filter
+from relove.segments.operators import check_condition
 from relove.segments.tree import (
     And,
     Condition,
@@ -23,7 +24,6 @@ from relove.segments.tree import (
     Or,
     RelativeDate,
 )
-from relove.segments.validate import check_condition
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 ALPHABET = "abzAZБбяЯёЁ 1-"

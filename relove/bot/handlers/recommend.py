@@ -15,8 +15,9 @@ from relove.bot.middlewares.conversation import ConversationMiddleware
 from relove.bot.texts import Texts
 from relove.conversation.catalog import CatalogItem
 from relove.conversation.components import ConversationComponents
-from relove.conversation.formatting import TELEGRAM_LIMIT, size, to_html
+from relove.conversation.formatting import to_html
 from relove.db.models import UserSnapshot
+from relove.telegram.limits import TEXT_LIMIT, utf16_len
 
 PREFIX = "rec:"
 
@@ -80,7 +81,7 @@ async def send_item(message: Message, item: CatalogItem, texts: Texts) -> None:
     """The item as one message when it fits Telegram's limit (UTF-16 units); otherwise its
     title and link first, then its text split like any long reply. Never raises on a 400."""
     whole = item_html(item)
-    if size(whole) <= TELEGRAM_LIMIT or not item.text:
+    if utf16_len(whole) <= TEXT_LIMIT or not item.text:
         await send_quietly(message, whole)
         return
     await send_quietly(message, item_html(item.model_copy(update={"text": None})))

@@ -14,7 +14,8 @@ import re
 from aiogram.exceptions import TelegramBadRequest
 from aiogram.types import InlineKeyboardMarkup, Message
 
-from relove.conversation.formatting import size, split_html
+from relove.conversation.formatting import split_html
+from relove.telegram.limits import utf16_len
 
 log = logging.getLogger(__name__)
 _TAG = re.compile(r"<[^>]*>")
@@ -55,7 +56,7 @@ async def send_markdown(
                 error = e
         log.error(
             "Telegram refused part %s of %s of a reply (%s UTF-16 units of HTML): %s",
-            i + 1, len(parts), size(part), error,
+            i + 1, len(parts), utf16_len(part), error,
         )
         await send_quietly(message, fallback, reply_markup=reply_markup)
         return False

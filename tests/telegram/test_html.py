@@ -2,7 +2,9 @@ from __future__ import annotations
 
 import pytest
 
-from relove.sandbox.html_check import EntityParseError, parse_html, utf16_len
+from relove.errors import InvalidInput
+from relove.telegram.html import EntityParseError, check_html, parse_html
+from relove.telegram.limits import utf16_len
 
 
 def test_tags_become_entities_with_utf16_offsets() -> None:
@@ -61,3 +63,15 @@ def test_utf16_len() -> None:
     assert utf16_len("abc") == 3
     assert utf16_len("привет") == 6
     assert utf16_len("😀😀") == 4
+
+
+def test_check_html_counts_visible_text_in_utf16_units() -> None:
+    """The limit applies to what the reader sees: tags are free, an emoji counts two."""
+    check_html("<b>" + "a" * 10 + "</b>", limit=10)
+    with pytest.raises(InvalidInput, match="longer than 10"):
+        check_html("😀" * 6, limit=10)
+    with pytest.raises(InvalidInput, match="not valid Telegram HTML: Unsupported start tag"):
+        check_html("<div>x</div>", limit=100)
+    with pytest.raises(InvalidInput, match="empty"):
+        check_html("<b> </b>", limit=100)
+    check_html("", limit=100, allow_empty=True)

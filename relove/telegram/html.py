@@ -1,5 +1,8 @@
 """Telegram's HTML parse mode, checked the way the Bot API checks it.
 
+One implementation for the product (a broadcast's text is checked before it is accepted) and the
+sandbox Bot API (which refuses bad markup like Telegram does).
+
 :func:`parse_html` turns ``parse_mode=HTML`` text into plain text plus message entities (offsets
 in UTF-16 code units, as Telegram counts them) or raises :class:`EntityParseError` with the
 description Telegram gives (the caller prefixes ``Bad Request: can't parse entities: ``).
@@ -14,6 +17,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from typing import Any
+
+from relove.errors import InvalidInput
+from relove.telegram.limits import utf16_len
 
 TAG_ENTITY = {
     "b": "bold",
@@ -44,20 +50,25 @@ class EntityParseError(ValueError):
     """The text is not valid Telegram HTML; ``str(e)`` is Telegram's description."""
 
 
+def check_html(text: str, *, limit: int, allow_empty: bool = False) -> None:
+    """Raise :class:`InvalidInput` unless ``text`` is valid Telegram HTML whose visible text is
+    within ``limit`` UTF-16 code units (and not empty, unless ``allow_empty``)."""
+    try:
+        plain, _ = parse_html(text)
+    except EntityParseError as e:
+        raise InvalidInput(f"the message is not valid Telegram HTML: {e}") from e
+    if not plain.strip() and not allow_empty:
+        raise InvalidInput("the message text is empty")
+    if utf16_len(plain) > limit:
+        raise InvalidInput(f"the message is longer than {limit} characters")
+
+
 @dataclass(slots=True)
 class _Open:
     tag: str
     argument: str
     utf16_offset: int
     expandable: bool = False
-
-
-def utf16_len(text: str) -> int:
-    """Length of ``text`` in UTF-16 code units, Telegram's unit for offsets and limits."""
-    n = len(text)
-    if text.isascii():
-        return n
-    return n + sum(1 for ch in text if ord(ch) > 0xFFFF)
 
 
 def _decode_entity(text: str, i: int) -> tuple[str, int] | None:
