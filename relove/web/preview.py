@@ -12,7 +12,7 @@ from typing import Any
 from markupsafe import Markup
 
 from relove.errors import InvalidInput
-from relove.sandbox.html_check import EntityParseError, parse_html
+from relove.telegram.html import EntityParseError, parse_html
 
 _TAGS = {
     "bold": ("<b>", "</b>"), "italic": ("<i>", "</i>"), "underline": ("<u>", "</u>"),
