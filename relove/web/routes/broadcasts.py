@@ -258,6 +258,7 @@ async def progress(request: Request, broadcast_id: int, admin: AdminDep) -> Stre
     """Server-Sent Events: one ``progress`` event per second with the stats as JSON, a last
     one with ``final: true`` when the broadcast has ended."""
     console = console_of(request)
+    t = texts_for(request)
     async with console.sessions() as session:
         await service.get_broadcast(session, broadcast_id)  # 404 before the stream starts
 
@@ -271,6 +272,7 @@ async def progress(request: Request, broadcast_id: int, admin: AdminDep) -> Stre
             data["done"] = stats.done
             data["final"] = stats.status in {s.value for s in FINAL}
             data["eta"] = _eta(stats.eta_seconds)
+            data["status_label"] = t(f"broadcast.status.{stats.status}")
             yield f"event: progress\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
             if data["final"] or loop.time() > deadline or await request.is_disconnected():
                 return

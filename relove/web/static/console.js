@@ -60,7 +60,8 @@
       });
       if (stats.final) {
         source.close();
-        el.dispatchEvent(new CustomEvent("broadcast-final", { bubbles: true }));
+        // the page was drawn while sending: draw it again with the results and actions
+        window.location.reload();
       }
     });
     source.addEventListener("error", function () {
@@ -81,6 +82,27 @@
     select.addEventListener("change", sync);
     sync();
   }
+
+  // Actions on "the filter": forms and links take the filter as typed in #filter, even before
+  // the page was reloaded with it.
+  function currentFilter() {
+    var input = document.getElementById("filter");
+    return input ? input.value : null;
+  }
+  document.addEventListener("submit", function (e) {
+    var form = e.target;
+    if (!form.matches || !form.matches("form[data-sync-filter]")) return;
+    var value = currentFilter();
+    var hidden = form.querySelector('input[name="filter"]');
+    if (value !== null && hidden) hidden.value = value;
+  }, true);
+  document.addEventListener("click", function (e) {
+    var link = e.target.closest ? e.target.closest("a[data-filter-href]") : null;
+    var value = currentFilter();
+    if (link && value !== null) {
+      link.href = link.dataset.filterHref + "?filter=" + encodeURIComponent(value);
+    }
+  }, true);
 
   // A form that sends something (live chat): empty it once the server took it.
   document.addEventListener("htmx:afterRequest", function (e) {
