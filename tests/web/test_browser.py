@@ -84,8 +84,7 @@ async def _person(stack: Stack, first_name: str, **fields: Any) -> int:
 
 
 async def _shot(page: Any, name: str) -> None:
-    if SHOTS:
-        Path(SHOTS).mkdir(parents=True, exist_ok=True)
+    if SHOTS:  # playwright creates the folder
         await page.screenshot(path=str(Path(SHOTS) / f"{name}.png"), full_page=True)
 
 
