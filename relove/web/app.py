@@ -76,7 +76,7 @@ def create_console(
         settings=settings,
         sessions=sessions,
         texts=texts,
-        renderer=Renderer(),
+        renderer=Renderer([e.templates for e in extensions if e.templates is not None]),
         bot=bot if bot is not None else ConsoleBot.from_settings(settings),
         nav=[*NAV, *(e.nav for e in extensions), SETTINGS_NAV],
         chat_limiter=PerKeyLimiter(settings.console_chat_per_minute),

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 
 from fastapi import APIRouter
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -37,6 +38,8 @@ class ConsoleExtension:
 
     router: APIRouter
     nav: NavItem
+    #: a folder of the extension's templates (they may extend "base.html")
+    templates: Path | None = None
 
 
 @dataclass

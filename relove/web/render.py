@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -72,9 +72,9 @@ def _static_version(name: str) -> str:
 
 
 class Renderer:
-    def __init__(self) -> None:
+    def __init__(self, extra_dirs: Sequence[Path] = ()) -> None:
         self.env = Environment(
-            loader=FileSystemLoader(TEMPLATES_DIR),
+            loader=FileSystemLoader([TEMPLATES_DIR, *extra_dirs]),
             autoescape=True,
             undefined=StrictUndefined,
             trim_blocks=True,
