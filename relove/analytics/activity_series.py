@@ -1,10 +1,11 @@
 """DAU / WAU / MAU for every day of a period, from what users did (``USER_ACTIONS`` events:
 messages, commands, button presses, link clicks).
 
-One statement: the distinct (user, day) pairs of the period (plus the 29 days before it),
-each pair's previous active day of the same user (``lag``), and from those the day each user
-enters and leaves a 1-, 7- and 30-day window — +1/−1 steps summed per day. The running sums
-give the three series without a join of days × users."""
+One statement, one pass over the events of the period (plus the 29 days before it): the
+distinct (user, day) pairs, each pair's previous active day of the same user (``lag``), and
+from those the day each user enters a 1-, 7- and 30-day window (counted per day); a user
+leaves it ``w`` days after each active day. The running sums of entries minus exits give the
+three series without a join of days × users."""
 
 from __future__ import annotations
 
@@ -34,24 +35,30 @@ class ActivitySeries:
 
 
 def _sql(pg: bool) -> str:
-    day = ("CAST(floor(extract(epoch FROM at) / 86400) AS bigint)" if pg
+    # days since 1970-01-01 as integers (date arithmetic on PostgreSQL: no numeric maths)
+    day = ("((at AT TIME ZONE 'UTC')::date - DATE '1970-01-01')" if pg
            else "CAST(strftime('%s', at) AS INTEGER) / 86400")
     names = ", ".join(f"'{n}'" for n in USER_ACTIONS)
-    steps = " UNION ALL ".join(
-        f"SELECT {w} AS w, CASE WHEN p IS NULL OR d - p >= {w} THEN d ELSE p + {w} END AS s, "
-        f"d + {w} AS e FROM lagged" for w in WINDOWS)
+    # the day a user enters a w-day window: the active day itself, unless the previous active
+    # day is less than w days before (then the user is already counted until p + w)
+    enters = {w: f"CASE WHEN p IS NULL OR d - p >= {w} THEN d ELSE p + {w} END" for w in (7, 30)}
+    lagged = f"""
+        SELECT d, lag(d) OVER (PARTITION BY user_id ORDER BY d) AS p FROM (
+            SELECT user_id, {day} AS d FROM events
+            WHERE name IN ({names}) AND at >= :since AND at < :until AND user_id IS NOT NULL
+            GROUP BY 1, 2
+        ) AS pairs"""
+    if pg:  # one pass, three hash aggregates
+        return f"""
+        SELECT CASE WHEN GROUPING(d) = 0 THEN 1 WHEN GROUPING(s7) = 0 THEN 7 ELSE 30 END,
+               COALESCE(d, s7, s30), count(*)
+        FROM (SELECT d, {enters[7]} AS s7, {enters[30]} AS s30 FROM ({lagged}) AS l) AS x
+        GROUP BY GROUPING SETS ((d), (s7), (s30))"""
     return f"""
-    WITH pairs AS (
-        SELECT DISTINCT user_id, {day} AS d FROM events
-        WHERE name IN ({names}) AND at >= :since AND at < :until AND user_id IS NOT NULL
-    ), lagged AS (
-        SELECT d, lag(d) OVER (PARTITION BY user_id ORDER BY d) AS p FROM pairs
-    ), spans AS ({steps})
-    SELECT w, day, sum(delta) FROM (
-        SELECT w, s AS day, 1 AS delta FROM spans WHERE s < e
-        UNION ALL SELECT w, e AS day, -1 AS delta FROM spans WHERE s < e
-    ) steps GROUP BY w, day
-    """
+    WITH l AS ({lagged})
+    SELECT 1, d, count(*) FROM l GROUP BY d
+    UNION ALL SELECT 7, {enters[7]}, count(*) FROM l GROUP BY 2
+    UNION ALL SELECT 30, {enters[30]}, count(*) FROM l GROUP BY 2"""
 
 
 async def activity_series(session: AsyncSession, days: int = 90,
@@ -64,11 +71,19 @@ async def activity_series(session: AsyncSession, days: int = 90,
     pg = session.get_bind().dialect.name == "postgresql"
     stmt = text(_sql(pg)).bindparams(bindparam("since", type_=UTCDateTime()),
                                      bindparam("until", type_=UTCDateTime()))
+    if pg:  # one sort of a few million (user, day) pairs: keep it in memory
+        await session.execute(text("SET LOCAL work_mem = '256MB'"))
     rows = (await session.execute(stmt, {"since": since, "until": until})).all()
     epoch = date(1970, 1, 1)
+    # +n the day users enter a window; the same users leave it w days after their active day,
+    # and the active days per day are the w=1 entries
     deltas: dict[int, dict[int, int]] = {w: {} for w in WINDOWS}
-    for w, day, delta in rows:
-        deltas[int(w)][int(day)] = deltas[int(w)].get(int(day), 0) + int(delta)
+    active = {int(day): int(n) for w, day, n in rows if int(w) == 1}
+    for w, day, n in rows:
+        deltas[int(w)][int(day)] = deltas[int(w)].get(int(day), 0) + int(n)
+    for w in WINDOWS:
+        for day, n in active.items():
+            deltas[w][day + w] = deltas[w].get(day + w, 0) - n
     start = (since.date() - epoch).days
     series: dict[int, list[int]] = {w: [] for w in WINDOWS}
     running = dict.fromkeys(WINDOWS, 0)

@@ -30,8 +30,10 @@ class StaleCache:
         self._refreshing: dict[str, asyncio.Task[Any]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
 
-    async def get(self, key: str, compute: Callable[[], Awaitable[T]]) -> tuple[T, float]:
-        """The value and its age in seconds."""
+    async def get(self, key: str, compute: Callable[[], Awaitable[T]],
+                  ttl: float | None = None) -> tuple[T, float]:
+        """The value and its age in seconds (refreshed in the background once older than
+        ``ttl``, default the cache's)."""
         entry = self._entries.get(key)
         now = self.clock()
         if entry is None:
@@ -42,7 +44,7 @@ class StaleCache:
                     entry = _Entry(await compute(), self.clock())
                     self._entries[key] = entry
             return entry.value, 0.0
-        if now - entry.at > self.ttl and key not in self._refreshing:
+        if now - entry.at > (self.ttl if ttl is None else ttl) and key not in self._refreshing:
             task = asyncio.create_task(self._refresh(key, compute))
             self._refreshing[key] = task
         return entry.value, now - entry.at

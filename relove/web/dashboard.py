@@ -15,6 +15,9 @@ from relove.broadcasts import service as broadcasts
 from relove.broadcasts.models import Broadcast, BroadcastStatus
 
 DAYS = 90
+#: the figures are recomputed in the background at most this often (a few seconds of scans at
+#: a million users and millions of events)
+REFRESH_SECONDS = 300.0
 LIVE_STATUSES = (BroadcastStatus.running, BroadcastStatus.paused, BroadcastStatus.scheduled)
 
 
