@@ -97,6 +97,28 @@ class Settings(BaseSettings):
     #: days the conversation (messages both ways) is kept
     messages_retention_days: int = Field(default=90, ge=1, le=36500)
 
+    # --- REST API (`relove serve`) -------------------------------------------------------------
+    #: address and port `relove serve` listens on (the API under /api/v1)
+    serve_host: str = "127.0.0.1"
+    serve_port: int = Field(default=8080, ge=1, le=65535)
+    #: uvicorn worker processes of `relove serve` (they share only the database and Redis)
+    serve_workers: int = Field(default=1, ge=1, le=64)
+    #: requests per second one API token may make on average (a token may set its own)
+    api_rate_limit: float = Field(default=50.0, gt=0, le=1_000_000)
+    #: how many requests a token may make at once before the average applies (bucket size)
+    api_rate_burst: int = Field(default=100, ge=1, le=10_000_000)
+    #: largest request body in bytes (413 above it)
+    api_max_body: int = Field(default=1024 * 1024, ge=1024, le=1024**3)
+    #: largest body of a batch request (POST /users:batch, POST /events) in bytes
+    api_max_batch_body: int = Field(default=5 * 1024 * 1024, ge=1024, le=1024**3)
+    #: hours the first response to an Idempotency-Key is kept and replayed
+    api_idempotency_hours: float = Field(default=24.0, gt=0, le=24 * 30)
+    #: a request holding its Idempotency-Key longer than this (seconds) is taken for dead
+    api_idempotency_lock_seconds: float = Field(default=300.0, ge=1, le=86400)
+    #: seconds a verified token is trusted before it is looked up again: a revocation reaches
+    #: every process within this time (0: look the token up on every request)
+    api_token_cache_seconds: float = Field(default=5.0, ge=0, le=300)
+
     # --- console ----------------------------------------------------------------------------
     #: the console's public address, used in /login links and tracked button links
     #: (default: http://127.0.0.1:8080, where `relove serve` listens)
@@ -171,6 +193,20 @@ class Settings(BaseSettings):
     @property
     def llm_enabled(self) -> bool:
         return bool(self.llm_base_url or self.llm_api_key) and bool(self.llm_model)
+
+    # --- sandbox access ---------------------------------------------------------------------
+    #: host names / addresses the sandbox answers to besides loopback ones and the address it
+    #: listens on (comma-separated, e.g. ``devbox.lan,192.168.1.20``); see docs/sandbox.md
+    sandbox_allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list,
+                                                                  max_length=64)
+
+    @field_validator("sandbox_allowed_hosts", mode="before")
+    @classmethod
+    def _parse_sandbox_hosts(cls, value: Any) -> Any:
+        # each name is checked when the sandbox starts (relove.sandbox.access.check_host_name)
+        if isinstance(value, str):
+            return [p for p in value.replace(";", ",").replace(" ", ",").split(",") if p]
+        return value
 
 
 def load_settings(**overrides: Any) -> Settings:

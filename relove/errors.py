@@ -7,7 +7,12 @@ ReloveError
 ├── InvalidInput           user-supplied input is malformed (keys, values, filters, templates)
 │   ├── InvalidKey         a marker / context key breaks the key rules
 │   └── FilterError        a filter text or tree does not parse or type-check
-└── DocumentTooLarge       a markers / context write would pass the size limit
+├── DocumentTooLarge       a markers / context write would pass the size limit
+├── Unauthorized           no credentials, or bad ones (an unknown or revoked API token)
+├── PermissionDenied       the credentials lack the scope or role the action needs
+├── Conflict               the action conflicts with the current state (a request in flight)
+├── RateLimited            too many requests; ``retry_after`` seconds until the next is allowed
+└── PayloadTooLarge        a request body over its size limit
 
 Library errors are converted at the boundary with ``raise … from e``.
 """
@@ -48,4 +53,28 @@ class FilterError(InvalidInput):
 
 
 class DocumentTooLarge(ReloveError):
+    pass
+
+
+class Unauthorized(ReloveError):
+    pass
+
+
+class PermissionDenied(ReloveError):
+    pass
+
+
+class Conflict(ReloveError):
+    pass
+
+
+class RateLimited(ReloveError):
+    """Too many requests; retry after ``retry_after`` seconds (a whole number, at least 1)."""
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class PayloadTooLarge(ReloveError):
     pass

@@ -15,7 +15,9 @@ from relove.cli import admins, broadcast, db, users
 from relove.cli import conversation as conversation_cli
 from relove.cli import sandbox as sandbox_cli
 from relove.cli import segments as segments_cli
+from relove.cli import serve as serve_cli
 from relove.cli import stats as stats_cli
+from relove.cli import tokens as tokens_cli
 from relove.cli.common import err_console
 from relove.cli.run import run_bot
 from relove.errors import FilterError, ReloveError
@@ -39,6 +41,8 @@ app.add_typer(stats_cli.app, name="stats")
 app.add_typer(conversation_cli.app, name="conversation")
 app.command("sandbox", help=sandbox_cli.SANDBOX_HELP)(sandbox_cli.sandbox)
 app.command("demo", help=sandbox_cli.DEMO_HELP)(sandbox_cli.demo)
+app.command("serve", help="Serve the REST API (and the console) over HTTP.")(serve_cli.serve)
+app.add_typer(tokens_cli.app, name="tokens")
 app.add_typer(admins.app, name="admins")
 app.add_typer(admins.console_app, name="console")
 

@@ -36,7 +36,7 @@ def _print_urls(url: str, token_hint: str | None = None) -> None:
     console.print(f"[bold]Web chat[/bold]     {url}/")
     console.print(f"[bold]Bot API[/bold]      {url}/bot<token>/<method>"
                   f"   (RELOVE_TELEGRAM_API_URL={url})")
-    console.print(f"[bold]Control API[/bold]  {url}/api/  (see README, section Sandbox)")
+    console.print(f"[bold]Control API[/bold]  {url}/api/  (see docs/sandbox.md)")
     if token_hint:
         console.print(f"[bold]Bot token[/bold]    {token_hint}")
 
@@ -56,6 +56,10 @@ def sandbox(
     no_limits: bool = typer.Option(False, "--no-limits", help="Disable flood limits."),
     fault_5xx: float = typer.Option(None, help="Share of calls answered with 5xx (0..1)."),
     fault_drop: float = typer.Option(None, help="Share of calls whose connection drops (0..1)."),
+    allow_host: list[str] = typer.Option(
+        None, "--allow-host", metavar="NAME",
+        help="Also answer requests for this host name or address (repeatable; loopback names "
+             "always work; default: RELOVE_SANDBOX_ALLOWED_HOSTS)."),
 ) -> None:
     """Serve the Bot API emulator on 127.0.0.1:8081 until Ctrl+C."""
     from relove.sandbox.core import SandboxConfig
@@ -63,7 +67,8 @@ def sandbox(
 
     s = settings()
     config = SandboxConfig(host=host or s.sandbox_host,
-                           port=s.sandbox_port if port is None else port, token=token)
+                           port=s.sandbox_port if port is None else port, token=token,
+                           allowed_hosts=(*s.sandbox_allowed_hosts, *(allow_host or ())))
     try:
         config.limits.update(_limits(rate=rate, burst=burst, paid_rate=paid_rate,
                                      per_chat=per_chat, per_chat_burst=per_chat_burst,
@@ -96,6 +101,7 @@ def demo(
     """Sandbox + bot + operator console on a fresh SQLite database with a few hundred
     realistic users."""
     from relove.admins.login import create_login_token, login_url
+    from relove.api.app import create_app
     from relove.bot.factory import create_bot, create_dispatcher
     from relove.bot.polling import poll
     from relove.cli.common import open_db
@@ -105,12 +111,13 @@ def demo(
     from relove.sandbox.core import DEFAULT_TOKEN, SandboxConfig
     from relove.sandbox.demo import OPERATOR, add_to_sandbox, reset_sqlite_file, seed_database
     from relove.sandbox.server import running_sandbox
-    from relove.web.app import create_console
+    from relove.web.app import console_mount
     from relove.web.serve import address_of, bind, serving
 
     base = settings()
     config = SandboxConfig(host=host or base.sandbox_host,
-                           port=base.sandbox_port if port is None else port, token=DEFAULT_TOKEN)
+                           port=base.sandbox_port if port is None else port, token=DEFAULT_TOKEN,
+                           allowed_hosts=tuple(base.sandbox_allowed_hosts))
 
     db_url = f"sqlite+aiosqlite:///{db.resolve()}"
 
@@ -140,11 +147,13 @@ def demo(
                     console.print(f"[green]Demo ready:[/green] @{me.username}, {len(people)} "
                                   f"users in {db}")
                     _print_urls(sb.url, DEFAULT_TOKEN)
-                    async with serving(create_console(s, sessions), console_sock):
+                    app = create_app(s, engine, sessions, mounts=[console_mount(s, sessions)])
+                    async with serving(app, console_sock):
                         async with sessions.begin() as session:
                             token = await create_login_token(session, OPERATOR["id"],
                                                              minutes=DEMO_LINK_MINUTES)
-                        console.print(f"[bold]Console[/bold]      {console_url}/")
+                        console.print(f"[bold]Console[/bold]      {console_url}/   "
+                                      f"(REST API: {console_url}/api/v1/docs)")
                         console.print(f"[bold]Log in[/bold]       {login_url(console_url, token)}"
                                       f"   (one use, {DEMO_LINK_MINUTES} min; later: /login "
                                       "in the web chat as the operator)", highlight=False)

@@ -9,6 +9,7 @@ MODEL_MODULES = [
     "relove.segments.models",
     "relove.broadcasts.models",
     "relove.events.models",
+    "relove.api.models",
     "relove.admins.models",
     "relove.broadcasts.links",
 ]

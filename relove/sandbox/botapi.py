@@ -11,7 +11,8 @@ from typing import Any, NoReturn
 from aiohttp import web
 
 from relove.sandbox.core import ApiError, Sandbox
-from relove.sandbox.methods import METHODS
+from relove.sandbox.media import download_handler
+from relove.sandbox.methods import find_method
 from relove.sandbox.params import Params
 
 log = logging.getLogger(__name__)
@@ -37,10 +38,7 @@ def error_response(sb: Sandbox, error: ApiError) -> web.Response:
 
 async def call_method(sb: Sandbox, name: str, params: Params) -> Any:
     """Run a Bot API method by name; raise :class:`ApiError` like the HTTP route answers."""
-    impl = METHODS.get(name.lower())
-    if impl is None:
-        raise ApiError(404, "Not Found")
-    return await impl(sb, params)
+    return await find_method(name)(sb, params)
 
 
 class BotApi:
@@ -61,9 +59,10 @@ class BotApi:
             self._token = token
             sb.set_bot_id(token)
         sb.stats.calls[method] += 1
-        impl = METHODS.get(method.lower())
-        if impl is None:
-            return error_response(sb, ApiError(404, "Not Found"))
+        try:
+            impl = find_method(method)
+        except ApiError as e:
+            return error_response(sb, e)
         limits = sb.config.limits
         if limits.fault_5xx or limits.fault_drop:
             fault = self._fault(request)
@@ -103,3 +102,4 @@ def add_routes(app: web.Application, sb: Sandbox) -> None:
     api = BotApi(sb)
     app[SANDBOX] = sb
     app.router.add_route("*", "/bot{token}/{method}", api.handle)
+    app.router.add_get("/file/bot{token}/{path:.+}", download_handler(sb))

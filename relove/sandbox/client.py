@@ -71,6 +71,11 @@ class SandboxClient:
     async def bot(self) -> dict[str, Any]:
         return await self.call("GET", "bot")
 
+    async def set_bot(self, **switches: bool) -> dict[str, Any]:
+        """BotFather's switches: ``can_read_all_group_messages`` (privacy mode off),
+        ``inline_mode``."""
+        return await self.call("PATCH", "bot", json=switches)
+
     async def limits(self) -> dict[str, Any]:
         return await self.call("GET", "limits")
 
@@ -112,11 +117,15 @@ class SandboxClient:
     async def user(self, user_id: int) -> dict[str, Any]:
         return await self.call("GET", f"users/{user_id}")
 
-    async def send(self, user_id: int, text: str, *, chat_id: int | None = None) -> dict[str, Any]:
-        """The user writes ``text``; returns the user's message."""
+    async def send(self, user_id: int, text: str, *, chat_id: int | None = None,
+                   reply_to: int | None = None) -> dict[str, Any]:
+        """The user writes ``text`` (in a group: ``chat_id``; as a reply: ``reply_to``);
+        returns the user's message."""
         body: dict[str, Any] = {"text": text}
         if chat_id is not None:
             body["chat_id"] = chat_id
+        if reply_to is not None:
+            body["reply_to"] = reply_to
         return (await self.call("POST", f"users/{user_id}/messages", json=body))["message"]
 
     async def start(self, user_id: int, payload: str | None = None) -> dict[str, Any]:
@@ -144,8 +153,25 @@ class SandboxClient:
     async def deactivate(self, user_id: int) -> dict[str, Any]:
         return await self.call("POST", f"users/{user_id}/deactivate")
 
-    async def create_group(self, title: str, members: list[int]) -> dict[str, Any]:
-        return await self.call("POST", "groups", json={"title": title, "members": members})
+    async def create_group(self, title: str, members: list[int], *,
+                           bot_admin: bool = False) -> dict[str, Any]:
+        """A group of simulated users with the bot in it (its first member is the creator;
+        ``bot_admin``: the bot is an administrator and sees every message)."""
+        return await self.call("POST", "groups", json={"title": title, "members": members,
+                                                       "bot_admin": bot_admin})
+
+    async def inline_query(self, user_id: int, query: str, *, offset: str = "",
+                           wait: float = 0) -> dict[str, Any]:
+        """The user types ``@bot query``; with ``wait``, wait up to that many seconds for the
+        bot's answerInlineQuery (``answer`` then holds its ``results``)."""
+        return await self.call("POST", f"users/{user_id}/inline",
+                               json={"query": query, "offset": offset, "wait": wait})
+
+    async def choose_inline_result(self, user_id: int, inline_query_id: str,
+                                   result_id: str) -> dict[str, Any]:
+        """The user sends one of the answered results to their chat with the bot."""
+        body = {"inline_query_id": inline_query_id, "result_id": result_id}
+        return (await self.call("POST", f"users/{user_id}/inline/choose", json=body))["message"]
 
     # --- reading the conversation ------------------------------------------------------------
     async def chat(self, user_id: int, *, after: int = 0, since: int | None = None,

@@ -3,11 +3,11 @@
 Documented in the README's "Sandbox" section; :class:`relove.sandbox.client.SandboxClient` is
 its Python client.
 
-Closed to other web sites: a state-changing request must say ``Content-Type:
-application/json`` (415 otherwise) — a cross-site page can only send that after a CORS
-preflight, which this server never approves — and a request whose ``Origin`` is not this
-server's own host is refused (403). The web chat (same origin, JSON) and non-browser clients
-(no ``Origin``) are unaffected.
+Closed to other web sites: requests from another site's page are refused before they get here
+(:mod:`relove.sandbox.access`: ``Host``, ``Origin``, ``Sec-Fetch-Site``), and a state-changing
+request must also say ``Content-Type: application/json`` (415 otherwise) — a cross-site page can
+only send that after a CORS preflight, which this server never approves. The web chat (same
+origin, JSON) and non-browser clients are unaffected.
 """
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ from __future__ import annotations
 import json
 import time
 from typing import Any
-from urllib.parse import urlsplit
 
 from aiohttp import web
 
 from relove.sandbox.core import ActionError, Sandbox
+from relove.sandbox.media import file_response
 from relove.sandbox.state import Chat
 
 MAX_WAIT = 60.0
@@ -56,27 +56,10 @@ def _int(value: Any, name: str) -> int:
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
-def _same_origin(origin: str, host: str) -> bool:
-    """Whether an ``Origin`` header names the server the request was sent to (``Host``)."""
-    try:
-        parts = urlsplit(origin)
-        origin_host = (parts.netloc or "").lower()
-    except ValueError:
-        return False
-    if parts.scheme not in ("http", "https") or not origin_host or not host:
-        return False
-    default = {"http": ":80", "https": ":443"}[parts.scheme]
-    host = host.lower()
-    return origin_host in (host, host + default) or origin_host.removesuffix(default) == host
-
-
 @web.middleware
 async def _guard(request: web.Request, handler: Any) -> web.StreamResponse:
-    """Refuse cross-site requests: a foreign ``Origin`` (403) and state-changing requests that
-    are not JSON (415) — the "simple" requests any web page can send without a preflight."""
-    origin = request.headers.get("Origin")
-    if origin is not None and not _same_origin(origin, request.host):
-        raise ActionError("cross-origin requests are not allowed", 403)
+    """Refuse state-changing requests that are not JSON (415): the "simple" requests any web
+    page can send without a preflight (cross-site origins are refused earlier, in ``access``)."""
     if request.method not in _SAFE_METHODS and request.content_type != "application/json":
         raise ActionError("Content-Type must be application/json", 415)
     return await handler(request)
@@ -105,7 +88,22 @@ class Control:
             "commands": sb.world.commands.get("default:", []),
             "limits": sb.config.limits.to_dict(),
             "users": len(sb.world.users),
+            "can_read_all_group_messages": sb.world.can_read_all_group_messages,
+            "inline_mode": sb.world.inline_mode,
         })
+
+    async def set_bot(self, request: web.Request) -> web.Response:
+        """The bot's BotFather switches: ``can_read_all_group_messages`` (privacy mode off)
+        and ``inline_mode``."""
+        body = await _body(request)
+        world = self.sb.world
+        for key in body:
+            if key not in ("can_read_all_group_messages", "inline_mode"):
+                raise ActionError(f"unknown bot setting {key!r}", 400)
+            if not isinstance(body[key], bool):
+                raise ActionError(f"{key} must be true or false", 400)
+            setattr(world, key, body[key])
+        return await self.bot(request)
 
     async def get_limits(self, request: web.Request) -> web.Response:
         return _ok(self.sb.config.limits.to_dict())
@@ -191,6 +189,29 @@ class Control:
         return _ok({"callback_query_id": query.id, "data": query.data,
                     "answered": query.answered, "answer": query.answer}, 201)
 
+    async def inline_query(self, request: web.Request) -> web.Response:
+        """The user types ``@bot <query>``; with ``wait``, wait for answerInlineQuery."""
+        uid = self._user_id(request)
+        body = await _body(request)
+        query = body.get("query", "")
+        if not isinstance(query, str):
+            raise ActionError("query must be a string", 400)
+        inline = self.sb.user_inline_query(uid, query, offset=str(body.get("offset") or ""))
+        wait = min(float(body.get("wait", 0) or 0), MAX_WAIT)
+        chat = self.sb.world.chats[uid]
+        deadline = time.monotonic() + wait
+        while not inline.answered and time.monotonic() < deadline:
+            await chat.wait_change(chat.version, deadline - time.monotonic())
+        return _ok({"inline_query_id": inline.id, "answered": inline.answered,
+                    "answer": inline.answer}, 201)
+
+    async def choose_inline(self, request: web.Request) -> web.Response:
+        uid = self._user_id(request)
+        body = await _body(request)
+        message = self.sb.user_choose_inline_result(
+            uid, str(body.get("inline_query_id", "")), str(body.get("result_id", "")))
+        return _ok({"message": message.to_dict()}, 201)
+
     async def press_keyboard(self, request: web.Request) -> web.Response:
         uid = self._user_id(request)
         body = await _body(request)
@@ -211,7 +232,8 @@ class Control:
         body = await _body(request)
         members = [_int(m, "member") for m in body.get("members", [])]
         try:
-            chat = self.sb.world.add_group(str(body.get("title") or "Group"), members)
+            chat = self.sb.world.add_group(str(body.get("title") or "Group"), members,
+                                           bot_admin=body.get("bot_admin") is True)
         except KeyError as e:
             raise ActionError(f"no simulated user {e.args[0]}", 404) from None
         return _ok(chat.summary(), 201)
@@ -250,13 +272,7 @@ class Control:
         record = self.sb.world.files.get(request.match_info["file_id"])
         if record is None or record["data"] is None:
             raise ActionError("no such file", 404)
-        mime = record["mime"] or "application/octet-stream"
-        headers = {"X-Content-Type-Options": "nosniff",
-                   "Content-Security-Policy": "default-src 'none'; sandbox"}
-        if not mime.startswith("image/") or "svg" in mime:
-            mime = "application/octet-stream"
-            headers["Content-Disposition"] = "attachment"
-        return web.Response(body=record["data"], content_type=mime, headers=headers)
+        return file_response(record)
 
 
 def add_routes(app: web.Application, sb: Sandbox) -> None:
@@ -264,6 +280,7 @@ def add_routes(app: web.Application, sb: Sandbox) -> None:
     sub = web.Application(middlewares=[_errors, _guard])
     r = sub.router
     r.add_get("/bot", c.bot)
+    r.add_route("PATCH", "/bot", c.set_bot)
     r.add_get("/limits", c.get_limits)
     r.add_route("PATCH", "/limits", c.set_limits)
     r.add_post("/limits", c.set_limits)
@@ -277,6 +294,8 @@ def add_routes(app: web.Application, sb: Sandbox) -> None:
     r.add_post("/users/{user_id}/messages", c.send)
     r.add_post("/users/{user_id}/buttons", c.press)
     r.add_post("/users/{user_id}/keyboard", c.press_keyboard)
+    r.add_post("/users/{user_id}/inline", c.inline_query)
+    r.add_post("/users/{user_id}/inline/choose", c.choose_inline)
     r.add_post("/users/{user_id}/block", c.block)
     r.add_post("/users/{user_id}/unblock", c.unblock)
     r.add_post("/users/{user_id}/deactivate", c.deactivate)

@@ -7,33 +7,20 @@ here, which produce the updates the bot receives.
 
 from __future__ import annotations
 
-import re
 import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from relove.sandbox.apierrors import ApiError, bad_request
 from relove.sandbox.limits import LimitConfig, Limiter, Stats
 from relove.sandbox.state import PRIVATE, Chat, Message, SimUser, World
+from relove.sandbox.text import clean_user_text
 from relove.sandbox.updates import UpdateQueue
-from relove.telegram.limits import TEXT_LIMIT
+from relove.telegram.limits import TEXT_LIMIT, utf16_len
 
 DEFAULT_TOKEN = "123456789:sandbox-token-for-local-development"
-_COMMAND = re.compile(r"^/[A-Za-z0-9_]{1,32}(@[A-Za-z0-9_]{3,32})?")
-
-
-class ApiError(Exception):
-    """A Bot API error answer: ``{"ok": false, "error_code", "description", "parameters"}``."""
-
-    def __init__(self, code: int, description: str, parameters: dict[str, Any] | None = None):
-        super().__init__(description)
-        self.code = code
-        self.description = description
-        self.parameters = parameters
-
-
-def bad_request(what: str) -> ApiError:
-    return ApiError(400, f"Bad Request: {what}")
+__all__ = ["DEFAULT_TOKEN", "ActionError", "ApiError", "Sandbox", "SandboxConfig", "bad_request"]
 
 
 class ActionError(ValueError):
@@ -55,6 +42,19 @@ class SandboxConfig:
     limits: LimitConfig = field(default_factory=LimitConfig)
     #: the share of calls a fault is injected into is random unless a seed is given
     seed: int | None = None
+    #: host names or addresses answered besides loopback ones and ``host`` (``--allow-host``)
+    allowed_hosts: tuple[str, ...] = ()
+
+
+@dataclass(slots=True)
+class InlineQuery:
+    id: str
+    user_id: int
+    query: str
+    offset: str
+    created: float
+    answered: bool = False
+    answer: dict[str, Any] | None = None
 
 
 @dataclass(slots=True)
@@ -79,6 +79,9 @@ class Sandbox:
         self.stats = Stats()
         self.limiter = Limiter(self.config.limits, self.stats)
         self.callbacks: dict[str, CallbackQuery] = {}
+        self.inline_queries: dict[str, InlineQuery] = {}
+        #: inline_message_id -> (chat id, message id) of messages sent through inline mode
+        self.inline_messages: dict[str, tuple[int, int]] = {}
         #: base URL once served (see :func:`relove.sandbox.server.running_sandbox`)
         self.url: str | None = None
 
@@ -92,6 +95,8 @@ class Sandbox:
         old = self.world
         self.world = World(old.bot_id, old.bot_name, old.bot_username)
         self.world.commands = old.commands
+        self.world.can_read_all_group_messages = old.can_read_all_group_messages
+        self.world.inline_mode = old.inline_mode
         for user in users:
             self.world.users[user.id] = user
             self.world.chats[user.id] = Chat(id=user.id, type=PRIVATE, members={user.id})
@@ -101,6 +106,8 @@ class Sandbox:
         self.stats = Stats()
         self.limiter = Limiter(self.config.limits, self.stats)
         self.callbacks.clear()
+        self.inline_queries.clear()
+        self.inline_messages.clear()
 
     # --- checks for the bot side ------------------------------------------------------------
     def target_chat(self, chat_id: int) -> Chat:
@@ -136,28 +143,54 @@ class Sandbox:
 
     def user_send(self, uid: int, text: str, *, chat_id: int | None = None,
                   reply_to: int | None = None) -> Message:
-        """A simulated user writes ``text`` (a command like ``/start payload`` included)."""
+        """A simulated user writes ``text`` (a command like ``/start payload`` included).
+
+        In a group the bot only hears it if it may (:meth:`bot_hears`): privacy mode."""
         user = self._active_user(uid)
-        text = text.strip()
+        text, entities = clean_user_text(text)
         if not text:
             raise ActionError("text is empty", 400)
-        if len(text) > TEXT_LIMIT:
+        if utf16_len(text) > TEXT_LIMIT:
             raise ActionError(f"text is longer than {TEXT_LIMIT} characters", 400)
         chat = self.world.chats.get(uid if chat_id is None else chat_id)
         if chat is None or uid not in chat.members:
             raise ActionError(f"user {uid} is not in chat {chat_id}", 404)
         user.started = True
         message = Message(message_id=chat.new_id(), chat_id=chat.id, sender=uid,
-                          date=int(time.time()), text=text)
-        m = _COMMAND.match(text)
-        if m:
-            message.entities = [{"type": "bot_command", "offset": 0, "length": m.end()}]
+                          date=int(time.time()), text=text, entities=entities or None)
         if reply_to is not None and reply_to in chat.messages:
             message.reply_to = reply_to
         self._use_reply_keyboard(chat, text)
         chat.add(message)
-        self.updates.push("message", message.to_telegram(self.world))
+        if self.bot_hears(chat, message):
+            self.updates.push("message", message.to_telegram(self.world))
         return message
+
+    def bot_hears(self, chat: Chat, message: Message) -> bool:
+        """Whether the bot gets a user's message: always in private chats; in groups, with
+        privacy mode on (Telegram's default) only commands (``/cmd``, or ``/cmd@thisbot``, never
+        ``/cmd@otherbot``), replies to the bot's messages and mentions of ``@thisbot`` — unless
+        the bot reads all group messages or is an administrator of the group."""
+        world = self.world
+        if chat.type == PRIVATE or world.can_read_all_group_messages or chat.bot_admin:
+            return True
+        replied = chat.messages.get(message.reply_to) if message.reply_to else None
+        if replied is not None and replied.from_bot:
+            return True
+        me = "@" + world.bot_username.lower()
+        units = (message.text or "").encode("utf-16-le", "surrogatepass")
+        for entity in message.entities or []:
+            if entity["type"] not in ("bot_command", "mention"):
+                continue
+            start = 2 * entity["offset"]
+            value = units[start:start + 2 * entity["length"]].decode(
+                "utf-16-le", "surrogatepass").lower()
+            if entity["type"] == "mention" and value == me:
+                return True
+            if entity["type"] == "bot_command" and entity["offset"] == 0 and (
+                    "@" not in value or value.endswith(me)):
+                return True
+        return False
 
     def _use_reply_keyboard(self, chat: Chat, text: str) -> None:
         keyboard = chat.reply_keyboard
@@ -214,6 +247,51 @@ class Sandbox:
         }
         self.updates.push("callback_query", payload)
         return query
+
+    def user_inline_query(self, uid: int, query: str, *, offset: str = "") -> InlineQuery:
+        """A user types ``@bot query`` in a chat: the bot gets an ``inline_query`` update."""
+        user = self._active_user(uid)
+        if not self.world.inline_mode:
+            raise ActionError("the bot has no inline mode (PATCH /api/bot inline_mode=true)")
+        if len(query) > 256:
+            raise ActionError("an inline query is at most 256 characters", 400)
+        inline = InlineQuery(id=str(uuid.uuid4().int >> 64), user_id=uid, query=query,
+                             offset=offset, created=time.time())
+        self.inline_queries[inline.id] = inline
+        self.updates.push("inline_query", {"id": inline.id, "from": user.tg_user(),
+                                           "query": query, "offset": offset,
+                                           "chat_type": "sender"})
+        return inline
+
+    def user_choose_inline_result(self, uid: int, query_id: str, result_id: str) -> Message:
+        """The user picks one of the answered results: it is sent to their chat with the bot
+        "via @bot", and the bot gets a ``chosen_inline_result`` update."""
+        user = self._active_user(uid)
+        inline = self.inline_queries.get(query_id)
+        if inline is None or inline.user_id != uid or not inline.answered or not inline.answer:
+            raise ActionError(f"inline query {query_id} has no answer for user {uid}", 404)
+        result = next((r for r in inline.answer["results"] if r.get("id") == result_id), None)
+        if result is None:
+            raise ActionError(f"no inline result {result_id!r}", 404)
+        content = result.get("input_message_content") or {}
+        text = content.get("message_text") or result.get("title") or result.get("caption")
+        if not isinstance(text, str) or not text.strip():
+            raise ActionError("the sandbox can send only text inline results", 409)
+        chat = self.world.chats[uid]
+        text, entities = clean_user_text(text)
+        message = Message(message_id=chat.new_id(), chat_id=chat.id, sender=uid,
+                          date=int(time.time()), text=text, entities=entities or None,
+                          via_bot=True, reply_markup=result.get("reply_markup"))
+        chat.add(message)
+        self.updates.push("message", message.to_telegram(self.world))
+        inline_message_id = f"sb{chat.id}_{message.message_id}"
+        self.inline_messages[inline_message_id] = (chat.id, message.message_id)
+        chosen: dict[str, Any] = {"result_id": result_id, "from": user.tg_user(),
+                                  "query": inline.query}
+        if result.get("reply_markup"):
+            chosen["inline_message_id"] = inline_message_id
+        self.updates.push("chosen_inline_result", chosen)
+        return message
 
     def set_blocked(self, uid: int, blocked: bool) -> SimUser:
         """A user blocks (or unblocks) the bot; the bot gets a ``my_chat_member`` update."""

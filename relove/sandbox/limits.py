@@ -120,6 +120,8 @@ class Stats:
     peak_chat_rate: int = 0
     peak_chat_id: int | None = None
     peak_group_minute: int = 0
+    #: requests refused by the access rules, by rule ("host", "browser")
+    refused: Counter[str] = field(default_factory=Counter)
 
     def to_dict(self) -> dict[str, Any]:
         now = time.monotonic()
@@ -141,6 +143,7 @@ class Stats:
             "chat_rate_peak": self.peak_chat_rate,
             "chat_rate_peak_chat_id": self.peak_chat_id,
             "group_minute_peak": self.peak_group_minute,
+            "refused": dict(self.refused),
         }
 
 

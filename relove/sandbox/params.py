@@ -5,14 +5,32 @@ from __future__ import annotations
 
 import builtins
 import json
+import re
 from typing import Any
 
 from aiohttp import web
 from aiohttp.web_request import FileField
 
-from relove.sandbox.core import bad_request
+from relove.sandbox.apierrors import bad_request
 
 MAX_UPLOAD = 50 * 1024 * 1024
+
+
+_LEADING_INT = re.compile(r"\s*([+-]?[0-9]+)")
+
+
+def lenient_int(value: Any) -> int:
+    """An integer read like tdlib's ``to_integer``: the leading digits, 0 when there are none."""
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return int(value)
+    if not isinstance(value, str):
+        return 0
+    m = _LEADING_INT.match(value)
+    return int(m.group(1)) if m else 0
 
 
 class Params:
@@ -93,7 +111,9 @@ class Params:
             return bool(value)
         return isinstance(value, str) and value.strip().lower() in ("true", "1", "yes")
 
-    def json(self, name: builtins.str) -> Any:
+    def json(self, name: builtins.str, error: builtins.str | None = None) -> Any:
+        """A JSON-serialised parameter (already decoded in a JSON body); ``error`` is the
+        official description when it does not parse."""
         value = self.values.get(name)
         if value is None or value == "":
             return None
@@ -101,8 +121,21 @@ class Params:
             try:
                 return json.loads(value)
             except ValueError as e:
-                raise bad_request(f"can't parse {name} JSON object") from e
+                raise bad_request(error or f"can't parse {name} JSON object") from e
         return value
+
+    def raw(self, name: builtins.str) -> builtins.str:
+        """A parameter as the official server reads it: text, "" when absent."""
+        value = self.values.get(name)
+        if value is None:
+            return ""
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+    def message_id(self, name: builtins.str = "message_id") -> builtins.int:
+        """A message id as the official server reads it: 0 when absent or not a number."""
+        return max(lenient_int(self.values.get(name)), 0)
 
     def chat_id(self, name: builtins.str = "chat_id") -> builtins.int:
         value = self.values.get(name)

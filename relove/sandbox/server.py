@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -10,7 +11,9 @@ from pathlib import Path
 
 from aiohttp import web
 
+from relove.errors import ConfigError
 from relove.sandbox import botapi, control
+from relove.sandbox.access import AccessPolicy, access_middleware
 from relove.sandbox.core import Sandbox, SandboxConfig
 from relove.sandbox.params import MAX_UPLOAD
 
@@ -47,7 +50,16 @@ def create_sandbox_app(config: SandboxConfig | None = None,
                        sandbox: Sandbox | None = None) -> web.Application:
     """The aiohttp application of a sandbox (a new one for ``config`` unless given)."""
     sb = sandbox or Sandbox(config)
-    app = web.Application(client_max_size=MAX_UPLOAD + 1024 * 1024, middlewares=[_headers])
+    try:
+        policy = AccessPolicy.build(sb.config.host, sb.config.allowed_hosts)
+    except ValueError as e:
+        raise ConfigError(f"sandbox: {e}") from None
+
+    def count_refusal(kind: str) -> None:
+        sb.stats.refused[kind] += 1
+
+    app = web.Application(client_max_size=MAX_UPLOAD + 1024 * 1024,
+                          middlewares=[_headers, access_middleware(policy, count_refusal)])
     botapi.add_routes(app, sb)
     control.add_routes(app, sb)
     app.router.add_get("/", _index)
@@ -74,7 +86,15 @@ async def running_sandbox(config: SandboxConfig | None = None) -> AsyncIterator[
     runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=2.0)
     await runner.setup()
     site = web.TCPSite(runner, config.host, config.port, reuse_address=True)
-    await site.start()
+    try:
+        await site.start()
+    except OSError as e:
+        await runner.cleanup()
+        reason = e.strerror or str(e)
+        if e.errno == errno.EADDRINUSE:
+            reason = "the port is already in use (another sandbox? choose one with --port)"
+        raise ConfigError(f"sandbox: cannot listen on {config.host}:{config.port}: "
+                          f"{reason}") from None
     server = site._server  # noqa: SLF001 - aiohttp exposes the bound port nowhere else
     port = config.port
     if isinstance(server, asyncio.Server) and server.sockets:

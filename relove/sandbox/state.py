@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass, field
+from pathlib import PurePosixPath
 from typing import Any
 
 PRIVATE = "private"
@@ -83,6 +84,13 @@ class Message:
     caption_entities: list[dict[str, Any]] | None = None
     photo: list[dict[str, Any]] | None = None
     document: dict[str, Any] | None = None
+    video: dict[str, Any] | None = None
+    media_group_id: str | None = None
+    #: sent with protect_content: it can't be forwarded or saved
+    protected: bool = False
+    #: sent through the bot's inline mode by this user (``via_bot``)
+    via_bot: bool = False
+    pinned: bool = False
     reply_markup: dict[str, Any] | None = None
     reply_to: int | None = None
     forward_origin: dict[str, Any] | None = None
@@ -104,10 +112,15 @@ class Message:
             "chat": chat.tg_chat(world),
             "date": self.date,
         }
-        for key in ("text", "entities", "caption", "caption_entities", "photo", "document"):
+        for key in ("media_group_id", "text", "entities", "caption", "caption_entities", "photo",
+                    "document", "video"):
             value = getattr(self, key)
             if value:
                 out[key] = value
+        if self.protected:
+            out["has_protected_content"] = True
+        if self.via_bot:
+            out["via_bot"] = world.bot_user
         if self.edit_date:
             out["edit_date"] = self.edit_date
         if self.forward_origin:
@@ -134,8 +147,14 @@ class Message:
             "html": self.source if self.parse_mode and self.parse_mode.lower() == "html" else None,
             "parse_mode": self.parse_mode,
             "caption": self.caption,
+            "caption_entities": self.caption_entities or [],
             "photo": self.photo,
             "document": self.document,
+            "video": self.video,
+            "media_group_id": self.media_group_id,
+            "protected": self.protected,
+            "via_bot": self.via_bot,
+            "pinned": self.pinned,
             "reply_markup": self.reply_markup,
             "reply_to": self.reply_to,
             "forwarded": self.forward_origin is not None,
@@ -161,6 +180,12 @@ class Chat:
     action_until: float = 0.0
     version: int = 0
     closing: bool = False
+    #: the bot is an administrator of this group (it then sees every message, privacy or not)
+    bot_admin: bool = False
+    #: pinned message ids, the most recent last
+    pinned: list[int] = field(default_factory=list)
+    #: the group's creator (its first member)
+    creator: int | None = None
     _changed: asyncio.Event | None = None
 
     def tg_chat(self, world: World) -> dict[str, Any]:
@@ -210,6 +235,8 @@ class Chat:
             "reply_keyboard": self.reply_keyboard,
             "action": typing,
             "members": sorted(self.members),
+            "bot_admin": self.bot_admin,
+            "pinned": list(self.pinned),
         }
 
 
@@ -224,9 +251,14 @@ class World:
         self.chats: dict[int, Chat] = {}
         self.commands: dict[str, list[dict[str, Any]]] = {}
         self.files: dict[str, dict[str, Any]] = {}
+        self.file_paths: dict[str, str] = {}
         self.next_user_id = 100_000_001
         self.next_group_id = -1_000_000_001
         self.users_version = 0
+        #: privacy mode off (BotFather /setprivacy Disable): the bot reads every group message
+        self.can_read_all_group_messages = False
+        #: inline mode on (BotFather /setinline): users can send it inline queries
+        self.inline_mode = True
 
     @property
     def bot_user(self) -> dict[str, Any]:
@@ -278,11 +310,13 @@ class World:
         self.users_version += 1
         return user
 
-    def add_group(self, title: str, members: list[int]) -> Chat:
+    def add_group(self, title: str, members: list[int], *, bot_admin: bool = False) -> Chat:
         for uid in members:
             if uid not in self.users:
                 raise KeyError(uid)
-        chat = Chat(id=self.next_group_id, type=GROUP, title=title[:128], members=set(members))
+        chat = Chat(id=self.next_group_id, type=GROUP, title=title[:128], members=set(members),
+                    bot_admin=bot_admin)
+        chat.creator = members[0] if members else None
         self.next_group_id -= 1
         self.chats[chat.id] = chat
         return chat
@@ -294,7 +328,10 @@ class World:
                    url: str | None = None) -> dict[str, Any]:
         n = len(self.files) + 1
         file_id = f"sandbox-{kind}-{n:08d}"
-        record = {
+        suffix = PurePosixPath(name or "").suffix.lower()
+        suffix = suffix if suffix[1:].isalnum() and len(suffix) <= 8 else ""
+        path = f"{kind}s/file_{n}{suffix}"
+        record: dict[str, Any] = {
             "file_id": file_id,
             "file_unique_id": f"u{n:08d}",
             "kind": kind,
@@ -303,6 +340,9 @@ class World:
             "url": url,
             "data": data,
             "size": len(data) if data is not None else 0,
+            #: where getFile says it can be downloaded (GET /file/bot<token>/<path>)
+            "path": path,
         }
         self.files[file_id] = record
+        self.file_paths[path] = file_id
         return record

@@ -11,6 +11,7 @@ import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from fastapi import FastAPI, Request
@@ -31,6 +32,9 @@ from relove.web.render import STATIC_DIR, Renderer
 from relove.web.security import SecurityHeaders
 from relove.web.telegram import ConsoleBot
 from relove.web.texts import LANGUAGES, ConsoleTexts
+
+if TYPE_CHECKING:
+    from relove.api.app import Mounted
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +103,19 @@ def create_console(
         app.include_router(extension.router)
     _error_pages(app)
     return app
+
+
+def console_mount(settings: Settings, sessions: async_sessionmaker[AsyncSession],
+                  **kwargs: Any) -> Mounted:
+    """The console as the API app's mount at ``/`` (``relove serve``, ``relove demo``)."""
+    from relove.api.app import Mounted
+
+    app = create_console(settings, sessions, **kwargs)
+
+    async def close() -> None:
+        await close_console(app)
+
+    return Mounted("/", app, close)
 
 
 async def close_console(app: FastAPI) -> None:

@@ -33,6 +33,8 @@ BROADCAST_REQUEUED = "broadcast.unknown_requeued"
 BULK_APPLIED = "bulk.applied"
 USERS_EXPORTED = "users.exported"
 MESSAGE_SENT = "message.sent"
+TOKEN_CREATED = "token.created"
+TOKEN_REVOKED = "token.revoked"
 
 
 def actor_of(admin_id: int) -> str:

@@ -1,5 +1,5 @@
-// relove sandbox web chat. Everything user-supplied is inserted as text nodes; the bot's HTML
-// is rebuilt element by element through a whitelist of Telegram's tags (never innerHTML).
+// relove sandbox web chat. Everything user-supplied is inserted as text nodes; formatting is
+// rebuilt from the message's entities, as a Telegram app does (never innerHTML).
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -39,41 +39,58 @@ function toast(text, alert) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Safe rendering of Telegram HTML
+// Formatting from entities (offsets in UTF-16 units, which is how JavaScript strings count)
 
-const TAGS = { b: "strong", strong: "strong", i: "em", em: "em", u: "u", ins: "u", s: "s",
-  strike: "s", del: "s", code: "code", pre: "pre", blockquote: "blockquote", a: "a",
-  "tg-spoiler": "span", span: "span", "tg-emoji": "span" };
+const ENTITY_TAGS = { bold: "strong", italic: "em", underline: "u", strikethrough: "s",
+  code: "code", pre: "pre", blockquote: "blockquote", expandable_blockquote: "blockquote",
+  text_link: "a", url: "a", email: "a", text_mention: "span", mention: "span", hashtag: "span",
+  cashtag: "span", bot_command: "span", spoiler: "span" };
 const SAFE_URL = /^(https?:|tg:|mailto:)/i;
 
-function renderTelegramHtml(source) {
-  const doc = new DOMParser().parseFromString("<body>" + source + "</body>", "text/html");
+function entityNode(entity, text) {
+  const node = document.createElement(ENTITY_TAGS[entity.type] || "span");
+  let href = null;
+  if (entity.type === "text_link") href = entity.url;
+  else if (entity.type === "url") href = /^[a-z][a-z0-9+.-]*:/i.test(text) ? text : "http://" + text;
+  else if (entity.type === "email") href = "mailto:" + text;
+  if (href && SAFE_URL.test(href)) {
+    node.href = href; node.rel = "noopener noreferrer nofollow"; node.target = "_blank";
+  }
+  if (entity.type === "spoiler") {
+    node.className = "spoiler";
+    node.addEventListener("click", () => node.classList.add("revealed"));
+  } else if (entity.type === "expandable_blockquote") {
+    node.className = "expandable";
+    node.addEventListener("click", () => node.classList.toggle("open"));
+  } else if (["mention", "hashtag", "cashtag", "bot_command", "text_mention"].includes(entity.type)) {
+    node.className = "link";
+    if (entity.type === "text_mention" && entity.user) node.title = "user " + entity.user.id;
+  }
+  return node;
+}
+
+function renderEntities(text, entities) {
   const out = document.createDocumentFragment();
-  const walk = (node, parent) => {
-    for (const child of node.childNodes) {
-      if (child.nodeType === Node.TEXT_NODE) {
-        parent.appendChild(document.createTextNode(child.nodeValue));
-      } else if (child.nodeType === Node.ELEMENT_NODE) {
-        const tag = child.tagName.toLowerCase();
-        const safe = TAGS[tag];
-        if (!safe) { walk(child, parent); continue; }
-        const copy = document.createElement(safe);
-        if (tag === "a") {
-          const href = child.getAttribute("href") || "";
-          if (SAFE_URL.test(href)) { copy.href = href; copy.rel = "noopener noreferrer nofollow"; copy.target = "_blank"; }
-        } else if (tag === "tg-spoiler" || (tag === "span" && child.getAttribute("class") === "tg-spoiler")) {
-          copy.className = "spoiler";
-          copy.addEventListener("click", () => copy.classList.add("revealed"));
-        } else if (tag === "blockquote" && child.hasAttribute("expandable")) {
-          copy.className = "expandable";
-          copy.addEventListener("click", () => copy.classList.toggle("open"));
-        }
-        walk(child, copy);
-        parent.appendChild(copy);
-      }
+  const sorted = [...(entities || [])].sort((a, b) => a.offset - b.offset || b.length - a.length);
+  const stack = [{ end: text.length, node: out }];
+  let pos = 0;
+  const flush = (to) => {
+    if (to > pos) {
+      stack[stack.length - 1].node.appendChild(document.createTextNode(text.slice(pos, to)));
+      pos = to;
     }
   };
-  walk(doc.body, out);
+  const close = () => { flush(stack[stack.length - 1].end); stack.pop(); };
+  for (const e of sorted) {
+    while (stack.length > 1 && stack[stack.length - 1].end <= e.offset) close();
+    flush(e.offset);
+    const end = Math.min(e.offset + e.length, stack[stack.length - 1].end);
+    const node = entityNode(e, text.slice(e.offset, end));
+    stack[stack.length - 1].node.appendChild(node);
+    stack.push({ end, node });
+  }
+  while (stack.length > 1) close();
+  flush(text.length);
   return out;
 }
 
@@ -81,8 +98,7 @@ function messageBody(m) {
   const body = el("div", "text");
   const text = m.text ?? m.caption;
   if (text === null || text === undefined) return null;
-  if (m.html) body.appendChild(renderTelegramHtml(m.html));
-  else body.textContent = text;
+  body.appendChild(renderEntities(text, m.text != null ? m.entities : m.caption_entities));
   return body;
 }
 
@@ -240,7 +256,9 @@ function renderMessage(m) {
     wrap.appendChild(bubble);
     return wrap;
   }
+  if (m.pinned) bubble.appendChild(el("div", "forwarded", "📌 pinned"));
   if (m.forwarded) bubble.appendChild(el("div", "forwarded", "Forwarded message"));
+  if (m.via_bot) bubble.appendChild(el("div", "forwarded", "via the bot (inline)"));
   if (m.photo) {
     const img = el("img", "photo");
     img.alt = "photo";
@@ -254,11 +272,18 @@ function renderMessage(m) {
     link.setAttribute("download", m.document.file_name || "document");
     bubble.appendChild(link);
   }
+  if (m.video) {
+    const link = el("a", "attachment", "🎬 " + (m.video.file_name || "video"));
+    link.href = "/api/files/" + encodeURIComponent(m.video.file_id);
+    link.setAttribute("download", m.video.file_name || "video");
+    bubble.appendChild(link);
+  }
   const body = messageBody(m);
   if (body) bubble.appendChild(body);
   const meta = el("div", "meta");
   const time = new Date(m.date * 1000);
-  meta.textContent = (m.edited ? "edited · " : "") + time.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  meta.textContent = (m.edited ? "edited · " : "") + (m.protected ? "protected · " : "") +
+    time.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
   bubble.appendChild(meta);
   wrap.appendChild(bubble);
   const markup = m.reply_markup;

@@ -1,7 +1,7 @@
 """console: admins and roles, server-side sessions, one-time login tokens, tracked links
 
 Revision ID: 0006_console
-Revises: 0004_events
+Revises: 0005_api
 Create Date: 2026-12-01
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 from relove.db.types import UTCDateTime
 
 revision = "0006_console"
-down_revision = "0004_events"
+down_revision = "0005_api"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,80 @@
+"""The OpenAPI 3.1 document: FastAPI's, with every error documented as what it is — an
+``application/problem+json`` :class:`~relove.api.schemas.Problem` — and the scope each operation
+needs named in its description."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+from relove.api.schemas import Problem
+
+PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
+_DESCRIPTIONS = {
+    "401": "No token, or an unknown or revoked one.",
+    "403": "The token lacks the scope this operation needs.",
+    "404": "Not found.",
+    "409": "A request with the same Idempotency-Key is still in progress, or the state "
+    "does not allow the change.",
+    "413": "The request body is over its size limit.",
+    "422": "The request is invalid (the problem says why; filter errors carry `position`).",
+    "429": "The token's rate limit is exhausted; retry after `Retry-After` seconds.",
+}
+_WRITES = ("post", "put", "patch", "delete")
+
+
+def _problem(status: str) -> dict[str, Any]:
+    response: dict[str, Any] = {
+        "description": _DESCRIPTIONS[status],
+        "content": {"application/problem+json": {"schema": PROBLEM_REF}},
+    }
+    if status == "429":
+        response["headers"] = {
+            "Retry-After": {"description": "Seconds to wait.", "schema": {"type": "integer"}}
+        }
+    return response
+
+
+def build_openapi(app: FastAPI, prefix: str) -> dict[str, Any]:
+    schema = get_openapi(
+        title=app.title,
+        version=app.version,
+        openapi_version=app.openapi_version,
+        description=app.description,
+        routes=app.routes,
+    )
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    problem = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+    components.update(problem.pop("$defs", {}))
+    components["Problem"] = problem
+    components.pop("HTTPValidationError", None)
+    components.pop("ValidationError", None)
+    for path, item in schema.get("paths", {}).items():
+        if not path.startswith(prefix):
+            continue
+        for method, op in item.items():
+            responses = op.setdefault("responses", {})
+            statuses = ["401", "403", "422", "429"]
+            if "{" in path:
+                statuses.append("404")
+            if method in _WRITES:
+                statuses += ["409", "413"]
+            for status in statuses:
+                responses[status] = _problem(status)
+            scopes = [s for req in op.get("security", []) for s in req.get("token", [])]
+            if scopes:
+                note = f"Scope: `{'`, `'.join(scopes)}` (or `admin`)."
+                op["description"] = f"{op['description']}\n\n{note}" if op.get(
+                    "description") else note
+    return schema
+
+
+def install(app: FastAPI, prefix: str) -> None:
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = build_openapi(app, prefix)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -1,0 +1,20 @@
+"""``relove serve``'s app factory: uvicorn calls :func:`create_server_app` in each worker
+process, which is that process's ``main()`` — it loads the settings, builds the engine and
+session factory and passes them down."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from relove.api.app import Mounted, create_app
+from relove.config import load_settings
+from relove.db.engine import create_engine, create_session_factory
+from relove.web.app import console_mount
+
+
+def create_server_app() -> FastAPI:
+    settings = load_settings()
+    engine = create_engine(settings.database_url)
+    sessions = create_session_factory(engine)
+    mounts: list[Mounted] = [console_mount(settings, sessions)]
+    return create_app(settings, engine, sessions, mounts=mounts, closers=[engine.dispose])

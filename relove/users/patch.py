@@ -1,0 +1,184 @@
+"""Several changes to one user as one unit — the REST API's ``PATCH /users/{id}`` and each item
+of ``POST /users:batch``: operations on ``markers`` and ``context`` (``$set``, ``$set_once``,
+``$unset``, ``$inc``, ``$add``, ``$remove``), ``gender`` and ``is_active``.
+
+Each operation is the marker service's atomic statement (no read-modify-write), all of them in
+the caller's transaction, each recording its events with the caller's source and actor. The
+change is checked before any SQL runs: key rules, value types, and no path touched by two
+operations (``$set: {a: 1}`` with ``$unset: [a]`` is ambiguous and refused).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from relove.errors import InvalidInput, ReloveError
+from relove.events.catalog import EventSource
+from relove.users import lifecycle, service
+from relove.users.paths import Document, parse_path
+
+Scalar = str | int | float | bool
+
+
+@dataclass(frozen=True)
+class DocumentOps:
+    set: Mapping[str, Any] = field(default_factory=dict)
+    set_once: Mapping[str, Any] = field(default_factory=dict)
+    unset: Sequence[str] = ()
+    inc: Mapping[str, int | float] = field(default_factory=dict)
+    add: Mapping[str, Sequence[Scalar]] = field(default_factory=dict)
+    remove: Mapping[str, Sequence[Scalar]] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return any((self.set, self.set_once, self.unset, self.inc, self.add, self.remove))
+
+    @property
+    def count(self) -> int:
+        """How many operations (statements) this is."""
+        return (
+            bool(self.set) + bool(self.set_once) + bool(self.unset) + len(self.inc)
+            + sum(len(v) for v in self.add.values()) + sum(len(v) for v in self.remove.values())
+        )
+
+
+@dataclass(frozen=True)
+class UserChange:
+    markers: DocumentOps = field(default_factory=DocumentOps)
+    context: DocumentOps = field(default_factory=DocumentOps)
+    gender: str | None = None
+    is_active: bool | None = None
+
+    def __bool__(self) -> bool:
+        return bool(self.markers or self.context or self.gender or self.is_active is not None)
+
+
+def _check_ops(doc: str, ops: DocumentOps) -> None:
+    owners: dict[tuple[str, ...], str] = {}
+    for op, keys in (("$set", ops.set), ("$set_once", ops.set_once), ("$unset", ops.unset),
+                     ("$inc", ops.inc), ("$add", ops.add), ("$remove", ops.remove)):  # fmt: skip
+        for key in keys:
+            path = parse_path(key)
+            for other, other_op in owners.items():
+                if other_op != op and (
+                    path[: len(other)] == other or other[: len(path)] == path
+                ):
+                    raise InvalidInput(
+                        f"{doc}.{key} is changed by both {other_op} and {op}; "
+                        "send them in separate requests"
+                    )
+            owners[path] = op
+    for key, delta in ops.inc.items():
+        if isinstance(delta, bool) or not isinstance(delta, int | float) or not math.isfinite(
+            delta
+        ):
+            raise InvalidInput(f"$inc of {doc}.{key} needs a finite number")
+    for op, lists in (("$add", ops.add), ("$remove", ops.remove)):
+        for key, values in lists.items():
+            if not values:
+                raise InvalidInput(f"{op} of {doc}.{key} needs at least one value")
+            for v in values:
+                if not isinstance(v, str | int | float | bool):
+                    raise InvalidInput(f"{op} of {doc}.{key}: list elements must be scalars")
+
+
+def check_change(change: UserChange) -> None:
+    """Refuse a change that is empty, malformed or ambiguous — before anything runs."""
+    if not change:
+        raise InvalidInput("nothing to change")
+    _check_ops("markers", change.markers)
+    _check_ops("context", change.context)
+
+
+async def _apply_ops(
+    session: AsyncSession,
+    user_id: int,
+    doc: Document,
+    ops: DocumentOps,
+    who: dict[str, Any],
+) -> None:
+    if ops.set:
+        await service.set_values(session, user_id, ops.set, doc=doc, **who)
+    if ops.set_once:
+        await service.set_once(session, user_id, ops.set_once, doc=doc, **who)
+    if ops.unset:
+        await service.unset(session, user_id, ops.unset, doc=doc, **who)
+    for key, delta in ops.inc.items():
+        await service.increment(session, user_id, key, delta, doc=doc, **who)
+    for key, values in ops.add.items():
+        await service.add_to_list(session, user_id, key, *values, doc=doc, **who)
+    for key, values in ops.remove.items():
+        await service.remove_from_list(session, user_id, key, *values, doc=doc, **who)
+
+
+async def apply_change(
+    session: AsyncSession,
+    user_id: int,
+    change: UserChange,
+    *,
+    source: EventSource | str,
+    actor: str | None,
+) -> None:
+    """Apply a checked change in the caller's transaction (:class:`NotFound` if no user)."""
+    check_change(change)
+    who: dict[str, Any] = {"source": source, "actor": actor}
+    await _apply_ops(session, user_id, "markers", change.markers, who)
+    await _apply_ops(session, user_id, "context", change.context, who)
+    if change.gender is not None:
+        await lifecycle.set_gender(session, user_id, change.gender, **who)
+    if change.is_active is not None:
+        await lifecycle.set_active(session, user_id, change.is_active, **who)
+
+
+@dataclass(frozen=True, slots=True)
+class ItemResult:
+    index: int
+    user_id: int
+    error: ReloveError | None = None
+
+
+async def apply_batch(
+    session: AsyncSession,
+    items: Sequence[tuple[int, UserChange]],
+    *,
+    source: EventSource | str,
+    actor: str | None,
+) -> list[ItemResult]:
+    """Apply each item in its own savepoint: an item that fails changes nothing and the others
+    still apply (partial success). The caller commits."""
+    results: list[ItemResult] = []
+    for index, (user_id, change) in enumerate(items):
+        try:
+            check_change(change)
+        except ReloveError as e:
+            results.append(ItemResult(index, user_id, e))
+            continue
+        try:
+            async with session.begin_nested():
+                await apply_change(session, user_id, change, source=source, actor=actor)
+                await _exists(session, user_id)
+        except ReloveError as e:
+            results.append(ItemResult(index, user_id, e))
+        else:
+            results.append(ItemResult(index, user_id))
+    return results
+
+
+async def _exists(session: AsyncSession, user_id: int) -> None:
+    from relove.users.listing import fetch_user
+
+    await fetch_user(session, user_id, ("id",))
+
+
+__all__ = [
+    "DocumentOps",
+    "ItemResult",
+    "UserChange",
+    "apply_batch",
+    "apply_change",
+    "check_change",
+]
