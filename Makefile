@@ -24,11 +24,13 @@ browser-deps:
 	@command -v chromium >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && \
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
-## Lint: ruff (style, imports, bugbear, async, print, naive datetimes) and mypy (types); both are
-## configured in pyproject.toml. Zero findings is the bar: `make test` runs this first.
+## Lint: ruff (style, imports, bugbear, async, print, naive datetimes), mypy (types) and
+## import-linter (no import cycle between rooms, the transport's rules); all configured in
+## pyproject.toml. Zero findings is the bar: `make test` runs this first.
 lint: $(STAMP)
 	$(BIN)/ruff check relove tests bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 ## All tests: SQLite always, PostgreSQL too when RELOVE_TEST_DATABASE_URL is set.
 test: $(STAMP) lint browser-deps

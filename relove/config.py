@@ -118,6 +118,26 @@ class Settings(BaseSettings):
     #: seconds a verified token is trusted before it is looked up again: a revocation reaches
     #: every process within this time (0: look the token up on every request)
     api_token_cache_seconds: float = Field(default=5.0, ge=0, le=300)
+    # --- Telegram rate limits (shared through Redis when RELOVE_REDIS_URL is set) ---------------
+    #: messages per second to one chat, and the short burst allowed above it
+    telegram_chat_rate: float = Field(default=1.0, gt=0, le=30)
+    telegram_chat_burst: float = Field(default=3.0, ge=1, le=30)
+    #: messages per minute to one group
+    telegram_group_per_minute: float = Field(default=20.0, gt=0, le=600)
+    #: messages of the bot's global budget that broadcasts and automations leave to replies
+    #: (a reply finds that many slots at once; while replies use them, bulk senders wait)
+    telegram_reply_reserve: float = Field(default=3.0, ge=0, le=100)
+    # --- ingest (the update pipeline, database outages) -------------------------------------
+    #: seconds an update waits for an unreachable database before it is dropped (with an apology)
+    db_outage_grace: float = Field(default=60.0, ge=0, le=3600)
+    #: updates held at most (touched, queued per user or being handled); polling pauses past it
+    ingest_max_pending: int = Field(default=5000, ge=100, le=1_000_000)
+
+    # --- bulk import / export ---------------------------------------------------------------
+    #: rows per import batch (one transaction, one COPY + upsert on PostgreSQL)
+    bulk_batch_size: int = Field(default=10_000, ge=100, le=200_000)
+    #: where import jobs keep uploaded files and their errors files (API and console)
+    bulk_dir: Path = Path("relove-bulk")
 
     # --- console ----------------------------------------------------------------------------
     #: the console's public address, used in /login links and tracked button links

@@ -12,7 +12,8 @@ ReloveError
 ├── PermissionDenied       the credentials lack the scope or role the action needs
 ├── Conflict               the action conflicts with the current state (a request in flight)
 ├── RateLimited            too many requests; ``retry_after`` seconds until the next is allowed
-└── PayloadTooLarge        a request body over its size limit
+├── PayloadTooLarge        a request body over its size limit
+└── DatabaseUnavailable    the database stayed unreachable past RELOVE_DB_OUTAGE_GRACE
 
 Library errors are converted at the boundary with ``raise … from e``.
 """
@@ -78,3 +79,5 @@ class RateLimited(ReloveError):
 
 class PayloadTooLarge(ReloveError):
     pass
+class DatabaseUnavailable(ReloveError):
+    """The database stayed unreachable longer than the work could wait for it."""

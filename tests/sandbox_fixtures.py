@@ -9,18 +9,22 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
-from aiogram import Bot, Dispatcher
+from aiogram import Bot, Dispatcher, Router
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from relove.config import Settings
 from relove.sandbox.client import SandboxClient
 from relove.sandbox.core import DEFAULT_TOKEN, Sandbox, SandboxConfig
 from relove.sandbox.server import running_sandbox
+
+if TYPE_CHECKING:
+    from relove.bot.polling import Poller
 
 T = TypeVar("T")
 LIVE_ADMIN_ID = 4242
@@ -63,6 +67,7 @@ class LiveBot:
     dp: Dispatcher
     settings: Settings
     engine: AsyncEngine
+    poller: Poller | None = None
 
     async def new_user(self, first_name: str = "Аня", **fields: Any) -> dict[str, Any]:
         return await self.client.create_user(first_name, **fields)
@@ -71,29 +76,43 @@ class LiveBot:
 @pytest.fixture
 async def live_bot(db: AsyncEngine, sandbox: Sandbox,
                    sandbox_client: SandboxClient) -> AsyncIterator[LiveBot]:
-    """The real bot (aiogram long polling over HTTP) against the sandbox, on the test DB."""
-    from relove.bot.factory import create_bot, create_dispatcher
+    """The real bot (relove's long polling over HTTP) against the sandbox, on the test DB."""
+    async with running_live_bot(db, sandbox, sandbox_client) as live:
+        yield live
 
-    settings = Settings(bot_token=DEFAULT_TOKEN, telegram_api_url=sandbox.url,
-                        admin_ids=[LIVE_ADMIN_ID], _env_file=None)  # type: ignore[call-arg]
-    bot = create_bot(settings)
-    dp = create_dispatcher(settings, db)
+
+@asynccontextmanager
+async def running_live_bot(engine: AsyncEngine, sandbox: Sandbox, client: SandboxClient, *,
+                           routers: Sequence[Router] = (), **settings: Any
+                           ) -> AsyncIterator[LiveBot]:
+    """The product's bot polling ``sandbox`` (``settings`` override the test defaults;
+    ``routers`` go in front of the product's own, like a feature a developer adds)."""
+    from relove.bot.factory import create_bot, create_dispatcher
+    from relove.bot.polling import Poller
+
+    config = Settings(**{"bot_token": DEFAULT_TOKEN, "telegram_api_url": sandbox.url,
+                         "admin_ids": [LIVE_ADMIN_ID], "_env_file": None, **settings})
+    bot = create_bot(config)
+    dp = create_dispatcher(config, engine)
+    for router in reversed(routers):
+        dp.sub_routers.insert(0, router)
+        router._parent_router = dp
+    poller = Poller(bot, dp, polling_timeout=5)
     polls_before = sandbox.stats.calls["getUpdates"]
-    task = asyncio.create_task(
-        dp.start_polling(bot, handle_signals=False, polling_timeout=5, close_bot_session=True))
+    task = asyncio.create_task(poller.run(handle_signals=False))
 
     async def polling() -> bool:
         if task.done():
             task.result()  # start-up failed: raise its error
         return sandbox.stats.calls["getUpdates"] > polls_before
 
-    await eventually(polling, timeout=15)
     try:
-        yield LiveBot(sandbox, sandbox_client, bot, dp, settings, db)
+        await eventually(polling, timeout=30)
+        yield LiveBot(sandbox, client, bot, dp, config, engine, poller)
     finally:
-        # Let updates in flight finish while the sandbox still answers, then stop.
-        pending = set(dp._handle_update_tasks)  # noqa: SLF001 - no public accessor
-        if pending:
-            await asyncio.wait(pending, timeout=10)
-        await dp.stop_polling()
-        await asyncio.wait_for(task, 15)
+        # The poller finishes the updates in flight while the sandbox still answers.
+        poller.stop()
+        try:
+            await asyncio.wait_for(task, 30)
+        finally:
+            await bot.session.close()

@@ -15,7 +15,6 @@ key is reached with ``->`` rather than ``#>`` (no path array to unpack per row);
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -361,9 +360,3 @@ async def overview(
         activity=await activity(session, flt, now=now),
         generated_at=now,
     )
-
-
-def breakdown_from_mapping(data: Mapping[str, Any]) -> Breakdown:
-    """Rebuild a :class:`Breakdown` from :meth:`Breakdown.to_dict` output."""
-    rows = [BreakdownRow(**r) for r in data["rows"]]
-    return Breakdown(**{**data, "rows": rows})

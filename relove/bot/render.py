@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import html
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from relove.bot.texts import Texts
@@ -43,6 +43,24 @@ def document_lines(doc: Mapping[str, Any] | None, texts: Texts) -> list[str]:
     if not rows:
         return [texts("profile_empty")]
     return [f"• {html.escape(key, quote=False)}: {_value(value)}" for key, value in rows]
+
+
+def _props(props: Mapping[str, Any], limit: int = 80) -> str:
+    text = json.dumps(dict(props), ensure_ascii=False, separators=(",", ":")) if props else ""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def with_history(card: str, events: Sequence[Any], texts: Texts, *, limit: int = 4000) -> str:
+    """The card followed by the user's recent events (newest first), as many as fit."""
+    lines = ["", texts("events_recent")]
+    if not events:
+        lines.append(texts("events_recent_empty"))
+    for e in events:
+        lines.append(texts("events_recent_line", at=f"{e.at:%Y-%m-%d %H:%M}", name=e.name,
+                           props=_props(e.props)))  # fmt: skip
+    while len(lines) > 2 and len(card) + sum(len(line) + 1 for line in lines) > limit:
+        lines.pop()
+    return "\n".join([card, *lines]) if len(lines) > 2 or not events else card
 
 
 def user_card(user: User | UserSnapshot, texts: Texts, *, title: str) -> str:

@@ -1,12 +1,12 @@
 """The sender's view of the outside world: a ``send`` callable and a :class:`DeliveryStore`.
 
-The sending loop (``sender.py``) knows neither aiogram nor SQLAlchemy; ``telegram.py`` and
-``store.py`` implement these interfaces, tests may implement them too.
+The sending loop (``sender.py``) knows neither the Bot API nor SQLAlchemy; ``telegram.py`` and
+``store.py`` implement these interfaces, tests may implement them too. What a send can come to
+(:class:`Outcome`) is :mod:`relove.telegram.outcomes`'s one classification.
 """
 
 from __future__ import annotations
 
-import enum
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -14,30 +14,9 @@ from datetime import datetime
 
 from relove.broadcasts.content import Recipient, RenderedMessage
 from relove.broadcasts.models import BroadcastStatus, DeliveryStatus
+from relove.telegram.outcomes import Outcome, SendResult
 
-
-class Outcome(enum.StrEnum):
-    sent = "sent"
-    #: 403: the user blocked the bot, is deactivated, or never started it
-    blocked = "blocked"
-    #: a permanent error for this recipient (400 chat not found, bad request …)
-    failed = "failed"
-    #: 429: wait ``retry_after``, then try the same message again
-    retry_after = "retry_after"
-    #: nothing can have reached Telegram (connection refused, DNS, connect timeout): try again
-    #: with backoff
-    transient = "transient"
-    #: the request may have been delivered (timeout or dropped connection after it was sent,
-    #: 5xx, an answer that is not the Bot API's): never resent silently
-    unknown = "unknown"
-
-
-@dataclass(frozen=True, slots=True)
-class SendResult:
-    outcome: Outcome
-    message_id: int | None = None
-    error: str | None = None
-    retry_after: float | None = None
+__all__ = ["DeliveryResult", "DeliveryStore", "Outcome", "PendingDelivery", "Send", "SendResult"]
 
 
 #: Sends one rendered message to one recipient; never raises for Bot API errors.

@@ -12,46 +12,21 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlparse
 
 from jinja2 import ChainableUndefined, TemplateError
 from jinja2.sandbox import SandboxedEnvironment
 
-from relove.broadcasts.models import MediaKind
 from relove.errors import InvalidInput
 from relove.telegram.html import check_html
-from relove.telegram.limits import BUTTON_TEXT_LIMIT, CAPTION_LIMIT, TEXT_LIMIT
+from relove.telegram.limits import CAPTION_LIMIT, TEXT_LIMIT
+from relove.telegram.message import Button, MediaKind, OutgoingMessage, keyboard_json
 
-BUTTON_SCHEMES = ("http", "https", "tg")
+#: The concrete message for one recipient (what :mod:`relove.telegram` encodes and sends).
+RenderedMessage = OutgoingMessage
 
 
 class TemplateRenderError(InvalidInput):
     """A template failed to render for one recipient."""
-
-
-@dataclass(frozen=True, slots=True)
-class Button:
-    text: str
-    url: str
-
-    @classmethod
-    def parse(cls, spec: str) -> Button:
-        """``"label|url"`` → a URL button."""
-        label, sep, url = spec.partition("|")
-        label, url = label.strip(), url.strip()
-        if not sep or not label or not url:
-            raise InvalidInput(f"button {spec!r}: expected 'label|url'")
-        return cls(label, url).checked()
-
-    def checked(self) -> Button:
-        if len(self.text) > BUTTON_TEXT_LIMIT:
-            raise InvalidInput(
-                f"button {self.text!r}: label longer than {BUTTON_TEXT_LIMIT} characters"
-            )
-        parsed = urlparse(self.url)
-        if parsed.scheme not in BUTTON_SCHEMES or not (parsed.netloc or parsed.scheme == "tg"):
-            raise InvalidInput(f"button {self.text!r}: {self.url!r} is not an http(s) or tg URL")
-        return self
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +40,7 @@ class MessageContent:
     buttons: tuple[tuple[Button, ...], ...] = ()
 
     def buttons_json(self) -> list[list[dict[str, str]]]:
-        return [[{"text": b.text, "url": b.url} for b in row] for row in self.buttons]
+        return keyboard_json(self.buttons)
 
     @staticmethod
     def buttons_from_json(rows: Any) -> tuple[tuple[Button, ...], ...]:
@@ -102,16 +77,6 @@ class Recipient:
             "context": self.context or {},
         }
         return {"user": user, "markers": user["markers"], "context": user["context"]}
-
-
-@dataclass(frozen=True, slots=True)
-class RenderedMessage:
-    """The concrete message for one recipient."""
-
-    text: str
-    media_kind: MediaKind | None
-    media: str | None
-    buttons: tuple[tuple[Button, ...], ...]
 
 
 _ENV = SandboxedEnvironment(

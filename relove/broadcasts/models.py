@@ -33,6 +33,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from relove.db.models import Base
 from relove.db.types import UTCDateTime, utcnow
+from relove.telegram.message import MediaKind
 
 
 def _json() -> JSON:
@@ -57,11 +58,6 @@ class DeliveryStatus(enum.StrEnum):
     blocked = "blocked"
     failed = "failed"
     unknown = "unknown"
-
-
-class MediaKind(enum.StrEnum):
-    photo = "photo"
-    document = "document"
 
 
 def _enum(cls: type[enum.StrEnum], name: str, length: int) -> Enum:

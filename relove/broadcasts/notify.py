@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import logging
+from typing import Any, Protocol
 
-from relove.bot.texts import Texts
-from relove.broadcasts.base import Outcome
-from relove.broadcasts.botapi import BotApiClient
 from relove.broadcasts.models import Broadcast
 from relove.broadcasts.service import BroadcastStats
+from relove.telegram.client import BotApiClient
+from relove.telegram.outcomes import Outcome
 
 log = logging.getLogger(__name__)
+
+
+class Texts(Protocol):
+    """The bot's texts (:class:`relove.bot.texts.Texts`): ``texts(key, **values)``."""
+
+    def __call__(self, key: str, /, **values: Any) -> str: ...
 
 
 def format_eta(seconds: float | None) -> str:

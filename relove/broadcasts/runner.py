@@ -22,7 +22,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from relove.broadcasts.base import Send
 from relove.broadcasts.models import Broadcast, BroadcastStatus
-from relove.broadcasts.ratelimit import BotRateLimiter
 from relove.broadcasts.sender import BroadcastSender, SenderOptions, SenderReport
 from relove.broadcasts.service import (
     BroadcastStats,
@@ -33,8 +32,10 @@ from relove.broadcasts.service import (
     template_of,
 )
 from relove.broadcasts.store import SqlDeliveryStore, claim_running, claimable_ids
+from relove.config import Settings
 from relove.db.engine import create_session_factory
 from relove.errors import InvalidInput
+from relove.telegram.ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +53,8 @@ class BroadcastRunner:
         self,
         engine: AsyncEngine,
         send_factory: SendFactory,
-        limiter: BotRateLimiter,
-        settings: object,
+        limiter: RateLimiter,
+        settings: Settings,
         *,
         progress: ProgressHook | None = None,
         progress_every: float = 3.0,
@@ -68,8 +69,8 @@ class BroadcastRunner:
         self.progress = progress
         self.progress_every = progress_every
         self.owner = owner or worker_id()
-        self.lease_ttl = float(getattr(settings, "broadcast_lease_seconds", 30.0))
-        self.poll_every = float(getattr(settings, "broadcast_poll_seconds", 1.0))
+        self.lease_ttl = settings.broadcast_lease_seconds
+        self.poll_every = settings.broadcast_poll_seconds
         self._base_options = sender_options
         self._tasks: dict[int, asyncio.Task[SenderReport | None]] = {}
         self._senders: dict[int, BroadcastSender] = {}
@@ -79,17 +80,13 @@ class BroadcastRunner:
         s = self.settings
         opts = broadcast.options or {}
         paid = bool(opts.get("paid"))
-        default = getattr(s, "broadcast_paid_rate", 1000.0) if paid else getattr(
-            s, "broadcast_rate", 25.0
-        )
+        default = s.broadcast_paid_rate if paid else s.broadcast_rate
         rate = float(opts.get("rate") or default)
         base = self._base_options or SenderOptions(
-            concurrency=int(getattr(s, "broadcast_concurrency", 50)),
-            max_attempts=int(getattr(s, "broadcast_max_attempts", 3)),
+            concurrency=s.broadcast_concurrency, max_attempts=s.broadcast_max_attempts,
         )
         options = replace(base)
-        max_errors: int = getattr(s, "broadcast_max_errors", 1000)
-        options.max_errors = int(opts.get("max_errors") or max_errors)
+        options.max_errors = int(opts.get("max_errors") or s.broadcast_max_errors)
         options.lease_ttl = self.lease_ttl
         options.heartbeat_every = min(options.heartbeat_every, self.lease_ttl / 3)
         return rate, options

@@ -46,8 +46,8 @@ from relove.broadcasts.base import (
 )
 from relove.broadcasts.content import MessageTemplate, TemplateRenderError
 from relove.broadcasts.models import BroadcastStatus, DeliveryStatus
-from relove.broadcasts.ratelimit import BroadcastLane
 from relove.db.types import utcnow
+from relove.telegram.ratelimit import BroadcastLane
 
 log = logging.getLogger(__name__)
 
@@ -106,11 +106,6 @@ class SenderReport:
     @property
     def elapsed(self) -> float:
         return (self.ended or time.monotonic()) - self.started
-
-    @property
-    def delivered(self) -> int:
-        return sum(self.counts.values())
-
 
 class BroadcastSender:
     def __init__(
@@ -357,7 +352,7 @@ class BroadcastSender:
             if result.outcome is Outcome.retry_after:
                 throttled += 1
                 self.report.retries_429 += 1
-                self.lane.pause(result.retry_after or 1.0)
+                await self.lane.pause(result.retry_after or 1.0)
                 log.warning("broadcast %s: 429, all sending paused for %ss",
                             self.broadcast_id, result.retry_after)
                 if throttled < opts.max_retry_after:

@@ -250,6 +250,7 @@ async def start_broadcast(
 
 
 async def schedule(session: AsyncSession, broadcast_id: int, at: datetime) -> None:
+    """draft/scheduled → scheduled at ``at`` (the console's Schedule button)."""
     if at.tzinfo is None:
         raise InvalidInput("the schedule time needs a timezone")
     await _transition(

@@ -13,12 +13,14 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from relove.cli import admins, broadcast, db, users
 from relove.cli import conversation as conversation_cli
+from relove.cli import event_stats as event_stats_cli
+from relove.cli import events as events_cli
 from relove.cli import sandbox as sandbox_cli
 from relove.cli import segments as segments_cli
 from relove.cli import serve as serve_cli
 from relove.cli import stats as stats_cli
 from relove.cli import tokens as tokens_cli
-from relove.cli.common import err_console
+from relove.cli.common import err_console, markup_line
 from relove.cli.run import run_bot
 from relove.errors import FilterError, ReloveError
 
@@ -39,6 +41,8 @@ app.command(
 app.add_typer(segments_cli.app, name="segment")
 app.add_typer(stats_cli.app, name="stats")
 app.add_typer(conversation_cli.app, name="conversation")
+app.add_typer(events_cli.app, name="events")
+event_stats_cli.register(stats_cli.app)
 app.command("sandbox", help=sandbox_cli.SANDBOX_HELP)(sandbox_cli.sandbox)
 app.command("demo", help=sandbox_cli.DEMO_HELP)(sandbox_cli.demo)
 app.command("serve", help="Serve the REST API (and the console) over HTTP.")(serve_cli.serve)
@@ -48,7 +52,7 @@ app.add_typer(admins.console_app, name="console")
 
 
 def _fail(message: str, code: int) -> int:
-    err_console.print(f"[red]error:[/red] {message}", markup=True, highlight=False)
+    err_console.print(markup_line("[red]error:[/red] {message}", message=message))
     return code
 
 

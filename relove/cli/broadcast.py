@@ -16,7 +16,16 @@ from rich.table import Table
 from relove.broadcasts import service
 from relove.broadcasts.content import Button, MessageContent
 from relove.broadcasts.models import BroadcastStatus, MediaKind
-from relove.cli.common import cli_actor, console, open_db, print_json, run, settings
+from relove.cli.common import (
+    cli_actor,
+    console,
+    markup_line,
+    open_db,
+    plain,
+    print_json,
+    run,
+    settings,
+)
 from relove.config import Settings
 from relove.errors import InvalidInput
 
@@ -117,19 +126,17 @@ def preview(broadcast_id: IdArg) -> None:
             return await service.preview(session, broadcast_id)
 
     p = run(_preview())
-    console.print(
-        f"[bold]{p.broadcast.name}[/bold] (#{p.broadcast.id}, {p.broadcast.status.value})",
-        highlight=False,
-    )
-    console.print(f"filter: {p.broadcast.filter}", markup=False, highlight=False)
+    console.print(markup_line("[bold]{name}[/bold] (#{id}, {status})", name=p.broadcast.name,
+                              id=p.broadcast.id, status=p.broadcast.status.value))  # fmt: skip
+    console.print(plain(f"filter: {p.broadcast.filter}"))
     console.print(f"recipients: {p.count}")
     for recipient, message in p.samples:
-        console.rule(f"{recipient.full_name} ({recipient.id})", style="dim")
+        console.rule(plain(f"{recipient.full_name} ({recipient.id})"), style="dim")
         if message.media_kind:
-            console.print(f"[{message.media_kind.value}: {message.media}]", markup=False)
-        console.print(message.text, markup=False, highlight=False)
+            console.print(plain(f"[{message.media_kind.value}: {message.media}]"))
+        console.print(plain(message.text))
         for row in message.buttons:
-            console.print("  ".join(f"[{b.text} → {b.url}]" for b in row), markup=False)
+            console.print(plain("  ".join(f"[{b.text} → {b.url}]" for b in row)))
 
 
 @app.command()
@@ -193,30 +200,33 @@ def resend_unknown(broadcast_id: IdArg) -> None:
 @app.command("test")
 def test_send(broadcast_id: IdArg) -> None:
     """Send the message to the admins (RELOVE_ADMIN_IDS), rendered for each of them."""
-    from relove.bot.factory import create_bot
     from relove.broadcasts.telegram import send_test
+    from relove.telegram.client import BotApiClient
+    from relove.telegram.ratelimit import build_limiter
 
     s = settings()
     if not s.admin_ids:
         raise InvalidInput("RELOVE_ADMIN_IDS is empty: no one to test-send to")
-    bot = create_bot(s)
+    client = BotApiClient.from_settings(s)  # refuses with one line when no token is set
 
     async def _do() -> list[str]:
+        limiter = build_limiter(s)
         try:
             async with open_db(s) as (_, sessions), sessions() as session:
-                return await send_test(bot, session, broadcast_id, s.admin_ids)
+                return await send_test(client, limiter, session, broadcast_id, s.admin_ids)
         finally:
-            await bot.session.close()
+            await client.close()
+            await limiter.close()
 
     for line in run(_do()):
-        console.print(line, markup=False, highlight=False)
+        console.print(plain(line))
 
 
 def _stats_table(st: service.BroadcastStats) -> Table:
     table = Table(show_header=False, box=None)
     for key, value in st.to_dict().items():
         if value is not None:
-            table.add_row(key, str(value))
+            table.add_row(key, plain(value))
     return table
 
 
@@ -249,11 +259,11 @@ async def _follow(s: Settings, broadcast_id: int, until: asyncio.Task[Any] | Non
 
     async with open_db(s) as (_, sessions):
         with Progress(
-            TextColumn("#{task.fields[id]} {task.fields[status]}"), BarColumn(),
+            TextColumn("#{task.fields[id]} {task.fields[status]}", markup=False), BarColumn(),
             MofNCompleteColumn(),
             TextColumn("sent {task.fields[sent]} · blocked {task.fields[blocked]} · failed "
                        "{task.fields[failed]} · unknown {task.fields[unknown]} · "
-                       "{task.fields[rate]}/s · ETA {task.fields[eta]}"),
+                       "{task.fields[rate]}/s · ETA {task.fields[eta]}", markup=False),
             console=console,
         ) as progress:
             task = None
@@ -290,7 +300,7 @@ def list_() -> None:
 
     table = Table("id", "name", "status", "filter", "scheduled", "created")
     for b in run(_list()):
-        table.add_row(str(b["id"]), b["name"], b["status"], b["filter"],
+        table.add_row(str(b["id"]), plain(b["name"]), b["status"], plain(b["filter"]),
                       f"{b['scheduled_at']:%Y-%m-%d %H:%M %Z}" if b["scheduled_at"] else "",
                       f"{b['created_at']:%Y-%m-%d %H:%M}")
     console.print(table)
@@ -301,15 +311,19 @@ async def _work(s: Settings, *, follow: int | None = None) -> None:
     """Run due broadcasts until SIGINT/SIGTERM (or, with ``follow``, until that one stops).
 
     The worker sends over the lean Bot API client and never imports aiogram (its models alone
-    take ~120 MB of memory); the bot's interactive path is the only aiogram user.
+    would take most of the worker's memory: docs/benchmarks.md, Broadcasts); the bot's
+    interactive path is the only aiogram user.
     """
     from relove.bot.texts import Texts
-    from relove.broadcasts.botapi import BotApiClient, HttpSend
     from relove.broadcasts.notify import ProgressMessages
-    from relove.broadcasts.ratelimit import BotRateLimiter
     from relove.broadcasts.runner import BroadcastRunner
+    from relove.broadcasts.telegram import HttpSend
+    from relove.events.retention import HistoryMaintenance
+    from relove.telegram.client import BotApiClient
+    from relove.telegram.ratelimit import build_limiter
 
     client = BotApiClient.from_settings(s)  # refuses with one line when no token is set
+    limiter = build_limiter(s)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -317,26 +331,29 @@ async def _work(s: Settings, *, follow: int | None = None) -> None:
     try:
         async with open_db(s) as (engine, _):
             runner = BroadcastRunner(
-                engine, lambda paid: HttpSend(client, paid=paid),
-                BotRateLimiter.from_settings(s), s,
+                engine, lambda paid: HttpSend(client, paid=paid), limiter, s,
                 progress=ProgressMessages(client, Texts.load(s.language, s.texts_dir)),
             )
             # Start-up objects out of the collector's reach: without it, each full collection
-            # walks them all and stalls sending for ~200 ms (measured at 1000 msg/s). The
+            # walks them all and stalls sending (docs/benchmarks.md, Broadcasts). The
             # collection thresholds stay at Python's defaults: this process is sized by memory.
             gc.collect()
             gc.freeze()
             worker = asyncio.create_task(runner.run_forever(stop))
+            history = asyncio.create_task(HistoryMaintenance.from_settings(engine, s)
+                                          .run_forever(stop))  # fmt: skip
             if follow is not None:
                 try:
                     await _follow(s, follow, until=worker)
                 finally:
                     stop.set()
             await worker
+            await history
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
         await client.close()
+        await limiter.close()
 
 
 def worker() -> None:

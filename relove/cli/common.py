@@ -6,11 +6,14 @@ import asyncio
 import getpass
 import json
 import logging
+import re
 from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 from rich.console import Console
+from rich.markup import escape
+from rich.text import Text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from relove.config import Settings, load_settings
@@ -19,8 +22,32 @@ from relove.db.migrate import ensure_schema
 
 T = TypeVar("T")
 
-console = Console(soft_wrap=True)
-err_console = Console(stderr=True, soft_wrap=True)
+# Everything the CLI prints is text: names, filters, messages and errors come from users and
+# operators, so the consoles never read Rich markup (``[/]`` would crash, ``[link=…]`` would put
+# a link into the terminal) or emoji codes in what they print. Our own decoration goes through
+# :func:`markup_line`; data in tables and lines goes through :func:`plain`.
+console = Console(soft_wrap=True, markup=False, emoji=False)
+err_console = Console(stderr=True, soft_wrap=True, markup=False, emoji=False, highlight=False)
+
+#: C0/C1 control characters but tab and newline: an ESC in a name could drive the terminal.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def _visible(value: object) -> str:
+    text = "" if value is None else str(value)
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
+def plain(value: object) -> Text:
+    """A value as terminal text: never markup, control characters shown as ``\\x1b``."""
+    return Text(_visible(value))
+
+
+def markup_line(template: str, **data: object) -> Text:
+    """Our markup with data inserted as text:
+    ``markup_line("saved segment [bold]{name}[/bold]", name=name)``."""
+    values = {key: escape(_visible(value)) for key, value in data.items()}
+    return Text.from_markup(template.format(**values), emoji=False)
 
 
 def run(coro: Coroutine[Any, Any, T]) -> T:

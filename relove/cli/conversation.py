@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from relove.cli.common import console, run, settings
+from relove.cli.common import console, markup_line, plain, run, settings
 
 app = typer.Typer(help="Conversation: scenarios, catalog, persona, LLM.", no_args_is_help=True)
 
@@ -33,12 +33,11 @@ def check(
             starts = [f"/{c}" for c in flow.start.commands] + [
                 f"?start={p}" for p in flow.start.deep_links
             ]
-            console.print(
-                f"flow [bold]{flow.id}[/bold]: {len(flow.steps)} steps, "
-                f"markers {', '.join(st.marker for st in flow.steps)}; "
-                f"starts: {', '.join(starts) or '—'}",
-                highlight=False,
-            )
+            console.print(markup_line(
+                "flow [bold]{id}[/bold]: {steps} steps, markers {markers}; starts: {starts}",
+                id=flow.id, steps=len(flow.steps),
+                markers=", ".join(st.marker for st in flow.steps), starts=", ".join(starts) or "—",
+            ))  # fmt: skip
     if catalog:
         items = load_catalog(catalog).items
         console.print(f"catalog: {len(items)} items", highlight=False)
@@ -74,4 +73,4 @@ def ask(text: str = typer.Argument(..., help="A message to send to the model."))
         finally:
             await provider.close()
 
-    console.print(run(_ask()), highlight=False, markup=False)
+    console.print(plain(run(_ask())))

@@ -13,7 +13,7 @@ log = logging.getLogger(__name__)
 def run_bot() -> None:
     """Run the bot by long polling (the SQLite default upgrades its schema by itself)."""
     # aiogram loads slowly: only the commands that run the bot import it.
-    from relove.bot.factory import create_bot, create_dispatcher
+    from relove.bot.factory import close_bot, create_bot, create_dispatcher
     from relove.bot.polling import poll
     from relove.conversation.components import build_components
 
@@ -35,6 +35,6 @@ def run_bot() -> None:
                 )
                 await poll(bot, dp)
             finally:
-                await bot.session.close()
+                await close_bot(bot)
 
     run(_run())

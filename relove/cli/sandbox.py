@@ -9,7 +9,7 @@ from pathlib import Path
 
 import typer
 
-from relove.cli.common import console, run, settings
+from relove.cli.common import console, markup_line, run, settings
 from relove.errors import ConfigError
 
 SANDBOX_HELP = "Serve the local Telegram Bot API emulator and its web chat."
@@ -33,12 +33,13 @@ async def _until_signal() -> None:
 
 
 def _print_urls(url: str, token_hint: str | None = None) -> None:
-    console.print(f"[bold]Web chat[/bold]     {url}/")
-    console.print(f"[bold]Bot API[/bold]      {url}/bot<token>/<method>"
-                  f"   (RELOVE_TELEGRAM_API_URL={url})")
-    console.print(f"[bold]Control API[/bold]  {url}/api/  (see docs/sandbox.md)")
+    console.print(markup_line("[bold]Web chat[/bold]     {url}/", url=url))
+    console.print(markup_line("[bold]Bot API[/bold]      {url}/bot<token>/<method>"
+                              "   (RELOVE_TELEGRAM_API_URL={url})", url=url))  # fmt: skip
+    console.print(markup_line("[bold]Control API[/bold]  {url}/api/  (see docs/sandbox.md)",
+                              url=url))  # fmt: skip
     if token_hint:
-        console.print(f"[bold]Bot token[/bold]    {token_hint}")
+        console.print(markup_line("[bold]Bot token[/bold]    {token}", token=token_hint))
 
 
 def sandbox(
@@ -102,7 +103,7 @@ def demo(
     realistic users."""
     from relove.admins.login import create_login_token, login_url
     from relove.api.app import create_app
-    from relove.bot.factory import create_bot, create_dispatcher
+    from relove.bot.factory import close_bot, create_bot, create_dispatcher
     from relove.bot.polling import poll
     from relove.cli.common import open_db
     from relove.config import load_settings
@@ -144,23 +145,27 @@ def demo(
                     dp = create_dispatcher(
                         s, engine, session_factory=sessions, conversation=conversation
                     )
-                    console.print(f"[green]Demo ready:[/green] @{me.username}, {len(people)} "
-                                  f"users in {db}")
+                    ready = "[green]Demo ready:[/green] @{bot}, {n} users in {db}"
+                    console.print(markup_line(ready, bot=me.username, n=len(people), db=db))
                     _print_urls(sb.url, DEFAULT_TOKEN)
                     app = create_app(s, engine, sessions, mounts=[console_mount(s, sessions)])
                     async with serving(app, console_sock):
                         async with sessions.begin() as session:
                             token = await create_login_token(session, OPERATOR["id"],
                                                              minutes=DEMO_LINK_MINUTES)
-                        console.print(f"[bold]Console[/bold]      {console_url}/   "
-                                      f"(REST API: {console_url}/api/v1/docs)")
-                        console.print(f"[bold]Log in[/bold]       {login_url(console_url, token)}"
-                                      f"   (one use, {DEMO_LINK_MINUTES} min; later: /login "
-                                      "in the web chat as the operator)", highlight=False)
-                        console.print(f"Open the web chat, pick “{OPERATOR['first_name']}” (an "
-                                      "admin) or any user, and send /start. Ctrl+C to stop.")
+                        console.print(markup_line(
+                            "[bold]Console[/bold]      {url}/   (REST API: {url}/api/v1/docs)",
+                            url=console_url))
+                        console.print(markup_line(
+                            "[bold]Log in[/bold]       {link}   (one use, {minutes} min; later: "
+                            "/login in the web chat as the operator)",
+                            link=login_url(console_url, token), minutes=DEMO_LINK_MINUTES),
+                            highlight=False)
+                        console.print(markup_line(
+                            "Open the web chat, pick “{name}” (an admin) or any user, and send "
+                            "/start. Ctrl+C to stop.", name=OPERATOR["first_name"]))
                         await poll(bot, dp)
                 finally:
-                    await bot.session.close()
+                    await close_bot(bot)
 
     run(_demo())

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from relove.cli.common import console, open_db, print_json, run, settings
+from relove.cli.common import console, markup_line, open_db, plain, print_json, run, settings
 from relove.errors import InvalidInput
 from relove.segments import (
     count_users,
@@ -47,12 +47,12 @@ def users_table(users: list[dict[str, Any]], title: str | None = None) -> Table:
         name = " ".join(p for p in (u["first_name"], u["last_name"]) if p)
         table.add_row(
             str(u["id"]),
-            f"@{u['username']}" if u["username"] else "",
-            name,
+            plain(f"@{u['username']}" if u["username"] else ""),
+            plain(name),
             u["gender"],
             "yes" if u["is_active"] else "no",
             (u["last_seen_at"] or "")[:16].replace("T", " "),
-            _compact(u["markers"]),
+            plain(_compact(u["markers"])),
             end_section=False,
         )
     return table
@@ -106,8 +106,8 @@ def save(
             return seg.to_dict(), await count_users(session, f"segment:{json.dumps(seg.name)}")
 
     seg, count = run(_save())
-    console.print(f"saved segment [bold]{seg['name']}[/bold]: {count} users match",
-                  highlight=False)  # fmt: skip
+    console.print(markup_line("saved segment [bold]{name}[/bold]: {count} users match",
+                              name=seg["name"], count=count))  # fmt: skip
 
 
 @app.command("list")
@@ -126,7 +126,7 @@ def list_(as_json: JsonOpt = False) -> None:
     for col in ("name", "filter", "description", "updated"):
         table.add_column(col, overflow="fold")
     for s in segments:
-        table.add_row(s["name"], s["filter"], s["description"] or "",
+        table.add_row(plain(s["name"]), plain(s["filter"]), plain(s["description"]),
                       (s["updated_at"] or "")[:16].replace("T", " "))  # fmt: skip
     console.print(table)
 
@@ -146,11 +146,11 @@ def show(name: str, as_json: JsonOpt = False) -> None:
     if as_json:
         print_json(data)
         return
-    table = Table(show_header=False, title=f"segment {data['name']}", title_justify="left")
+    table = Table(show_header=False, title=plain(f"segment {data['name']}"), title_justify="left")
     table.add_column("", style="bold")
     table.add_column("", overflow="fold")
     for key in ("filter", "description", "count", "created_at", "updated_at"):
-        table.add_row(key, "" if data[key] is None else str(data[key]))
+        table.add_row(key, plain(data[key]))
     console.print(table)
 
 
@@ -163,4 +163,4 @@ def delete(name: str) -> None:
             await delete_segment(session, name)
 
     run(_delete())
-    console.print(f"deleted segment [bold]{name}[/bold]", highlight=False)
+    console.print(markup_line("deleted segment [bold]{name}[/bold]", name=name))

@@ -7,9 +7,10 @@ from typing import Annotated, Any
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from relove.analytics import Breakdown, Overview, breakdown, overview
-from relove.cli.common import console, open_db, print_json, run, settings
+from relove.cli.common import console, open_db, plain, print_json, run, settings
 from relove.segments import field_from_text, parse_filter
 
 app = typer.Typer(
@@ -23,17 +24,15 @@ FilterOpt = Annotated[
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for programs.")]
 
 
-def _value(value: Any) -> str:
+def _value(value: Any) -> Text:
     if value is None:
-        return "(not set)"
-    if isinstance(value, str):
-        return value
-    return json.dumps(value, ensure_ascii=False)
+        return Text("(not set)")
+    return plain(value if isinstance(value, str) else json.dumps(value, ensure_ascii=False))
 
 
 def breakdown_table(b: Breakdown, title: str | None = None) -> Table:
-    table = Table(title=title or f"users by {b.field}: {b.total}", title_justify="left")
-    table.add_column(b.field, overflow="fold")
+    table = Table(title=plain(title or f"users by {b.field}: {b.total}"), title_justify="left")
+    table.add_column(plain(b.field), overflow="fold")
     table.add_column("users", justify="right")
     table.add_column("share", justify="right")
     for row in b.rows:
@@ -64,7 +63,7 @@ def overview_tables(o: Overview) -> list[Table]:
     gender.add_column("gender")
     gender.add_column("users", justify="right")
     for g, n in o.by_gender.items():
-        gender.add_row(g, str(n))
+        gender.add_row(plain(g), str(n))
     return [head, days, gender, breakdown_table(o.by_source, title="by source")]
 
 

@@ -7,7 +7,9 @@ from typing import Annotated
 import typer
 from sqlalchemy import func, select
 
+from relove.cli.bulk import export_command, import_command
 from relove.cli.common import cli_actor, console, open_db, print_json, run, settings
+from relove.cli.events import history as events_history
 from relove.cli.segments import find as find_users_command
 from relove.db.models import User
 from relove.users import service
@@ -91,3 +93,6 @@ def count(
 
 
 app.command("find")(find_users_command)
+app.command("history")(events_history)
+app.command("import")(import_command)
+app.command("export")(export_command)

@@ -22,6 +22,30 @@ class ChatMessage:
     content: str
 
 
+class Completion(str):
+    """A reply text that also says which model wrote it and how many tokens it took (what a
+    provider knows; ``None`` otherwise). It is a ``str``: callers that only want the text
+    need nothing else."""
+
+    model: str | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+
+    @classmethod
+    def of(
+        cls,
+        text: str,
+        *,
+        model: str | None = None,
+        prompt_tokens: int | None = None,
+        completion_tokens: int | None = None,
+    ) -> Completion:
+        out = cls(text)
+        out.model, out.prompt_tokens, out.completion_tokens = (
+            model, prompt_tokens, completion_tokens)
+        return out
+
+
 class LLMError(ReloveError):
     """The model did not give a usable answer (timeout, HTTP error, empty or invalid reply)."""
 

@@ -155,7 +155,7 @@ def _cut(word: str, room: int) -> int:
     used = 0
     cut = 0
     for ch in word:
-        used += 2 if ord(ch) > 0xFFFF else 1
+        used += utf16_len(ch)
         if used > room:
             break
         cut += 1

@@ -10,7 +10,13 @@ import openai
 from openai import AsyncOpenAI
 from openai.types.chat import ChatCompletionMessageParam
 
-from relove.conversation.base import BaseLLMProvider, ChatMessage, LLMError, LLMTimeout
+from relove.conversation.base import (
+    BaseLLMProvider,
+    ChatMessage,
+    Completion,
+    LLMError,
+    LLMTimeout,
+)
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +88,13 @@ class OpenAIProvider(BaseLLMProvider):
         if not isinstance(content, str) or not content.strip():
             raise LLMError("the model sent an empty answer")
         log.debug("LLM answered in %.2fs (%d chars)", time.monotonic() - started, len(content))
-        return content.strip()
+        usage = getattr(response, "usage", None)
+        return Completion.of(
+            content.strip(),
+            model=getattr(response, "model", None) or self.model,
+            prompt_tokens=getattr(usage, "prompt_tokens", None),
+            completion_tokens=getattr(usage, "completion_tokens", None),
+        )
 
     async def close(self) -> None:
         await self._client.close()

@@ -7,6 +7,7 @@ import logging
 from relove.conversation.catalog import CatalogItem, CatalogRegistry, rank
 from relove.conversation.reads import user_dict
 from relove.db.models import UserSnapshot
+from relove.db.uow import begin_write
 from relove.events import EventSource, record
 from relove.events.catalog import RECOMMENDATION_PICKED, RECOMMENDATION_SHOWN
 from relove.users.service import (
@@ -28,6 +29,7 @@ class Recommender:
     async def recommend(self, executor: Executor, user: UserSnapshot) -> list[CatalogItem]:
         """Up to ``count`` items, ranked for the user; remembered in ``context.recommended``
         (the last ``memory`` shown ids) so the next call rotates."""
+        await begin_write(executor)  # reads the user, then records what was shown
         data = await user_dict(executor, user)
         items = rank(self.catalog.current, data, k=self.count)
         if items:

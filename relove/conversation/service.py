@@ -12,6 +12,7 @@ import asyncio
 import enum
 import functools
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +24,8 @@ from relove.conversation.prompt import conversation_messages, summary_messages, 
 from relove.db.models import UserSnapshot
 from relove.db.types import utcnow
 from relove.errors import DocumentTooLarge
+from relove.events import EventSource, record
+from relove.events.catalog import LLM_REPLIED
 from relove.users.service import (
     append_bounded,
     get_user_documents,
@@ -57,6 +60,16 @@ class ConversationConfig:
     timeout: float = 30.0
     max_tokens: int | None = 800
     temperature: float | None = None
+
+
+def _replied(answer: str, seconds: float) -> dict[str, Any]:
+    """``llm.replied`` props: the model, tokens (when the provider says) and latency."""
+    prompt = getattr(answer, "prompt_tokens", None)
+    completion = getattr(answer, "completion_tokens", None)
+    tokens = prompt + completion if prompt is not None and completion is not None else None
+    return {"model": getattr(answer, "model", None), "prompt_tokens": prompt,
+            "completion_tokens": completion, "tokens": tokens,
+            "latency_ms": round(seconds * 1000)}  # fmt: skip
 
 
 def _clip(text: str, limit: int) -> str:
@@ -99,6 +112,7 @@ class ConversationService:
         except DocumentTooLarge as e:
             log.error("user %s: cannot record the turn: %s", user.id, e)
             return Reply(ReplyKind.fallback)
+        started = time.monotonic()
         try:
             async with self.budget.call(user.id):
                 answer = await self._complete(conversation_messages(self.persona, data))
@@ -108,8 +122,9 @@ class ConversationService:
         except LLMError as e:
             log.warning("user %s: LLM failed, fallback reply: %s", user.id, e)
             return Reply(ReplyKind.fallback)
+        replied = _replied(answer, time.monotonic() - started)
         try:
-            await self._record_turn(user.id, "assistant", answer, count)
+            await self._record_turn(user.id, "assistant", answer, count, replied=replied)
         except DocumentTooLarge as e:  # the answer is still worth sending
             log.error("user %s: cannot record the answer: %s", user.id, e)
         self.schedule_summary(user.id)
@@ -143,9 +158,13 @@ class ConversationService:
         data.update(docs)
         return count, data
 
-    async def _record_turn(self, user_id: int, role: str, text: str, n: int) -> None:
+    async def _record_turn(
+        self, user_id: int, role: str, text: str, n: int, *, replied: dict[str, Any] | None = None
+    ) -> None:
         async with self.session_factory() as s:
             await self._append(s, user_id, role, text, n)
+            if replied is not None:
+                await record(s, user_id, LLM_REPLIED, replied, source=EventSource.llm)
             await s.commit()
 
     async def _append(self, s: AsyncSession, user_id: int, role: str, text: str, n: int) -> None:

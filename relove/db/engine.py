@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-from relove.db import sqlite_functions
+from relove.db import sqlite_functions, uow
 
 SQLITE_BUSY_TIMEOUT_S = 30
 
@@ -45,7 +45,8 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     SQLite runs in WAL mode (readers never block the writer) and waits for the write lock
     instead of failing. Transactions begin with a plain deferred ``BEGIN`` emitted by
     SQLAlchemy, so a session that only reads holds no lock while its handler talks to
-    Telegram; services write with single statements, so lock upgrades don't conflict.
+    Telegram; a unit that reads before it writes begins with ``BEGIN IMMEDIATE`` instead
+    (:func:`relove.db.uow.begin_write`).
     """
     sa_url = make_url(normalise_url(url))
     options: dict[str, Any] = {"json_serializer": _json_dumps}
@@ -74,12 +75,16 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         sqlite_functions.register(dbapi_connection, record.info)
 
     @event.listens_for(engine.sync_engine, "before_cursor_execute")
-    def _on_statement(conn: Any, *_args: Any) -> None:
+    def _on_statement(conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
         sqlite_functions.start_statement(conn.connection.info)
+        uow.track_statement(conn, statement)
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN")
+        # Deferred unless the unit declared it will write (relove.db.uow.begin_write).
+        immediate = uow.wants_immediate(conn)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        uow.began(conn, immediate=immediate)
 
 
 def create_session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

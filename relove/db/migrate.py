@@ -2,7 +2,8 @@
 
 Alembic is imported only when a migration runs or the exact head is needed: a process whose
 schema is current (``relove worker``, ``relove run``) checks ``alembic_version`` with one plain
-SELECT against the revisions named in the migration files, and never loads Alembic (~9 MB).
+SELECT against the revisions named in the migration files, and never loads Alembic (its memory:
+docs/benchmarks.md, Broadcasts).
 """
 
 from __future__ import annotations

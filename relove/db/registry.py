@@ -10,6 +10,7 @@ MODEL_MODULES = [
     "relove.broadcasts.models",
     "relove.events.models",
     "relove.api.models",
+    "relove.bulk.models",
     "relove.admins.models",
     "relove.broadcasts.links",
 ]

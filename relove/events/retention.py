@@ -23,6 +23,7 @@ from typing import Any
 from sqlalchemy import bindparam, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from relove.config import Settings
 from relove.db.types import UTCDateTime, utcnow
 from relove.events.partitions import drop_partitions_before, ensure_partitions
 
@@ -115,6 +116,13 @@ class HistoryMaintenance:
         self.events_days = events_days
         self.messages_days = messages_days
         self.every = every
+        self._task: asyncio.Task[None] | None = None
+        self._stop = asyncio.Event()
+
+    @classmethod
+    def from_settings(cls, engine: AsyncEngine, settings: Settings) -> HistoryMaintenance:
+        return cls(engine, events_days=settings.events_retention_days,
+                   messages_days=settings.messages_retention_days)  # fmt: skip
 
     async def run_once(self) -> PruneReport | None:
         try:
@@ -136,3 +144,15 @@ class HistoryMaintenance:
                 await asyncio.wait_for(stop.wait(), self.every)
             except TimeoutError:
                 pass
+
+    # A dispatcher's start-up / shutdown hooks (``relove run``).
+    async def start(self) -> None:
+        if self._task is None:
+            self._stop = asyncio.Event()
+            self._task = asyncio.create_task(self.run_forever(self._stop))
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._stop.set()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None

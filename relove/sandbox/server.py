@@ -105,12 +105,3 @@ async def running_sandbox(config: SandboxConfig | None = None) -> AsyncIterator[
         yield sb
     finally:
         await runner.cleanup()
-
-
-async def run_sandbox(config: SandboxConfig | None = None,
-                      ready: asyncio.Event | None = None) -> None:
-    """Serve a sandbox until cancelled."""
-    async with running_sandbox(config):
-        if ready is not None:
-            ready.set()
-        await asyncio.Event().wait()

@@ -71,7 +71,6 @@ class UpdateQueue:
         self.webhook: dict[str, Any] | None = None
         self.webhook_error: tuple[int, str] | None = None
         self._webhook_task: asyncio.Task[None] | None = None
-        self.delivered = 0
         self.closed = False
 
     # --- producing ---------------------------------------------------------------------------
@@ -232,7 +231,6 @@ class UpdateQueue:
             if self.pending and self.pending[0] is update:
                 self.pending.popleft()
                 self.stamps.popleft()
-            self.delivered += 1
             await self._reply_in_response(body, on_reply)
 
     async def _reply_in_response(

@@ -221,7 +221,7 @@ def by_alias(alias: str) -> Operator:
 
 def token_names() -> dict[str, str]:
     """Grammar terminal → how people type it (for "expected …" messages), in table order."""
-    return {op.token: op.spellings[-1] for op in _TABLE if op.token}
+    return {op.token: op.name for op in _TABLE if op.token}
 
 
 # -- checking and lowering one condition --------------------------------------------------------

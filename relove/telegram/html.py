@@ -187,7 +187,7 @@ def parse_html(text: str) -> tuple[str, list[dict[str, Any]]]:
             if decoded:
                 ch, i = decoded
                 out.append(ch)
-                offset += 2 if ord(ch) > 0xFFFF else 1
+                offset += utf16_len(ch)
                 continue
         if c != "<":
             j = i + 1

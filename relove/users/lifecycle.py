@@ -23,6 +23,7 @@ from relove.events.catalog import (
 from relove.events.models import Event, Message
 from relove.events.record import record
 from relove.users.changes import origin
+from relove.users.paths import check_user_id
 
 Executor = AsyncSession | AsyncConnection
 
@@ -33,7 +34,7 @@ def _pg(executor: Executor) -> bool:
 
 
 async def get_user(session: AsyncSession, user_id: int) -> User:
-    user = await session.get(User, user_id)
+    user = await session.get(User, check_user_id(user_id))
     if user is None:
         raise NotFound(f"user {user_id} not found")
     return user

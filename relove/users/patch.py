@@ -15,9 +15,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from relove.errors import InvalidInput, ReloveError
+from relove.db.models import User
+from relove.errors import InvalidInput, NotFound, ReloveError
 from relove.events.catalog import EventSource
 from relove.users import lifecycle, service
 from relove.users.paths import Document, parse_path
@@ -169,9 +171,9 @@ async def apply_batch(
 
 
 async def _exists(session: AsyncSession, user_id: int) -> None:
-    from relove.users.listing import fetch_user
-
-    await fetch_user(session, user_id, ("id",))
+    found = await session.execute(select(User.id).where(User.id == user_id))
+    if found.first() is None:
+        raise NotFound(f"user {user_id} not found")
 
 
 __all__ = [

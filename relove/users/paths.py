@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import unicodedata
 from typing import Any, Literal
 
@@ -16,6 +17,8 @@ MAX_DEPTH = 8
 _FORBIDDEN = {'"', "\\"}
 #: Whole numbers both databases store and compare exactly (a signed 64-bit integer).
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+#: Objects and lists nest at most this deep inside one stored value (docs/markers.md, Limits).
+MAX_NESTING = 32
 
 
 def text_problem(text: str) -> str | None:
@@ -74,11 +77,65 @@ def check_document(doc: str) -> Document:
     return doc
 
 
+def check_user_id(user_id: Any) -> int:
+    """``user_id`` if it is a whole number both databases can hold, else :class:`InvalidInput`."""
+    if isinstance(user_id, bool) or not isinstance(user_id, int):
+        raise InvalidInput(f"a user id must be a whole number, got {_short(user_id)}")
+    problem = int64_problem(user_id)
+    if problem:
+        raise InvalidInput(f"user id {user_id} {problem}")
+    return user_id
+
+
+def _short(value: Any) -> str:
+    text = repr(value) if not isinstance(value, dict | list) else type(value).__name__
+    return text if len(text) <= 60 else text[:59] + "…"
+
+
+def check_value(value: Any) -> Any:
+    """``value`` if both databases store and read it back alike, else ONE line of
+    :class:`InvalidInput`: JSON types only, objects and lists at most :data:`MAX_NESTING` deep,
+    text keys, whole numbers in the signed 64-bit range, finite numbers, and no NUL or lone
+    surrogate in any string or key. Walked without recursion, so any depth is refused safely."""
+    pending: list[tuple[Any, int]] = [(value, 0)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, dict | list):
+            if depth >= MAX_NESTING:
+                raise InvalidInput(f"the value nests objects and lists deeper than {MAX_NESTING} "
+                                   "levels")  # fmt: skip
+            if isinstance(item, dict):
+                for key in item:
+                    if not isinstance(key, str):
+                        raise InvalidInput(f"object keys must be text, got {_short(key)}")
+                    problem = text_problem(key)
+                    if problem:
+                        raise InvalidInput(f"the key {_short(key)} {problem}")
+                pending.extend((child, depth + 1) for child in item.values())
+            else:
+                pending.extend((child, depth + 1) for child in item)
+        elif isinstance(item, str):
+            problem = text_problem(item)
+            if problem:
+                raise InvalidInput(f"the text {_short(item)} {problem}")
+        elif isinstance(item, bool) or item is None:
+            continue
+        elif isinstance(item, int):
+            problem = int64_problem(item)
+            if problem:
+                raise InvalidInput(f"the number {item} {problem}")
+        elif isinstance(item, float):
+            if not math.isfinite(item):
+                raise InvalidInput(f"the number {item} is not finite")
+        else:
+            raise InvalidInput(f"{_short(item)} cannot be stored as JSON")
+    return value
+
+
 def to_json(value: Any) -> str:
-    try:
-        return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-    except (TypeError, ValueError) as e:
-        raise InvalidInput(f"value {value!r} cannot be stored as JSON") from e
+    """``value`` checked by :func:`check_value`, as compact JSON text."""
+    check_value(value)
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
 def parse_cli_value(raw: str) -> Any:

@@ -24,7 +24,15 @@ from relove.db.types import JSONDocument, UTCDateTime, utcnow
 from relove.errors import DocumentTooLarge, InvalidInput, NotFound
 from relove.events.catalog import EventSource
 from relove.users.changes import Origin, origin, update_statements
-from relove.users.paths import Document, check_document, get_path, parse_path, to_json
+from relove.users.paths import (
+    Document,
+    check_document,
+    check_user_id,
+    check_value,
+    get_path,
+    parse_path,
+    to_json,
+)
 
 Executor = AsyncSession | AsyncConnection
 Scalar = str | int | float | bool
@@ -197,7 +205,7 @@ async def _update(
     """Run the UPDATE (recording ``marker.changed`` for ``keys`` whose value changes, markers
     only: see :mod:`relove.users.changes`); return the new document, or ``None`` if ``guard``
     refused the row."""
-    uid, now = p.add(user_id), p.add(utcnow())
+    uid, now = p.add(check_user_id(user_id)), p.add(utcnow())
     where = f"id = {uid}" + (f" AND ({guard})" if guard else "")
     statements = update_statements(
         pg=_dialect(executor) == "postgresql", doc=doc, new_doc=new_doc_sql, where=where,
@@ -306,6 +314,7 @@ async def increment(
     who = origin(source, actor)
     if isinstance(delta, bool) or not isinstance(delta, int | float) or not math.isfinite(delta):
         raise InvalidInput(f"increment needs a finite number, got {delta!r}")
+    check_value(delta)
     parsed = parse_path(path)
     sql, p = _SQL(_dialect(executor)), _Params()
     ps = sql.path(p, parsed)
@@ -365,6 +374,7 @@ async def _list_op(
     for value in values:
         if not isinstance(value, str | int | float | bool):
             raise InvalidInput(f"list elements must be text, numbers or booleans, got {value!r}")
+        check_value(value)  # all values before the first statement: a refusal changes nothing
     result: dict[str, Any] | None = None
     # One statement per value, all in the caller's transaction.
     for value in values:
@@ -476,6 +486,7 @@ async def set_values_if(
 
 
 async def get_user_documents(executor: Executor, user_id: int) -> dict[str, dict[str, Any]]:
+    check_user_id(user_id)
     row = (
         await executor.execute(
             text("SELECT markers, context FROM users WHERE id = :id").columns(

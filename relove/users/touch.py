@@ -1,15 +1,26 @@
 """Touch: every update refreshes its user in one atomic upsert, grouped per flush.
 
-Concurrent touches (aiogram handles updates as concurrent tasks) are queued and written as ONE
-``INSERT … ON CONFLICT (id) DO UPDATE … RETURNING`` per batch: identity fields and
-``last_seen_at`` are replaced, the ``context`` patch is merged in SQL (``||`` on PostgreSQL,
-``json_patch`` on SQLite), so nothing is read and rewritten in Python. The batch travels as one
-bound JSON array unpacked by the database, so a batch costs one round trip and almost no
-per-row work in Python.
+Touches are queued and written as ONE statement per batch: ``INSERT … ON CONFLICT (id) DO
+UPDATE … RETURNING`` replaces the identity fields and ``last_seen_at`` and merges the
+``context`` patch in SQL (``||`` on PostgreSQL, ``json_patch`` on SQLite), so nothing is read
+and rewritten in Python. The batch travels as one bound JSON array unpacked by the database, so
+a batch costs one round trip and almost no per-row work in Python. The same flush records the
+touches' events (``message.received``, ``command.used``, ``button.pressed``, ``user.blocked`` /
+``user.unblocked``, and ``user.created`` for rows the upsert inserted) and the conversation's
+incoming messages: in the same statement on PostgreSQL (data-modifying CTEs), in the same
+transaction on SQLite.
 
 Users are spread over lanes by id; a lane writes its batches one after another, so a user's
-later update is never overtaken by an earlier one, while the lanes overlap the database's
-latency.
+later touch is never written before an earlier one, while the lanes overlap the database's
+latency. :meth:`TouchWriter.touch_many` queues a whole page of touches with one future per
+lane (no await per update); :meth:`TouchWriter.touch` queues one.
+
+Failures: a data error (a context at its size limit) is retried row by row, so one bad row
+fails only its own touch. An operational error (the database is unreachable, see
+:mod:`relove.db.health`) keeps the lane's batch and retries it when the database answers again,
+before anything queued after it — so per-user order survives an outage — until each request's
+deadline (``RELOVE_DB_OUTAGE_GRACE`` after it was queued) has passed; its touches then fail with
+:class:`relove.errors.DatabaseUnavailable`. Any other error fails the batch at once.
 """
 
 from __future__ import annotations
@@ -17,26 +28,40 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Sequence
-from datetime import UTC, datetime
+import random
+import time
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import TextClause, bindparam, text
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from relove.db.health import DatabaseHealth, Failure, classify, describe
 from relove.db.models import FrozenDocument, Gender, UserSnapshot
 from relove.db.types import UTCDateTime, utcnow
+from relove.errors import DatabaseUnavailable
+from relove.events import NewEvent, batch_insert
+from relove.events.catalog import USER_CREATED, EventSource
 
 log = logging.getLogger(__name__)
 
+_MICROSECOND = timedelta(microseconds=1)
+
+#: How long a touch is retried through a database outage when nobody says otherwise.
+DEFAULT_GRACE_S = 60.0
+
 
 class Touch:
-    """What one update says about its user: ``[id, username, first_name, last_name,
-    last_message, is_active]`` — also its form in the batch document (``is_active`` and
-    ``last_message`` are ``None`` when the update says nothing about them)."""
+    """What one update says about its user, and the events it records.
 
-    __slots__ = ("row",)
+    ``last_message`` and ``is_active`` are ``None`` when the update says nothing about them
+    (the stored value is kept)."""
+
+    __slots__ = (
+        "user_id", "username", "first_name", "last_name", "last_message", "is_active", "events",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -46,74 +71,131 @@ class Touch:
         last_name: str | None,
         last_message: str | None = None,
         is_active: bool | None = None,
+        events: Sequence[NewEvent] = (),
     ) -> None:
-        self.row: list[Any] = [user_id, username, first_name, last_name, last_message, is_active]
-
-    @property
-    def user_id(self) -> int:
-        return self.row[0]
+        self.user_id = user_id
+        self.username = username
+        self.first_name = first_name
+        self.last_name = last_name
+        self.last_message = last_message
+        self.is_active = is_active
+        self.events = events
 
     def merged_with(self, later: Touch) -> Touch:
         """A touch saying what this one and a later one of the same user say together."""
-        row = [*later.row]
-        if row[4] is None:
-            row[4] = self.row[4]
-        if row[5] is None:
-            row[5] = self.row[5]
-        touch = Touch.__new__(Touch)
-        touch.row = row
-        return touch
+        return Touch(
+            later.user_id,
+            later.username,
+            later.first_name,
+            later.last_name,
+            self.last_message if later.last_message is None else later.last_message,
+            self.is_active if later.is_active is None else later.is_active,
+            (*self.events, *later.events) if self.events else later.events,
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"Touch(user_id={self.user_id!r}, last_message={self.last_message!r}, "
+            f"is_active={self.is_active!r}, events={len(self.events)})"
+        )
 
 
-# JSON documents come back as text (parsed lazily by FrozenDocument); no per-row processing.
+def _row(touch: Touch) -> list[Any]:
+    """A touch in the batch document (the positions the statements below read)."""
+    return [touch.user_id, touch.username, touch.first_name, touch.last_name, touch.last_message,
+            touch.is_active]  # fmt: skip
+
+
+# -- SQL ---------------------------------------------------------------------------------------
+# Batch element: [0 id, 1 username, 2 first_name, 3 last_name, 4 last_message|null,
+#                 5 is_active|null]. JSON documents come back as text (parsed lazily by
+# FrozenDocument); no per-row processing.
+_COLUMNS = (
+    "id, username, first_name, last_name, is_active, gender, context, markers, created_at, "
+    "updated_at, last_seen_at"
+)
 _RETURNING = (
     "users.id, users.username, users.first_name, users.last_name, users.is_active, "
-    "users.gender, CAST(users.context AS TEXT), CAST(users.markers AS TEXT), "
+    "users.gender, CAST(users.context AS TEXT) AS context, CAST(users.markers AS TEXT) AS markers, "
     "users.created_at, users.updated_at, users.last_seen_at"
 )
 
-_UPDATE = """
+_ON_CONFLICT = """
 ON CONFLICT (id) DO UPDATE SET
     username = excluded.username, first_name = excluded.first_name,
     last_name = excluded.last_name, last_seen_at = excluded.last_seen_at,
     updated_at = excluded.updated_at, context = {merge}{active}
-RETURNING {returning}
 """
 
-_PG_UPSERT = """
-INSERT INTO users (id, username, first_name, last_name, is_active, gender, context, markers,
-                   created_at, updated_at, last_seen_at)
+_PG_UPSERT = """INSERT INTO users (COLUMNS)
 SELECT CAST(e ->> 0 AS bigint), e ->> 1, e ->> 2, e ->> 3,
        COALESCE(CAST(e ->> 5 AS boolean), true), 'unknown',
        CASE WHEN jsonb_typeof(e -> 4) = 'string'
-            THEN jsonb_build_object('last_message', e -> 4) ELSE '{{}}'::jsonb END,
-       '{{}}'::jsonb, t.now, t.now, t.now
+            THEN jsonb_build_object('last_message', e -> 4) ELSE '{}'::jsonb END,
+       '{}'::jsonb, t.now, t.now, t.now
 FROM (SELECT CAST(:now AS timestamptz) AS now) AS t,
-     jsonb_array_elements(CAST(:batch AS jsonb)) AS e
-"""
+     jsonb_array_elements(CAST(:PARAM AS jsonb)) AS e"""
 
-_SQLITE_UPSERT = """
-INSERT INTO users (id, username, first_name, last_name, is_active, gender, context, markers,
-                   created_at, updated_at, last_seen_at)
+_SQLITE_UPSERT = """INSERT INTO users (COLUMNS)
 SELECT value ->> '$[0]', value ->> '$[1]', value ->> '$[2]', value ->> '$[3]',
        COALESCE(value ->> '$[5]', 1), 'unknown',
        CASE WHEN json_type(value, '$[4]') = 'text'
-            THEN json_object('last_message', value ->> '$[4]') ELSE '{{}}' END,
-       '{{}}', t.now, t.now, t.now
-FROM (SELECT :now AS now) AS t, json_each(:batch)
-WHERE true
-"""
+            THEN json_object('last_message', value ->> '$[4]') ELSE '{}' END,
+       '{}', t.now, t.now, t.now
+FROM (SELECT :now AS now) AS t, json_each(:PARAM)
+WHERE true"""
+
+# user.created is dated a microsecond before the batch, so it sorts before the update's own
+# events by time (the order in which a statement's CTEs take ids is not defined).
+_PG_CREATED = """ev_created AS (
+    INSERT INTO events (user_id, name, props, source, at)
+    SELECT id, '{name}', '{{}}'::jsonb, '{source}',
+           CAST(:now AS timestamptz) - interval '1 microsecond'
+    FROM (SELECT id, created FROM up_plain UNION ALL SELECT id, created FROM up_active) AS up
+    WHERE created)"""
 
 
-def build_upsert(dialect: str, *, sets_active: bool) -> TextClause:
-    """The touch statement of a dialect; ``sets_active`` also writes ``is_active``."""
+def _upsert(dialect: str, *, sets_active: bool) -> str:
+    """The upsert of one kind of rows (``sets_active``: rows that also write ``is_active``)."""
     if dialect == "postgresql":
         head, merge = _PG_UPSERT, "users.context || excluded.context"
     else:
         head, merge = _SQLITE_UPSERT, "json_patch(users.context, excluded.context)"
     active = ", is_active = excluded.is_active" if sets_active else ""
-    sql = (head + _UPDATE).format(merge=merge, active=active, returning=_RETURNING)
+    param = "active" if sets_active else "plain"
+    head = head.replace("COLUMNS", _COLUMNS).replace(":PARAM", ":" + param)
+    return head + _ON_CONFLICT.format(merge=merge, active=active)
+
+
+def _bind_now(sql: str) -> TextClause:
     return text(sql).bindparams(bindparam("now", type_=UTCDateTime()))
+
+
+def build_pg_statement(*, events: bool) -> TextClause:
+    """PostgreSQL: ONE statement per batch. Both kinds of rows are upserted by two CTEs (their
+    users are disjoint: a batch holds one merged touch per user); with ``events`` the same
+    statement inserts the touches' events and messages and a ``user.created`` per inserted row.
+    Parameters: ``:plain``, ``:active`` (batch documents), ``:now``, and ``:events``."""
+    returning = f"RETURNING {_RETURNING}, (xmax = 0) AS created"
+    ctes = [
+        f"up_plain AS ({_upsert('postgresql', sets_active=False)}{returning})",
+        f"up_active AS ({_upsert('postgresql', sets_active=True)}{returning})",
+    ]
+    if events:
+        created = _PG_CREATED.format(name=USER_CREATED, source=EventSource.bot.value)
+        ctes = [*ctes, created, batch_insert("postgresql").ctes]
+    body = f"SELECT {_COLUMNS} FROM up_plain UNION ALL SELECT {_COLUMNS} FROM up_active"
+    return _bind_now("WITH " + ",\n".join(ctes) + "\n" + body)
+
+
+def build_sqlite_statements() -> tuple[TextClause, TextClause]:
+    """SQLite: the upserts of plain and ``is_active`` rows, run in one transaction (with the
+    events' inserts after them)."""
+    returning = f"\nRETURNING {_RETURNING}"
+    return (
+        _bind_now(_upsert("sqlite", sets_active=False) + returning),
+        _bind_now(_upsert("sqlite", sets_active=True) + returning),
+    )
 
 
 def _sqlite_time(value: str | None) -> datetime | None:
@@ -126,35 +208,58 @@ def _snapshot(row: Sequence[Any], sqlite: bool) -> UserSnapshot:
     if sqlite:
         created, updated, seen = _sqlite_time(created), _sqlite_time(updated), _sqlite_time(seen)
     return UserSnapshot(
-        row[0],
-        row[1],
-        row[2],
-        row[3],
-        bool(row[4]),
-        Gender(row[5]),
-        FrozenDocument(row[6]),
-        FrozenDocument(row[7]),
-        created,
-        updated,
-        seen,
-    )
+        row[0], row[1], row[2], row[3], bool(row[4]), Gender(row[5]), FrozenDocument(row[6]),
+        FrozenDocument(row[7]), created, updated, seen,
+    )  # fmt: skip
+
+
+def _dump(rows: list[list[Any]]) -> str:
+    return json.dumps(rows, ensure_ascii=False, separators=(",", ":"))
+
+
+# -- the writer --------------------------------------------------------------------------------
+Result = UserSnapshot | BaseException
+
+
+class _Request:
+    """Touches queued together (one update, or a lane's share of a page), with one future."""
+
+    __slots__ = ("touches", "results", "future", "deadline", "held")
+
+    def __init__(self, touches: list[Touch], future: asyncio.Future[list[Result]],
+                 deadline: float) -> None:  # fmt: skip
+        self.touches = touches
+        self.results: list[Result | None] = [None] * len(touches)
+        self.future = future
+        self.deadline = deadline
+        self.held = False  # counted as waiting for the database
 
 
 class _Lane:
     """One queue and its flusher: the batches of a lane are written one after another."""
 
-    __slots__ = ("queue", "flusher")
+    __slots__ = ("queue", "queued", "flusher")
 
     def __init__(self) -> None:
-        self.queue: list[tuple[Touch, asyncio.Future[UserSnapshot]]] = []
+        self.queue: list[_Request] = []
+        self.queued = 0  # touches in the queue
         self.flusher: asyncio.Task[None] | None = None
 
 
 class TouchWriter:
-    """Queues touches and writes them in batches, one statement per batch."""
+    """Queues touches and writes them in batches, one statement (PostgreSQL) or transaction
+    (SQLite) per batch; rides through database outages (see the module's docstring)."""
 
     def __init__(
-        self, engine: AsyncEngine, *, max_batch: int = 500, lanes: int | None = None
+        self,
+        engine: AsyncEngine,
+        *,
+        max_batch: int = 500,
+        lanes: int | None = None,
+        events: bool = True,
+        health: DatabaseHealth | None = None,
+        grace: float = DEFAULT_GRACE_S,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         dialect = self._dialect = engine.dialect.name
         # One statement per batch is atomic by itself: on PostgreSQL it runs in autocommit
@@ -166,95 +271,260 @@ class TouchWriter:
         else:
             self._engine = engine.execution_options(isolation_level="AUTOCOMMIT")
             lanes = lanes or 4
+        self.records_events = events
+        self.health = health or DatabaseHealth.for_engine(engine)
+        self.grace = grace
+        self._clock = clock
         self._max_batch = max_batch
         self._lanes = [_Lane() for _ in range(lanes)]
-        self._stmt = build_upsert(dialect, sets_active=False)
-        self._stmt_active = build_upsert(dialect, sets_active=True)
+        self._events = batch_insert(dialect)
+        if dialect == "sqlite":
+            self._sqlite = build_sqlite_statements()
+        else:
+            self._pg = build_pg_statement(events=events)
 
-    async def touch(self, touch: Touch) -> UserSnapshot:
+    async def touch(self, touch: Touch, *, deadline: float | None = None) -> UserSnapshot:
         """Create or refresh the user; returns the fresh row as a read-only snapshot."""
-        future: asyncio.Future[UserSnapshot] = asyncio.get_running_loop().create_future()
-        lane = self._lanes[touch.row[0] % len(self._lanes)]
-        lane.queue.append((touch, future))
-        if lane.flusher is None:
-            lane.flusher = asyncio.create_task(self._drain(lane))
-        return await future
+        (result,) = await self.touch_many([touch], deadline=deadline)
+        if isinstance(result, BaseException):
+            raise result
+        return result
+
+    async def touch_many(
+        self, touches: Sequence[Touch], *, deadline: float | None = None
+    ) -> list[Result]:
+        """Touch many users at once (e.g. a page of updates, in order); returns each touch's
+        snapshot or the exception that failed it, in the same order. ``deadline`` (on the
+        writer's clock) bounds retries through an outage; default: now + the grace."""
+        if not touches:
+            return []
+        if deadline is None:
+            deadline = self._clock() + self.grace
+        loop = asyncio.get_running_loop()
+        lanes = self._lanes
+        if len(lanes) == 1 or len(touches) == 1:
+            lane = lanes[touches[0].user_id % len(lanes)]
+            future: asyncio.Future[list[Result]] = loop.create_future()
+            self._enqueue(lane, _Request(list(touches), future, deadline))
+            return await future
+        parts: dict[int, list[int]] = {}
+        for i, touch in enumerate(touches):
+            parts.setdefault(touch.user_id % len(lanes), []).append(i)
+        futures = []
+        for lane_no, positions in parts.items():
+            future = loop.create_future()
+            self._enqueue(lanes[lane_no], _Request([touches[i] for i in positions], future,
+                                                   deadline))  # fmt: skip
+            futures.append(future)
+        answers = await asyncio.gather(*futures)
+        results: list[Result] = [None] * len(touches)  # type: ignore[list-item]
+        for positions, answer in zip(parts.values(), answers, strict=True):
+            for i, result in zip(positions, answer, strict=True):
+                results[i] = result
+        return results
 
     async def close(self) -> None:
-        """Wait until every queued touch is written."""
+        """Wait until every queued touch is written (or given up)."""
         for lane in self._lanes:
             while lane.flusher is not None:
                 await asyncio.shield(lane.flusher)
 
+    def _enqueue(self, lane: _Lane, request: _Request) -> None:
+        lane.queue.append(request)
+        lane.queued += len(request.touches)
+        if lane.flusher is None:
+            lane.flusher = asyncio.create_task(self._drain(lane))
+
     async def _drain(self, lane: _Lane) -> None:
         try:
             while lane.queue:
-                batch = lane.queue[: self._max_batch]
-                del lane.queue[: self._max_batch]
-                await self._write(batch)
+                batch: list[_Request] = []
+                size = 0
+                while lane.queue and (not batch or size + len(lane.queue[0].touches)
+                                      <= self._max_batch):  # fmt: skip
+                    request = lane.queue.pop(0)
+                    batch.append(request)
+                    size += len(request.touches)
+                lane.queued -= size
+                await self._flush(batch)
         finally:
             lane.flusher = None
 
-    async def _write(self, batch: list[tuple[Touch, asyncio.Future[UserSnapshot]]]) -> None:
-        merged: dict[int, Touch] = {}
-        waiters: dict[int, list[asyncio.Future[UserSnapshot]]] = {}
-        for touch, future in batch:
-            user_id = touch.row[0]
-            known = merged.get(user_id)
-            if known is None:
-                merged[user_id] = touch
-                waiters[user_id] = [future]
+    # -- one batch, retried through an outage ---------------------------------------------------
+    async def _flush(self, batch: list[_Request]) -> None:
+        attempt = 0
+        try:
+            while True:
+                pending = [r for r in batch if not r.future.done()]
+                merged, slots = _merge(pending)
+                if not merged:
+                    return
+                try:
+                    error = await self._write(merged, slots)
+                except Exception as e:  # noqa: BLE001 - classified below
+                    error = e
+                if error is None:
+                    self.health.report_success()
+                    return
+                kind = classify(error)
+                if kind is None:
+                    log.error("touch of %d users failed: %s", len(merged), describe(error))
+                    _fail(slots, error)
+                    return
+                attempt += 1
+                if not await self._wait_to_retry(pending, error, kind, attempt):
+                    return
+        finally:
+            for request in batch:
+                if request.held:
+                    self.health.release(len(request.touches))
+                    request.held = False
+                if not request.future.done():
+                    request.future.set_result(
+                        [r if r is not None else RuntimeError("touch not written")
+                         for r in request.results]  # fmt: skip
+                    )
+
+    async def _wait_to_retry(
+        self, pending: list[_Request], error: BaseException, kind: Failure, attempt: int
+    ) -> bool:
+        """After a retryable failure: give up the requests past their deadline, then wait
+        until a retry may succeed. False when nothing is left to retry."""
+        if kind is Failure.outage:
+            self.health.report_failure(error)
+        for request in pending:
+            if not request.held:
+                request.held = True
+                self.health.hold(len(request.touches))
+                if not self.health.counted_by_pipeline:
+                    self.health.count_waited(len(request.touches))
+        now = self._clock()
+        live = []
+        for request in pending:
+            if request.deadline <= now:
+                gone = DatabaseUnavailable(
+                    f"the database stayed unavailable for {self.grace:g} s "
+                    f"(RELOVE_DB_OUTAGE_GRACE): {describe(error)}"
+                )
+                request.results = [r if r is not None else gone for r in request.results]
+                request.future.set_result(request.results)  # type: ignore[arg-type]
             else:
-                merged[user_id] = known.merged_with(touch)
-                waiters[user_id].append(future)
+                live.append(request)
+        if not live:
+            return False
+        wait = min(r.deadline for r in live) - now
+        if kind is Failure.outage:
+            await self.health.wait_available(timeout=wait)
+        else:
+            await asyncio.sleep(min(wait, 0.05 * 2 ** min(attempt, 5) * random.random()))
+        return True
+
+    async def _write(
+        self, merged: dict[int, Touch], slots: dict[int, list[tuple[_Request, int]]]
+    ) -> BaseException | None:
+        """Write the batch; fill the slots. Returns the error that stopped it, if any."""
         try:
             users = await self._execute(list(merged.values()))
         except (IntegrityError, DataError):
             # One bad row (e.g. a context at its size limit) must not fail everyone's touch:
             # write them one by one.
             log.warning("touch of %d users failed; retrying one by one", len(merged))
-            users = {}
-            for touch in merged.values():
-                try:
-                    users.update(await self._execute([touch]))
-                except Exception as e:
-                    log.exception("touch of user %s failed", touch.user_id)
-                    for future in waiters.pop(touch.user_id):
-                        if not future.done():
-                            future.set_exception(e)
-        except Exception as e:
-            # The database is unreachable or busy: retrying row by row would only multiply
-            # the wait. Fail the batch at once; each update's handler sees the error.
-            log.error("touch of %d users failed: %s", len(merged), e)
-            for futures in waiters.values():
-                for future in futures:
-                    if not future.done():
-                        future.set_exception(e)
-            return
-        for user_id, futures in waiters.items():
-            user = users.get(user_id)
-            for future in futures:
-                if future.done():
-                    continue
-                if user is None:
-                    future.set_exception(RuntimeError(f"touch of user {user_id} returned no row"))
-                else:
-                    future.set_result(user)
+            return await self._write_one_by_one(merged, slots)
+        _fill(slots, users)
+        return None
+
+    async def _write_one_by_one(
+        self, merged: dict[int, Touch], slots: dict[int, list[tuple[_Request, int]]]
+    ) -> BaseException | None:
+        for user_id, touch in merged.items():
+            try:
+                users = await self._execute([touch])
+            except (IntegrityError, DataError) as e:
+                log.error("touch of user %s failed: %s", user_id, describe(e))
+                _fail({user_id: slots[user_id]}, e)
+                continue
+            except Exception as e:  # noqa: BLE001 - the rows written so far are done
+                return e
+            _fill({user_id: slots[user_id]}, users)
+        return None
 
     async def _execute(self, touches: list[Touch]) -> dict[int, UserSnapshot]:
-        plain = [t.row for t in touches if t.row[5] is None]
-        active = [t.row for t in touches if t.row[5] is not None]
-        users: dict[int, UserSnapshot] = {}
-        sqlite = self._dialect == "sqlite"
+        plain = [_row(t) for t in touches if t.is_active is None]
+        active = [_row(t) for t in touches if t.is_active is not None]
         now = utcnow()
+        if self._dialect == "sqlite":
+            return await self._execute_sqlite(touches, plain, active, now)
+        params: dict[str, Any] = {"plain": _dump(plain), "active": _dump(active), "now": now}
+        if self.records_events:
+            params["events"] = self._encode_events(touches, (), now)
         async with self._engine.connect() as conn:
-            for stmt, rows in ((self._stmt, plain), (self._stmt_active, active)):
-                if not rows:
-                    continue
-                payload = json.dumps(rows, ensure_ascii=False, separators=(",", ":"))
-                result = await conn.execute(stmt, {"batch": payload, "now": now})
-                for row in result:
-                    users[row[0]] = _snapshot(row, sqlite)
-            if sqlite:
-                await conn.commit()
+            result = await conn.execute(self._pg, params)
+            return {row[0]: _snapshot(row, False) for row in result}
+
+    async def _execute_sqlite(
+        self, touches: list[Touch], plain: list[list[Any]], active: list[list[Any]],
+        now: datetime,
+    ) -> dict[int, UserSnapshot]:  # fmt: skip
+        users: dict[int, UserSnapshot] = {}
+        async with self._engine.connect() as conn:
+            for stmt, param, rows in zip(self._sqlite, ("plain", "active"), (plain, active),
+                                         strict=True):  # fmt: skip
+                if rows:
+                    result = await conn.execute(stmt, {param: _dump(rows), "now": now})
+                    for row in result:
+                        users[row[0]] = _snapshot(row, True)
+            if self.records_events:
+                created = [uid for uid, user in users.items() if user.created_at == now]
+                params = {"events": self._encode_events(touches, created, now), "now": now}
+                for stmt in self._events.statements:
+                    await conn.execute(stmt, params)
+            await conn.commit()
         return users
+
+    def _encode_events(
+        self, touches: Iterable[Touch], created: Iterable[int], now: datetime
+    ) -> str:
+        before = now - _MICROSECOND  # as on PostgreSQL: sorts before the update's own events
+        events = [NewEvent(uid, USER_CREATED, {}, at=before) for uid in created]
+        for touch in touches:
+            events.extend(touch.events)
+        # Built by the product from bounded values (relove.events.updates): no checks needed.
+        return self._events.encode(events, source=EventSource.bot, check=False)
+
+
+def _merge(
+    requests: list[_Request],
+) -> tuple[dict[int, Touch], dict[int, list[tuple[_Request, int]]]]:
+    """One touch per user (later ones win), and where each user's result goes. Touches whose
+    result is already known (written row by row before a failure) are left out."""
+    merged: dict[int, Touch] = {}
+    slots: dict[int, list[tuple[_Request, int]]] = {}
+    for request in requests:
+        for i, touch in enumerate(request.touches):
+            if request.results[i] is not None:
+                continue
+            user_id = touch.user_id
+            known = merged.get(user_id)
+            if known is None:
+                merged[user_id] = touch
+                slots[user_id] = [(request, i)]
+            else:
+                merged[user_id] = known.merged_with(touch)
+                slots[user_id].append((request, i))
+    return merged, slots
+
+
+def _fill(slots: dict[int, list[tuple[_Request, int]]], users: dict[int, UserSnapshot]) -> None:
+    for user_id, places in slots.items():
+        user = users.get(user_id)
+        result: Result = (
+            user if user is not None else RuntimeError(f"touch of user {user_id} returned no row")
+        )
+        for request, i in places:
+            request.results[i] = result
+
+
+def _fail(slots: dict[int, list[tuple[_Request, int]]], error: BaseException) -> None:
+    for places in slots.values():
+        for request, i in places:
+            request.results[i] = error

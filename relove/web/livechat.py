@@ -17,11 +17,11 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from relove.broadcasts.base import Outcome
 from relove.broadcasts.content import RenderedMessage
 from relove.conversation.handoff import HANDOFF_KEY
 from relove.errors import InvalidInput
 from relove.events import NewEvent, NewMessage, record_many
+from relove.telegram.outcomes import Outcome
 from relove.users import service
 from relove.users.lifecycle import get_user
 from relove.web.audit import MESSAGE_SENT, SOURCE, actor_of

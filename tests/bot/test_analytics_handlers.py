@@ -60,3 +60,37 @@ async def test_non_admins_get_nothing_from_analytics(harness: BotHarness, sessio
     stranger = tg_user(5, "Stranger")
     await harness.feed(message_update(stranger, "/find is_active"))
     assert all("Подходит" not in t for t in harness.telegram.sent_texts(5))
+
+
+async def test_find_answers_every_refused_filter_instead_of_going_silent(
+    harness: BotHarness, session_factory
+):
+    """Filters that parsed but crashed (an overflowing date or number, a lone surrogate, a
+    NUL, a regex bomb on SQLite) get the filter error as a reply, never silence."""
+    await _people(session_factory)
+    async with session_factory.begin() as s:
+        s.add(User(id=9, username="a" * 63 + "!"))
+    for flt, fragment in [
+        ("created_at > 9999-12-31", "out of range"),
+        ("score > 99999999999999999999", "signed 64-bit"),
+        ('city = "\\ud800"', "lone surrogate"),
+        ('city = "\\u0000"', "NUL"),
+        ("city in (" + ", ".join(str(i) for i in range(1001)) + ")", "at most 1000 values"),
+    ]:
+        before = len(harness.telegram.sent_texts(ADMIN_ID))
+        await harness.feed(message_update(ADMIN, f"/find {flt}"))
+        replies = harness.telegram.sent_texts(ADMIN_ID)[before:]
+        assert len(replies) == 1 and fragment in replies[0], (flt, replies)
+    await harness.feed(message_update(ADMIN, '/find username ~ "(a|aa)+$"'))
+    reply = harness.telegram.sent_texts(ADMIN_ID)[-1]
+    pg = session_factory.kw["bind"].dialect.name == "postgresql"
+    assert ("<b>0</b>" in reply) if pg else ("takes too long" in reply), reply
+
+
+async def test_admin_commands_refuse_ids_outside_64_bits_politely(
+    harness: BotHarness, session_factory
+):
+    for command in (f"/user {2**63}", f"/mark {2**64} city=x"):
+        before = len(harness.telegram.sent_texts(ADMIN_ID))
+        await harness.feed(message_update(ADMIN, command))
+        assert len(harness.telegram.sent_texts(ADMIN_ID)[before:]) == 1

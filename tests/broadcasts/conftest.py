@@ -11,18 +11,19 @@ from aiogram import Bot
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from relove.bot.factory import create_bot
-from relove.broadcasts.botapi import BotApiClient, HttpSend
+from relove.bot.factory import close_bot, create_bot
 from relove.broadcasts.content import MessageContent
 from relove.broadcasts.runner import BroadcastRunner
 from relove.broadcasts.sender import SenderOptions
 from relove.broadcasts.service import create_broadcast, start_broadcast
-from relove.broadcasts.telegram import limiter_of
+from relove.broadcasts.telegram import HttpSend
 from relove.config import Settings
 from relove.db.engine import create_session_factory
 from relove.db.models import User
 from relove.sandbox.client import SandboxClient
 from relove.sandbox.core import DEFAULT_TOKEN, Sandbox
+from relove.telegram.client import BotApiClient
+from relove.telegram.ratelimit.middleware import limiter_of
 
 
 def make_settings(sandbox: Sandbox, **overrides: Any) -> Settings:
@@ -56,7 +57,7 @@ async def seed_users(
 async def bot(sandbox: Sandbox) -> AsyncIterator[Bot]:
     b = create_bot(make_settings(sandbox))
     yield b
-    await b.session.close()
+    await close_bot(b)
 
 
 @pytest.fixture
@@ -75,9 +76,10 @@ def make_runner(
     kwargs.setdefault("sender_options", SenderOptions(heartbeat_every=0.5))
     client = BotApiClient(bot.token, settings.telegram_api_url)
     _clients.append(client)
+    limiter = limiter_of(bot)
+    assert limiter is not None
     return BroadcastRunner(
-        engine, lambda paid: HttpSend(client, paid=paid), limiter_of(bot, settings), settings,
-        **kwargs,
+        engine, lambda paid: HttpSend(client, paid=paid), limiter, settings, **kwargs,
     )
 
 

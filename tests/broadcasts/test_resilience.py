@@ -11,14 +11,14 @@ from typing import Any
 from sqlalchemy import func, select
 
 from relove.broadcasts.base import DeliveryResult, Outcome, SendResult
-from relove.broadcasts.botapi import HttpSend
 from relove.broadcasts.content import Recipient, RenderedMessage
 from relove.broadcasts.models import Broadcast, BroadcastStatus, Delivery, DeliveryStatus
-from relove.broadcasts.ratelimit import BotRateLimiter
 from relove.broadcasts.sender import BroadcastSender, SenderOptions
 from relove.broadcasts.service import get_broadcast, template_of
 from relove.broadcasts.store import SqlDeliveryStore, claim_running
+from relove.broadcasts.telegram import HttpSend
 from relove.db.engine import create_session_factory
+from relove.telegram.ratelimit import Limits, MemoryRateLimitStorage, RateLimiter
 from tests.broadcasts.conftest import make_runner, make_settings, new_broadcast, seed_users
 
 
@@ -78,7 +78,7 @@ async def _sender(engine, broadcast_id, store, send, *, rate=30.0, owner="w1",  
     assert await claim_running(engine, broadcast_id, owner, options["lease_ttl"])
     async with create_session_factory(engine)() as session:
         template = template_of(await get_broadcast(session, broadcast_id))
-    limiter = limiter or BotRateLimiter(rate)
+    limiter = limiter or RateLimiter(MemoryRateLimitStorage(), Limits(rate=rate))
     return BroadcastSender(broadcast_id, owner, template, store, send,
                            limiter.lane(rate), SenderOptions(**options))
 

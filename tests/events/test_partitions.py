@@ -117,3 +117,26 @@ async def test_ensure_is_idempotent(db, months):
     async with db.connect() as conn:
         n = await conn.scalar(select(func.count()).select_from(Event))
     assert n == 0
+
+
+async def test_the_maintenance_runs_at_start_up_and_stops(db, session_factory):
+    from relove.events.retention import HistoryMaintenance
+    from tests.sandbox_fixtures import eventually
+
+    async with session_factory.begin() as s:
+        old = datetime.now(UTC) - timedelta(days=200)
+        message = NewMessage("text", "old")
+        await record_many(s, [NewEvent(1, "message.received", {}, at=old, message=message)],
+                          source="bot")  # fmt: skip
+    maintenance = HistoryMaintenance(db, events_days=365, messages_days=90, every=3600)
+    await maintenance.start()
+
+    async def gone() -> bool:
+        async with session_factory() as s:
+            return await s.scalar(select(func.count()).select_from(Message)) == 0
+
+    try:
+        assert await eventually(gone, timeout=30)
+    finally:
+        await maintenance.stop()
+    await maintenance.stop()  # idempotent

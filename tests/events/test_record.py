@@ -136,3 +136,12 @@ async def test_batch_insert_folds_into_another_statement(db, session_factory):
     async with session_factory() as s:
         assert await s.scalar(select(func.count()).select_from(Event)) == 1
         assert await s.scalar(select(func.count()).select_from(Message)) == 1
+
+
+async def test_a_batch_with_oversized_props_is_refused_whole(session_factory):
+    events = [NewEvent(1, "a.b", {"n": 1}), NewEvent(2, "a.b", {"x": "я" * PROPS_MAX_BYTES})]
+    async with session_factory() as s:
+        with pytest.raises(InvalidInput, match="at most 8192 bytes"):
+            await record_many(s, events, source="api")
+        await s.rollback()
+    assert await _all(session_factory) == []

@@ -236,4 +236,4 @@ def test_the_operator_message_lists_every_operator_of_the_table():
     listing = _syntax_error_listing()
     for op in OPERATORS.values():
         if op.token:
-            assert op.spellings[-1] in listing
+            assert op.name in listing

@@ -8,14 +8,14 @@ import re
 
 from sqlalchemy import select
 
-from relove.broadcasts.botapi import BotApiClient
 from relove.broadcasts.links import TrackedLink, tracked_url
 from relove.broadcasts.models import Broadcast, BroadcastStatus
-from relove.broadcasts.ratelimit import BotRateLimiter
 from relove.broadcasts.service import get_broadcast, recipient_of, template_of
 from relove.db.models import User
 from relove.sandbox.client import SandboxClient
 from relove.sandbox.core import DEFAULT_TOKEN, Sandbox
+from relove.telegram.client import BotApiClient
+from relove.telegram.ratelimit import MemoryRateLimitStorage, RateLimiter
 from relove.web.telegram import ConsoleBot
 from tests.web.conftest import OPERATOR_ID, Browser, ConsoleHarness, MakeConsole, add_users
 
@@ -132,7 +132,8 @@ async def test_schedule(operator: Browser, console: ConsoleHarness) -> None:
 async def test_test_send_to_me(make_console: MakeConsole, sandbox: Sandbox,
                                sandbox_client: SandboxClient) -> None:
     assert sandbox.url
-    bot = ConsoleBot(BotApiClient(DEFAULT_TOKEN, sandbox.url), BotRateLimiter())
+    bot = ConsoleBot(BotApiClient(DEFAULT_TOKEN, sandbox.url),
+                     RateLimiter(MemoryRateLimitStorage()))
     console = await make_console(bot=bot)
     me = await sandbox_client.create_user("Оператор", id=OPERATOR_ID, started=True)
     await add_users(console.sessions, [{"id": me["id"], "first_name": "Оператор"}])

@@ -8,12 +8,12 @@ from datetime import datetime, timedelta
 import pytest
 from sqlalchemy import select
 
-from relove.broadcasts.botapi import BotApiClient
-from relove.broadcasts.ratelimit import BotRateLimiter
 from relove.conversation.handoff import handoff_until
 from relove.db.models import User
 from relove.sandbox.client import SandboxClient
 from relove.sandbox.core import DEFAULT_TOKEN, Sandbox
+from relove.telegram.client import BotApiClient
+from relove.telegram.ratelimit import MemoryRateLimitStorage, RateLimiter
 from relove.web.telegram import ConsoleBot
 from tests.web.conftest import OPERATOR_ID, Browser, ConsoleHarness, MakeConsole, add_users
 
@@ -67,7 +67,8 @@ async def test_marker_edit_of_an_unknown_user_is_404(operator: Browser) -> None:
 async def live_console(make_console: MakeConsole, sandbox: Sandbox,
                        sandbox_client: SandboxClient) -> tuple[ConsoleHarness, SandboxClient]:
     assert sandbox.url
-    bot = ConsoleBot(BotApiClient(DEFAULT_TOKEN, sandbox.url), BotRateLimiter())
+    bot = ConsoleBot(BotApiClient(DEFAULT_TOKEN, sandbox.url),
+                     RateLimiter(MemoryRateLimitStorage()))
     console = await make_console(bot=bot, bot_token=DEFAULT_TOKEN, telegram_api_url=sandbox.url,
                                  handoff_minutes=15, console_chat_per_minute=3)
     return console, sandbox_client

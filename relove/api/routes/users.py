@@ -26,9 +26,9 @@ from relove.api.tokens import Principal
 from relove.errors import NotFound
 from relove.events.catalog import EventSource
 from relove.segments import count_users
+from relove.segments.listing import fetch_user, page_users, parse_fields
 from relove.users import patch
 from relove.users.lifecycle import delete_user
-from relove.users.listing import fetch_user, page_users, parse_fields
 
 router = APIRouter(route_class=ApiRoute, tags=["users"])
 

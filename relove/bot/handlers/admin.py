@@ -9,12 +9,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from relove.admins.models import Role
 from relove.bot.filters import IsAdmin
-from relove.bot.render import document_lines, user_card
+from relove.bot.render import document_lines, user_card, with_history
 from relove.bot.texts import Texts
 from relove.errors import InvalidInput, NotFound, ReloveError
+from relove.events.timeline import timeline
 from relove.users import service
 from relove.users.lifecycle import get_user
-from relove.users.paths import parse_assignment, parse_path
+from relove.users.paths import check_user_id, parse_assignment, parse_path
+
+#: Events shown under the /user card.
+RECENT_EVENTS = 10
 
 
 def _split_id(args: str | None) -> tuple[int, list[str]]:
@@ -25,7 +29,7 @@ def _split_id(args: str | None) -> tuple[int, list[str]]:
         user_id = int(parts[0])
     except ValueError as e:
         raise InvalidInput(f"{parts[0]!r} is not a user id") from e
-    return user_id, parts[1:]
+    return check_user_id(user_id), parts[1:]
 
 
 def _actor(message: Message) -> str | None:
@@ -46,7 +50,9 @@ async def show_user(
     except NotFound:
         await message.answer(texts("admin_user_not_found", user_id=user_id))
         return
-    await message.answer(user_card(user, texts, title=texts("user_card_title", user_id=user_id)))
+    recent = await timeline(session, user_id, limit=RECENT_EVENTS)
+    card = user_card(user, texts, title=texts("user_card_title", user_id=user_id))
+    await message.answer(with_history(card, recent.events, texts))
 
 
 async def mark(

@@ -15,12 +15,14 @@ from aiogram.types import Message
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from relove.analytics import breakdown, overview
+from relove.analytics.events import event_counts
 from relove.bot.filters import IsAdmin
 from relove.bot.texts import Texts
 from relove.errors import InvalidInput
 from relove.segments import count_users, field_from_text, find_users, parse_filter
 
 FIND_SHOWN = 10
+TODAY_EVENTS = 10
 BREAKDOWN_TOP = 15
 MAX_VALUE_CHARS = 60
 
@@ -72,7 +74,18 @@ async def stats(message: Message, session: AsyncSession, texts: Texts) -> None:
         texts("analytics_stats_source"),
     ]
     lines += _rows(o.by_source, texts)
+    lines += await _today_events(session, texts)
     await message.answer("\n".join(lines))
+
+
+async def _today_events(session: AsyncSession, texts: Texts) -> list[str]:
+    """Today's events (UTC), most frequent names first."""
+    counts = await event_counts(session, days=1)
+    counts.sort(key=lambda c: (-c.events, c.name))
+    lines = [texts("events_today", total=sum(c.events for c in counts))]
+    lines += [texts("events_today_line", name=c.name, count=c.events)
+              for c in counts[:TODAY_EVENTS]]  # fmt: skip
+    return lines
 
 
 def _rows(b: Any, texts: Texts) -> list[str]:

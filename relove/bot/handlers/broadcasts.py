@@ -18,16 +18,19 @@ from relove.admins.models import Role
 from relove.bot.filters import IsAdmin
 from relove.bot.texts import Texts
 from relove.broadcasts import service
-from relove.broadcasts.botapi import BotApiClient, HttpSend
-from relove.broadcasts.content import Button, MessageContent
-from relove.broadcasts.models import MediaKind
+from relove.broadcasts.content import MessageContent
 from relove.broadcasts.notify import ProgressMessages
 from relove.broadcasts.runner import BroadcastRunner
-from relove.broadcasts.telegram import limiter_of, send_rendered
+from relove.broadcasts.telegram import HttpSend
 from relove.config import Settings
 from relove.db.models import UserSnapshot
 from relove.db.types import utcnow
 from relove.errors import FilterError, InvalidInput
+from relove.telegram.bot import send_message
+from relove.telegram.client import BotApiClient
+from relove.telegram.message import Button, MediaKind
+from relove.telegram.ratelimit import build_limiter
+from relove.telegram.ratelimit.middleware import limiter_of
 
 log = logging.getLogger(__name__)
 _WORKER_KEY = "broadcast_worker"
@@ -87,7 +90,7 @@ async def ask(
         await message.answer(texts("broadcast_nobody", filter=filter_text))
         return
     await session.commit()
-    await send_rendered(bot, message.chat.id, rendered)
+    await send_message(bot, message.chat.id, rendered)
     keyboard = InlineKeyboardMarkup(inline_keyboard=[[
         InlineKeyboardButton(text=texts("broadcast_confirm_button"),
                              callback_data=BroadcastCallback(action="go", id=broadcast.id).pack()),
@@ -165,7 +168,8 @@ async def start_runner(**data: object) -> None:
     # message), paced by the bot's shared limiter, so replies still go first.
     client = BotApiClient(bot.token, settings.telegram_api_url)
     runner = BroadcastRunner(
-        engine, lambda paid: HttpSend(client, paid=paid), limiter_of(bot, settings), settings,
+        engine, lambda paid: HttpSend(client, paid=paid),
+        limiter_of(bot) or build_limiter(settings), settings,
         progress=ProgressMessages(client, texts),
     )
     stop = asyncio.Event()

@@ -8,7 +8,6 @@ from aiogram.types import Message
 from aiogram.utils.chat_action import ChatActionSender
 
 from relove.bot.handlers.reply import send_markdown, send_quietly
-from relove.bot.middlewares.conversation import ConversationMiddleware
 from relove.bot.texts import Texts
 from relove.conversation.components import ConversationComponents
 from relove.conversation.service import ReplyKind
@@ -44,7 +43,6 @@ async def talk(
 
 def create_router() -> Router:
     router = Router(name="conversation")
-    router.message.outer_middleware(ConversationMiddleware())
     router.message.register(
         talk, F.chat.type == "private", F.text, ~F.text.startswith("/"), llm_enabled
     )

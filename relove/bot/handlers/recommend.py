@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import html
 
-from aiogram import F, Router
+from aiogram import Router
 from aiogram.filters import Command
+from aiogram.filters.callback_data import CallbackData
 from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
 from aiogram.utils.keyboard import InlineKeyboardBuilder
+from pydantic import Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from relove.bot.handlers.reply import send_markdown, send_quietly
-from relove.bot.middlewares.conversation import ConversationMiddleware
 from relove.bot.texts import Texts
 from relove.conversation.catalog import CatalogItem
 from relove.conversation.components import ConversationComponents
@@ -19,7 +20,11 @@ from relove.conversation.formatting import to_html
 from relove.db.models import UserSnapshot
 from relove.telegram.limits import TEXT_LIMIT, utf16_len
 
-PREFIX = "rec:"
+
+class RecommendCallback(CallbackData, prefix="rec"):
+    """A catalog item's button: ``rec:<item id>`` (ids as in relove/conversation/catalog.py)."""
+
+    item: str = Field(pattern=r"^[A-Za-z0-9_-]{1,40}$")
 
 
 def _label(title: str) -> str:
@@ -39,7 +44,8 @@ def item_html(item: CatalogItem) -> str:
 def keyboard(items: list[CatalogItem]) -> InlineKeyboardMarkup:
     kb = InlineKeyboardBuilder()
     for item in items:
-        kb.row(InlineKeyboardButton(text=_label(item.title), callback_data=PREFIX + item.id))
+        data = RecommendCallback(item=item.id).pack()
+        kb.row(InlineKeyboardButton(text=_label(item.title), callback_data=data))
     return kb.as_markup()
 
 
@@ -62,13 +68,13 @@ async def recommend(
 
 async def pick(
     query: CallbackQuery,
+    callback_data: RecommendCallback,
     user: UserSnapshot,
     session: AsyncSession,
     texts: Texts,
     conversation: ConversationComponents,
 ) -> None:
-    item_id = (query.data or "")[len(PREFIX) :]
-    item = await conversation.recommender.pick(session, user, item_id)
+    item = await conversation.recommender.pick(session, user, callback_data.item)
     if item is None:
         await query.answer(texts("recommend_gone"))
         return
@@ -90,8 +96,6 @@ async def send_item(message: Message, item: CatalogItem, texts: Texts) -> None:
 
 def create_router() -> Router:
     router = Router(name="recommend")
-    router.message.outer_middleware(ConversationMiddleware())
-    router.callback_query.outer_middleware(ConversationMiddleware())
     router.message.register(recommend, Command("recommend"))
-    router.callback_query.register(pick, F.data.startswith(PREFIX))
+    router.callback_query.register(pick, RecommendCallback.filter())
     return router

@@ -4,52 +4,67 @@ with buttons or free text, take answers, and /reload the files (admins)."""
 from __future__ import annotations
 
 import logging
-import re
 from typing import Any
 
 from aiogram import F, Router
 from aiogram.dispatcher.event.bases import SkipHandler
 from aiogram.filters import Command, CommandObject, CommandStart, Filter
+from aiogram.filters.callback_data import CallbackData
 from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
 from aiogram.utils.keyboard import InlineKeyboardBuilder
+from pydantic import Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from relove.admins.models import Role
 from relove.bot.filters import IsAdmin
 from relove.bot.handlers.reply import edit_markup_quietly, send_markdown, send_quietly
 from relove.bot.handlers.start import record_source
-from relove.bot.middlewares.conversation import ConversationMiddleware
 from relove.bot.texts import Texts
 from relove.conversation.components import ConversationComponents
 from relove.conversation.formatting import to_html
 from relove.conversation.scenarios.engine import AnswerRejected, Finished, Outcome, Question
 from relove.conversation.yamlfile import DefinitionError
 from relove.db.models import UserSnapshot
+from relove.telegram.limits import is_start_payload
 
 log = logging.getLogger(__name__)
-PREFIX = "sc:"
-_PAYLOAD = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_ID = r"^[a-z0-9_]{1,20}$"  # flow and step ids (relove/conversation/scenarios/model.py)
+
+
+class ScenarioCallback(CallbackData, prefix="sc"):
+    """A question's button: ``sc:<flow>:<step>:<action>``, action ``ok``, ``skip`` or the
+    option's index. Anything else (a forged ``sc:onboarding:city:²``) does not unpack, and the
+    catch-all answers it as stale."""
+
+    flow: str = Field(pattern=_ID)
+    step: str = Field(pattern=_ID)
+    action: str = Field(pattern=r"^(?:ok|skip|[0-9]{1,3})$")
+
+    @property
+    def option(self) -> int | None:
+        return int(self.action) if self.action.isascii() and self.action.isdigit() else None
 
 
 # -- rendering ------------------------------------------------------------------------------------
 def question_keyboard(q: Question, texts: Texts) -> InlineKeyboardMarkup | None:
     step = q.step
+
+    def data(action: str) -> str:
+        return ScenarioCallback(flow=q.flow.id, step=step.id, action=action).pack()
+
     kb = InlineKeyboardBuilder()
-    base = f"{PREFIX}{q.flow.id}:{step.id}:"
     for i, option in enumerate(step.options):
         mark = "✓ " if step.type == "multi" and option.value in q.selected else ""
-        kb.button(text=mark + option.label, callback_data=f"{base}{i}")
+        kb.button(text=mark + option.label, callback_data=data(str(i)))
     if step.options:
         kb.adjust(2 if len(step.options) > 3 else 1)
     extra = []
     if step.type == "multi":
-        extra.append(
-            InlineKeyboardButton(text=texts("scenario_done_button"), callback_data=base + "ok")
-        )
+        extra.append(InlineKeyboardButton(text=texts("scenario_done_button"),
+                                          callback_data=data("ok")))  # fmt: skip
     if step.skippable:
-        extra.append(
-            InlineKeyboardButton(text=texts("scenario_skip_button"), callback_data=base + "skip")
-        )
+        extra.append(InlineKeyboardButton(text=texts("scenario_skip_button"),
+                                          callback_data=data("skip")))  # fmt: skip
     if extra:
         kb.row(*extra)
     markup = kb.as_markup()
@@ -121,7 +136,7 @@ async def on_start(
     conversation: ConversationComponents,
 ) -> None:
     payload = (command.args or "").strip() or None
-    if payload and _PAYLOAD.match(payload):
+    if payload and is_start_payload(payload):
         # Before the flow starts, so its conditions see the source (idempotent if /start
         # itself records it again below).
         await record_source(session, user.id, payload)
@@ -181,25 +196,21 @@ async def on_answer(
 
 async def on_button(
     query: CallbackQuery,
+    callback_data: ScenarioCallback,
     user: UserSnapshot,
     session: AsyncSession,
     texts: Texts,
     conversation: ConversationComponents,
 ) -> None:
-    parts = (query.data or "")[len(PREFIX) :].split(":")
-    if len(parts) != 3:
-        await query.answer(texts("scenario_stale"))
-        return
-    flow_id, step_id, action = parts
+    flow_id, step_id, option = callback_data.flow, callback_data.step, callback_data.option
     engine = conversation.engine
-    if action == "ok":
+    if callback_data.action == "ok":
         outcome = await engine.confirm(session, user, flow_id, step_id)
-    elif action == "skip":
+    elif callback_data.action == "skip":
         outcome = await engine.skip(session, user, flow_id, step_id)
-    elif action.isdigit():
-        outcome = await engine.choose(session, user, flow_id, step_id, int(action))
     else:
-        outcome = None
+        assert option is not None  # the pattern admits ok, skip or ASCII digits only
+        outcome = await engine.choose(session, user, flow_id, step_id, option)
     if outcome is None:
         await query.answer(texts("scenario_stale"))
         return
@@ -234,12 +245,10 @@ async def on_reload(message: Message, texts: Texts, conversation: ConversationCo
 
 def create_router() -> Router:
     router = Router(name="scenarios")
-    router.message.outer_middleware(ConversationMiddleware())
-    router.callback_query.outer_middleware(ConversationMiddleware())
     router.message.register(on_reload, Command("reload"), IsAdmin(Role.operator))
     router.message.register(on_start, CommandStart(), F.chat.type == "private")
     router.message.register(on_cancel, Command("cancel"))
     router.message.register(on_flow_command, FlowCommand(), F.chat.type == "private")
     router.message.register(on_answer, InScenario(), F.chat.type == "private")
-    router.callback_query.register(on_button, F.data.startswith(PREFIX))
+    router.callback_query.register(on_button, ScenarioCallback.filter())
     return router

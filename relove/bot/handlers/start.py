@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-
 from aiogram import Router
 from aiogram.filters import CommandObject, CommandStart
 from aiogram.types import Message
@@ -12,10 +10,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from relove.bot.texts import Texts
 from relove.db.models import UserSnapshot
 from relove.events import EventSource
+from relove.telegram.limits import is_start_payload
 from relove.users import service
 
 #: Telegram deep-link payloads: up to 64 characters of A-Z, a-z, 0-9, _ and -.
-_PAYLOAD = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
 async def record_source(session: AsyncSession, user_id: int, payload: str) -> None:
@@ -32,7 +30,7 @@ async def start(
     texts: Texts,
 ) -> None:
     payload = (command.args or "").strip()
-    if payload and _PAYLOAD.match(payload):
+    if payload and is_start_payload(payload):
         await record_source(session, user.id, payload)
     await message.answer(texts("welcome", name=user.first_name or user.username or ""))
 

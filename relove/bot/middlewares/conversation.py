@@ -1,6 +1,7 @@
-"""Router middleware of the conversation features: provides ``conversation`` (the
-:class:`~relove.conversation.components.ConversationComponents`) to handlers, and schedules
-gender inference for users whose gender is unknown (off the hot path, once per name).
+"""Middleware of the conversation features, wired once on the dispatcher (``create_dispatcher``):
+provides ``conversation`` (the :class:`~relove.conversation.components.ConversationComponents`)
+to every message and callback handler, and schedules gender inference for users whose gender
+is unknown (off the hot path, once per name).
 
 The components come from the dispatcher's workflow data when the caller passed them
 (``create_dispatcher(..., conversation=...)``); otherwise they are built from settings on the

@@ -6,6 +6,10 @@ open transaction before every Bot API call the update makes, so no row lock (Pos
 write lock (SQLite) is held across a network round trip, a rate-limit wait or a 429 pause —
 other users' updates never queue behind a reply. Writes made before a reply are therefore
 durable even if the handler fails afterwards.
+
+This is the bot's side of the unit-of-work rule (:mod:`relove.db.uow`): services and read
+helpers never commit; a handler commits or rolls back only in its own body; a unit that reads
+before it writes calls ``begin_write`` first.
 """
 
 from __future__ import annotations

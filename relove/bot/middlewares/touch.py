@@ -1,4 +1,9 @@
-"""Outer middleware: every update that carries a user refreshes that user first."""
+"""Outer middleware: every update that carries a user refreshes that user first.
+
+The polling pipeline (:mod:`relove.bot.ingest`) touches a whole page of updates before it
+dispatches them and passes each update's ``user``; the middleware then has nothing to do. An
+update fed straight to the dispatcher (tests, a webhook) is touched here, one at a time.
+"""
 
 from __future__ import annotations
 
@@ -9,13 +14,17 @@ from aiogram import BaseMiddleware
 from aiogram.types import TelegramObject, Update
 from aiogram.types import User as TgUser
 
+from relove.events.updates import events_of_update
 from relove.users.touch import Touch, TouchWriter
 
 Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
 
 
-def touch_from_update(update: Update, from_user: TgUser | None) -> Touch | None:
-    """What ``update`` says about its (human) user, or ``None`` if it carries none."""
+def touch_from_update(
+    update: Update, from_user: TgUser | None, *, events: bool = False
+) -> Touch | None:
+    """What ``update`` says about its (human) user, or ``None`` if it carries none; with
+    ``events``, the touch also carries the update's events (``relove.events.updates``)."""
     if from_user is None or from_user.is_bot:
         return None
     last_message = None
@@ -44,8 +53,8 @@ def touch_from_update(update: Update, from_user: TgUser | None) -> Touch | None:
         from_user.last_name,
         last_message,
         is_active,
+        events_of_update(update) if events else (),
     )
-
 
 
 class TouchMiddleware(BaseMiddleware):
@@ -56,7 +65,10 @@ class TouchMiddleware(BaseMiddleware):
 
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         assert isinstance(event, Update)
-        touch = touch_from_update(event, data.get("event_from_user"))
-        if touch is not None:
-            data["user"] = await self.writer.touch(touch)
+        if "user" not in data:  # not touched by the polling pipeline yet
+            touch = touch_from_update(
+                event, data.get("event_from_user"), events=self.writer.records_events
+            )
+            if touch is not None:
+                data["user"] = await self.writer.touch(touch)
         return await handler(event, data)

@@ -19,6 +19,7 @@ from relove.conversation.scenarios.model import Flow, Step
 from relove.conversation.scenarios.registry import ScenarioRegistry
 from relove.db.models import Gender, UserSnapshot
 from relove.db.types import utcnow
+from relove.db.uow import begin_write
 from relove.events import EventSource, record
 from relove.events.catalog import (
     SCENARIO_ANSWERED,
@@ -137,6 +138,7 @@ class ScenarioEngine:
         self, executor: Executor, user: UserSnapshot, flow: Flow, *, explicit: bool = False
     ) -> Outcome | None:
         """Start ``flow`` (``None`` if its condition or ``repeat`` rule says no)."""
+        await begin_write(executor)
         data = await user_dict(executor, user)
         if not self.may_start(flow, data, explicit=explicit):
             return None
@@ -167,6 +169,7 @@ class ScenarioEngine:
     async def answer_text(self, executor: Executor, user: UserSnapshot, raw: str) -> Outcome | None:
         """A typed answer to the current question; ``None`` when the user is in no flow.
         Raises :class:`AnswerRejected` when it does not validate (nothing is stored)."""
+        await begin_write(executor)  # reads the flow state, then writes it
         docs = await read_documents(executor, user.id)
         st = self.state(docs["context"])
         if st is None:
@@ -184,6 +187,7 @@ class ScenarioEngine:
         self, executor: Executor, user: UserSnapshot, flow_id: str, step_id: str, index: int
     ) -> Outcome | None:
         """A button press on the current question; ``None`` for a stale button."""
+        await begin_write(executor)  # reads the flow state, then writes it
         docs = await read_documents(executor, user.id)
         st = self.state(docs["context"])
         if st is None or st[0].id != flow_id or st[1].id != step_id:
@@ -222,6 +226,7 @@ class ScenarioEngine:
         self, executor: Executor, user: UserSnapshot, flow_id: str, step_id: str
     ) -> Outcome | None:
         """"Done" on a multi-choice question (nothing selected: asks again)."""
+        await begin_write(executor)  # reads the flow state, then writes it
         docs = await read_documents(executor, user.id)
         st = self.state(docs["context"])
         if st is None or st[0].id != flow_id or st[1].id != step_id:
@@ -240,6 +245,7 @@ class ScenarioEngine:
     async def skip(
         self, executor: Executor, user: UserSnapshot, flow_id: str, step_id: str
     ) -> Outcome | None:
+        await begin_write(executor)  # reads the flow state, then writes it
         docs = await read_documents(executor, user.id)
         st = self.state(docs["context"])
         if st is None or st[0].id != flow_id or st[1].id != step_id or not st[1].skippable:
@@ -251,6 +257,7 @@ class ScenarioEngine:
         return await self._advance(executor, user, flow, flow.index(step.id), data)
 
     async def cancel(self, executor: Executor, user: UserSnapshot) -> bool:
+        await begin_write(executor)  # reads the flow state, then writes it
         docs = await read_documents(executor, user.id)
         st = self.state(docs["context"])
         if st is None and "scenario" not in docs["context"]:

@@ -33,11 +33,11 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_valida
 from relove.conversation.conditions import Condition, condition_or_none
 from relove.conversation.yamlfile import read_yaml_file, validate
 from relove.errors import InvalidKey
+from relove.telegram.limits import is_start_payload
 from relove.users.paths import parse_path
 
 _ID = re.compile(r"^[a-z0-9_]{1,20}$")
 _COMMAND = re.compile(r"^[a-z0-9_]{1,32}$")
-_PAYLOAD = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 OptCondition = Annotated[Condition | None, BeforeValidator(condition_or_none)]
 
@@ -137,7 +137,7 @@ class Start(_Strict):
     @classmethod
     def _payloads(cls, value: list[str]) -> list[str]:
         for p in value:
-            if not _PAYLOAD.match(p):
+            if not is_start_payload(p):
                 raise ValueError(f"bad deep-link payload {p!r}: 1-64 of A-Z a-z 0-9 _ -")
         return value
 

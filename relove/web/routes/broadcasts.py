@@ -14,11 +14,11 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response, Streamin
 
 from relove.analytics.keys import KeyStats
 from relove.broadcasts import service
-from relove.broadcasts.base import Outcome
 from relove.broadcasts.content import MessageTemplate, Recipient
 from relove.broadcasts.models import BroadcastStatus
 from relove.db.models import User
 from relove.errors import InvalidInput
+from relove.telegram.outcomes import Outcome
 from relove.web.audit import (
     BROADCAST_CANCELLED,
     BROADCAST_CREATED,

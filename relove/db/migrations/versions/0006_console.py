@@ -1,7 +1,7 @@
 """console: admins and roles, server-side sessions, one-time login tokens, tracked links
 
 Revision ID: 0006_console
-Revises: 0005_api
+Revises: 0008_bulk
 Create Date: 2026-12-01
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 from relove.db.types import UTCDateTime
 
 revision = "0006_console"
-down_revision = "0005_api"
+down_revision = "0008_bulk"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,311 @@
+"""History benchmark (PostgreSQL): ingest, timeline, behavioural count, funnel, retention,
+dropping a month.
+
+1. **Ingest** through the product's batch path (``record_many``: one ``INSERT … SELECT`` from
+   one bound JSON array per batch, in its own transaction), ``--writers`` concurrent writers,
+   into the partitioned table with all its indexes. Target ≥ 50,000 events/s.
+2. A history of ``--events`` events (default 10M) for ``--users`` users (default 1M) over the
+   last 120 days, built once in SQL (``generate_series``; kept between runs, ``--recreate``
+   rebuilds it), then timed on it:
+   * one user's timeline page (``timeline``, 50 events, first page and the next): p95 ≤ 5 ms;
+   * users who did an event in the last 7 days (``did "broadcast.clicked" within 7d``: the
+     segment count when the language has it, else the same EXISTS in SQL): ≤ 300 ms;
+   * a 3-step funnel over 30 days (``funnel``): ≤ 2 s;
+   * 8-week retention (``retention``): ≤ 2 s;
+   * dropping a month partition (``drop_partitions_before`` on a filled month): ≤ 1 s.
+
+Medians (and p95 where it is the target) are printed with the load average before and after;
+the machine is shared, so read the figures with it.
+
+    createdb -h 127.0.0.1 -U postgres bench_events
+    RELOVE_BENCH_DATABASE_URL=postgresql://postgres@127.0.0.1:5432/bench_events \\
+        .venv/bin/python bench/events.py [--events 10000000] [--users 1000000] [--recreate]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import functools
+import os
+import random
+import statistics
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from sqlalchemy import text  # noqa: E402
+from sqlalchemy.ext.asyncio import AsyncEngine  # noqa: E402
+
+from bench._common import server_url  # noqa: E402
+from relove.analytics.events import funnel, retention  # noqa: E402
+from relove.db.engine import create_engine, create_session_factory  # noqa: E402
+from relove.db.migrate import upgrade  # noqa: E402
+from relove.events import NewEvent, record_many  # noqa: E402
+from relove.events.partitions import (  # noqa: E402
+    add_months,
+    drop_partitions_before,
+    ensure_partitions,
+    month_start,
+    partition_name,
+)
+from relove.events.timeline import timeline  # noqa: E402
+
+print = functools.partial(print, flush=True)  # noqa: A001
+
+DATA_VERSION = "relove events bench v1"
+DAYS = 120
+#: (name, share of events): what a community bot's history looks like.
+MIX = [
+    ("message.received", 0.45), ("command.used", 0.10), ("button.pressed", 0.15),
+    ("marker.changed", 0.15), ("delivery.sent", 0.10), ("broadcast.clicked", 0.03),
+    ("order.paid", 0.02),
+]  # fmt: skip
+TARGETS = {"ingest": 50_000, "timeline_p95_ms": 5, "did_ms": 300, "funnel_ms": 2000,
+           "retention_ms": 2000, "drop_ms": 1000}  # fmt: skip
+
+
+def _load() -> str:
+    return "load average " + " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1000:.1f} ms"
+
+
+def _p95(values: list[float]) -> float:
+    return statistics.quantiles(values, n=20)[-1] if len(values) >= 20 else max(values)
+
+
+async def _timed(fn: Callable[[], Awaitable[Any]], runs: int) -> list[float]:
+    out = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        await fn()
+        out.append(time.perf_counter() - start)
+    return out
+
+
+# -- 1. ingest ---------------------------------------------------------------------------------
+async def ingest(engine: AsyncEngine, n: int, *, batch: int, writers: int,
+                 users: int) -> float:  # fmt: skip
+    """Events/s through ``record_many`` (``writers`` concurrent transactions)."""
+    sessions = create_session_factory(engine)
+    rng = random.Random(1)
+    names = [name for name, _ in MIX]
+    batches = [
+        [NewEvent(rng.randrange(1, users + 1), rng.choice(names), {"n": i + j})
+         for j in range(batch)]
+        for i in range(0, n, batch)
+    ]  # fmt: skip
+    queue = list(reversed(batches))
+
+    async def writer() -> None:
+        while queue:
+            events = queue.pop()
+            async with sessions.begin() as s:
+                await record_many(s, events, source="api", actor="bench")
+
+    start = time.perf_counter()
+    await asyncio.gather(*(writer() for _ in range(writers)))
+    return n / (time.perf_counter() - start)
+
+
+# -- 2. the history ----------------------------------------------------------------------------
+async def _populate(engine: AsyncEngine, events: int, users: int, now: datetime) -> None:
+    """``users`` users created over the last DAYS days and ``events`` events spread over the
+    same period, in set-based SQL (setup, not the measured path)."""
+    cases, acc = [], 0.0
+    for name, share in MIX:
+        acc += share
+        cases.append(f"WHEN r < {acc:.4f} THEN '{name}'")
+    name_sql = "CASE " + " ".join(cases) + " ELSE 'message.received' END"
+    async with engine.begin() as conn:
+        await conn.execute(text("TRUNCATE events, users CASCADE"))
+        await conn.run_sync(lambda c: ensure_partitions(c, now=now, back=DAYS // 30 + 1))
+        await conn.execute(text(
+            "INSERT INTO users (id, first_name, is_active, gender, context, markers, created_at,"
+            " updated_at, last_seen_at) "
+            "SELECT g, 'U' || g, true, 'unknown', '{}', "
+            "jsonb_build_object('city', (ARRAY['Москва','Тверь','Казань'])[1 + g % 3]), "
+            "CAST(:now AS timestamptz) - make_interval(secs => (g * 7919 % (:days * 86400))), "
+            ":now, :now "
+            "FROM generate_series(1, :users) AS g"
+        ), {"now": now, "days": DAYS, "users": users})  # fmt: skip
+        # Each event: a user (skewed: a few talk a lot), a name from the mix, a moment after
+        # the user was created.
+        await conn.execute(text(
+            "INSERT INTO events (user_id, name, props, source, actor, at) "
+            f"SELECT u, {name_sql}, '{{}}'::jsonb, 'bot', NULL, "
+            "  greatest(c, CAST(:now AS timestamptz) "
+            "             - make_interval(secs => (random() * :days * 86400)::int)) "
+            "FROM (SELECT g, random() AS r, "
+            "        1 + floor(power(random(), 2) * :users)::bigint AS u FROM "
+            "      generate_series(1, :events) AS g) AS s "
+            "JOIN LATERAL (SELECT created_at AS c FROM users WHERE id = s.u) AS uc ON true"
+        ), {"now": now, "days": DAYS, "users": users, "events": events})  # fmt: skip
+        await conn.execute(text("CREATE TABLE IF NOT EXISTS bench_meta (v text)"))
+        await conn.execute(text("DELETE FROM bench_meta"))
+        await conn.execute(text("INSERT INTO bench_meta VALUES (:v)"),
+                           {"v": f"{DATA_VERSION} {events} {users} {now.isoformat()}"})  # fmt: skip
+    async with engine.connect() as conn:
+        await conn.execution_options(isolation_level="AUTOCOMMIT")
+        await conn.execute(text("VACUUM ANALYZE users"))
+        await conn.execute(text("VACUUM ANALYZE events"))
+
+
+async def _existing(engine: AsyncEngine, events: int, users: int) -> datetime | None:
+    async with engine.connect() as conn:
+        try:
+            v = (await conn.execute(text("SELECT v FROM bench_meta"))).scalar()
+        except Exception:
+            return None
+    if not v or not v.startswith(f"{DATA_VERSION} {events} {users} "):
+        return None
+    return datetime.fromisoformat(v.rsplit(" ", 1)[1])
+
+
+async def did_count(engine: AsyncEngine, now: datetime) -> Callable[[], Awaitable[Any]]:
+    """The product's segment count when the language has ``did``, else the equivalent SQL."""
+    sessions = create_session_factory(engine)
+    try:
+        from relove.segments import count_users, parse_filter
+
+        parse_filter('did "broadcast.clicked" within 7d')
+    except Exception:
+        sql = text("SELECT count(*) FROM users WHERE EXISTS (SELECT 1 FROM events e WHERE "
+                   "e.user_id = users.id AND e.name = 'broadcast.clicked' AND e.at >= :since)")
+
+        async def by_sql() -> Any:
+            async with engine.connect() as conn:
+                return (await conn.execute(sql, {"since": now - timedelta(days=7)})).scalar()
+
+        print("  (did: the segment language has no `did` yet: timing the equivalent SQL)")
+        return by_sql
+
+    async def by_segment() -> Any:
+        async with sessions() as s:
+            return await count_users(s, 'did "broadcast.clicked" within 7d')
+
+    return by_segment
+
+
+async def queries(engine: AsyncEngine, users: int, now: datetime, runs: int) -> dict[str, Any]:
+    sessions = create_session_factory(engine)
+    rng = random.Random(2)
+    out: dict[str, Any] = {}
+
+    async def page() -> None:
+        async with sessions() as s:
+            first = await timeline(s, rng.randrange(1, users // 10), limit=50)
+            if first.next_cursor:
+                await timeline(s, first.events[0].user_id or 0, limit=50,
+                               cursor=first.next_cursor)  # fmt: skip
+
+    await _timed(page, 20)  # warm the connection pool and the cache a little
+    pages = await _timed(page, max(runs * 20, 200))
+    out["timeline_ms"] = (statistics.median(pages) * 1000 / 2, _p95(pages) * 1000 / 2)
+
+    count = await did_count(engine, now)
+    await count()
+    out["did_ms"] = statistics.median(await _timed(count, runs)) * 1000
+
+    async def fun() -> None:
+        async with sessions() as s:
+            await funnel(s, ["command.used", "button.pressed", "order.paid"],
+                         within=timedelta(days=7), since=now - timedelta(days=30), until=now)
+
+    out["funnel_ms"] = statistics.median(await _timed(fun, runs)) * 1000
+
+    async def ret() -> None:
+        async with sessions() as s:
+            await retention(s, period="week", cohorts=8, now=now)
+
+    out["retention_ms"] = statistics.median(await _timed(ret, runs)) * 1000
+    return out
+
+
+async def drop_month(engine: AsyncEngine, now: datetime, rows: int) -> float:
+    """Fill a month two years back with ``rows`` events, then time dropping it."""
+    month = add_months(month_start(now), -24)
+    at = datetime(month.year, month.month, 1, tzinfo=UTC)
+    async with engine.begin() as conn:
+        await conn.run_sync(lambda c: ensure_partitions(c, now=at, ahead=0))
+        await conn.execute(text(
+            "INSERT INTO events (user_id, name, props, source, at) "
+            "SELECT g % 1000 + 1, 'message.received', '{}'::jsonb, 'bot', "
+            "CAST(:at AS timestamptz) + make_interval(secs => g % (27 * 86400)) "
+            "FROM generate_series(1, :n) AS g"
+        ), {"at": at, "n": rows})  # fmt: skip
+    start = time.perf_counter()
+    async with engine.begin() as conn:
+        dropped = await conn.run_sync(
+            lambda c: drop_partitions_before(c, at + timedelta(days=40)))
+    elapsed = time.perf_counter() - start
+    assert partition_name(month) in dropped, dropped
+    return elapsed
+
+
+async def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--events", type=int, default=10_000_000)
+    parser.add_argument("--users", type=int, default=1_000_000)
+    parser.add_argument("--ingest", type=int, default=200_000)
+    parser.add_argument("--batch", type=int, default=2000)
+    parser.add_argument("--writers", type=int, default=4)
+    parser.add_argument("--runs", type=int, default=7)
+    parser.add_argument("--drop-rows", type=int, default=500_000)
+    parser.add_argument("--recreate", action="store_true")
+    args = parser.parse_args()
+    url = server_url()
+    if not url.startswith("postgresql"):
+        print("PostgreSQL only: set RELOVE_BENCH_DATABASE_URL")
+        return 2
+    engine = create_engine(url)
+    await upgrade(engine)
+    print(f"start: {_load()}")
+
+    async with engine.begin() as conn:
+        await conn.run_sync(lambda c: ensure_partitions(c))
+        await conn.execute(text("CREATE TABLE IF NOT EXISTS bench_meta (v text)"))
+    rates = []
+    for _ in range(3):
+        async with engine.begin() as conn:  # ingest into a clean table each time
+            await conn.execute(text("DELETE FROM bench_meta"))
+            await conn.execute(text("TRUNCATE events"))
+        rates.append(await ingest(engine, args.ingest, batch=args.batch, writers=args.writers,
+                                  users=args.users))  # fmt: skip
+    ingest_rate = statistics.median(rates)
+    print(f"ingest: {ingest_rate:,.0f} events/s (median of {len(rates)}; "
+          f"{', '.join(f'{r:,.0f}' for r in rates)}) — batches of {args.batch}, "
+          f"{args.writers} writers — {_load()}")
+
+    now = None if args.recreate else await _existing(engine, args.events, args.users)
+    if now is None:
+        now = datetime.now(UTC).replace(microsecond=0)
+        start = time.perf_counter()
+        print(f"building {args.events:,} events for {args.users:,} users …")
+        await _populate(engine, args.events, args.users, now)
+        print(f"  built in {time.perf_counter() - start:.0f} s — {_load()}")
+    result = await queries(engine, args.users, now, args.runs)
+    med, p95 = result["timeline_ms"]
+    print(f"timeline page (50 events): median {med:.2f} ms, p95 {p95:.2f} ms — {_load()}")
+    print(f"did within 7d (count): median {result['did_ms']:.0f} ms — {_load()}")
+    print(f"3-step funnel over 30 days: median {result['funnel_ms']:.0f} ms — {_load()}")
+    print(f"8-week retention: median {result['retention_ms']:.0f} ms — {_load()}")
+    drop = await drop_month(engine, now, args.drop_rows)
+    print(f"drop a month partition ({args.drop_rows:,} rows): {_ms(drop)} — {_load()}")
+    await engine.dispose()
+    ok = (ingest_rate >= TARGETS["ingest"] and p95 <= TARGETS["timeline_p95_ms"]
+          and result["did_ms"] <= TARGETS["did_ms"] and result["funnel_ms"] <= TARGETS["funnel_ms"]
+          and result["retention_ms"] <= TARGETS["retention_ms"] and drop * 1000 <= TARGETS["drop_ms"])  # noqa: E501
+    print(("all targets met" if ok else "some targets missed") + f" — end: {_load()}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))

@@ -1,0 +1,345 @@
+"""Analytics over the history: events by day/week, ordered funnels, cohort retention.
+
+All of it runs in SQL (never by loading events into Python), on both databases:
+
+* :func:`event_counts` — events and distinct users per name and day/week;
+* :func:`funnel` — users who did step 1 in the period, then each next step after the previous
+  one, all within ``within`` of their step 1 (the first step-1 event of each user counts;
+  each next step is the first one after the previous step, in ``(at, id)`` order);
+* :func:`retention` — users grouped by the period they were first seen (``created_at``), and
+  the share of each cohort active (did one of ``USER_ACTIONS``) in each later period.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, Literal
+
+from sqlalchemy import Integer, and_, cast, func, literal_column, or_, select, true
+from sqlalchemy.dialects.postgresql import distinct_on
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from relove.db.models import User
+from relove.db.types import utcnow
+from relove.errors import InvalidInput
+from relove.events.catalog import USER_ACTIONS, check_name
+from relove.events.models import Event
+from relove.events.timeline import name_condition
+from relove.segments.service import FilterInput, plan_with_values, resolve_filter
+
+E = Event.__table__
+U = User.__table__
+
+Period = Literal["day", "week", "month"]
+MAX_STEPS = 10
+MAX_COHORTS = 60
+MAX_DAYS = 366
+_DURATION = re.compile(r"^(\d{1,6})([smhdw])$")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_PERIOD_SECONDS = {"day": 86400, "week": 604800}
+
+
+def parse_duration(value: str) -> timedelta:
+    """``7d`` → 7 days (units s, m, h, d, w)."""
+    m = _DURATION.match(value.strip()) if isinstance(value, str) else None
+    if m is None:
+        raise InvalidInput(f"{value!r} is not a duration like 30m, 12h, 7d or 2w")
+    return timedelta(seconds=int(m.group(1)) * _UNIT_SECONDS[m.group(2)])
+
+
+def _pg(session: AsyncSession) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+async def _users_where(session: AsyncSession, flt: FilterInput | None) -> Any:
+    if flt is None:
+        return None
+    where = await resolve_filter(session, flt)
+    await plan_with_values(session)
+    return where
+
+
+def _in_filter(where: Any) -> Any:
+    return true() if where is None else E.c.user_id.in_(select(U.c.id).where(where))
+
+
+# -- events by day / week ----------------------------------------------------------------------
+@dataclass
+class EventCount:
+    period: date
+    name: str
+    events: int
+    users: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"period": self.period.isoformat(), "name": self.name, "events": self.events,
+                "users": self.users}  # fmt: skip
+
+
+def _period_start(pg: bool, by: str, col: Any) -> Any:
+    if pg:
+        return func.date_trunc(by, func.timezone("UTC", col))
+    day = func.substr(col, 1, 10)
+    return day if by == "day" else func.date(day, "weekday 0", "-6 days")
+
+
+async def event_counts(
+    session: AsyncSession,
+    *,
+    names: str | list[str] | None = None,
+    by: Literal["day", "week"] = "day",
+    days: int = 30,
+    flt: FilterInput | None = None,
+    now: datetime | None = None,
+) -> list[EventCount]:
+    """Events and distinct users per name and UTC day (or week, from Monday) over the last
+    ``days`` days (today included), oldest period first, most frequent name first."""
+    if by not in ("day", "week"):
+        raise InvalidInput("by must be day or week")
+    if not 1 <= days <= MAX_DAYS:
+        raise InvalidInput(f"days must be between 1 and {MAX_DAYS}")
+    now = now or utcnow()
+    first = (now.astimezone(UTC) - timedelta(days=days - 1)).date()
+    since = datetime(first.year, first.month, first.day, tzinfo=UTC)
+    pg = _pg(session)
+    period = _period_start(pg, by, E.c.at).label("period")
+    where = [E.c.at >= since, E.c.at <= now, _in_filter(await _users_where(session, flt))]
+    if names:
+        where.append(name_condition(names))
+    stmt = (
+        select(period, E.c.name, func.count().label("n"),
+               func.count(func.distinct(E.c.user_id)).label("u"))
+        .where(*where)
+        .group_by(period, E.c.name)
+        .order_by(period, func.count().desc(), E.c.name)
+    )  # fmt: skip
+    rows = (await session.execute(stmt)).all()
+    return [EventCount(_as_date(r.period), r.name, int(r.n), int(r.u)) for r in rows]
+
+
+def _as_date(value: Any) -> date:
+    if isinstance(value, datetime):
+        return value.date()
+    return value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
+
+
+# -- funnels -----------------------------------------------------------------------------------
+@dataclass
+class FunnelStep:
+    name: str
+    users: int
+    conversion: float  # share of step 1's users
+    from_previous: float  # share of the previous step's users
+
+
+@dataclass
+class Funnel:
+    steps: list[FunnelStep]
+    within: timedelta
+    since: datetime
+    until: datetime
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"steps": [asdict(s) for s in self.steps],
+                "within_seconds": int(self.within.total_seconds()),
+                "since": self.since.isoformat(), "until": self.until.isoformat()}  # fmt: skip
+
+
+def _first_per_user(pg: bool, rows: Any, extra: list[Any]) -> Any:
+    """Of ``rows`` (a select with user_id, at, id and ``extra`` columns), each user's first row
+    in (at, id) order."""
+    sub = rows.subquery()
+    if pg:
+        cols = [sub.c.user_id, sub.c.at, sub.c.id, *[sub.c[c.name] for c in extra]]
+        return (
+            select(*cols)
+            .ext(distinct_on(sub.c.user_id))
+            .order_by(sub.c.user_id, sub.c.at, sub.c.id)
+        )
+    rank = func.row_number().over(partition_by=sub.c.user_id, order_by=(sub.c.at, sub.c.id))
+    ranked = select(sub, rank.label("rn")).subquery()
+    return select(ranked.c.user_id, ranked.c.at, ranked.c.id,
+                  *[ranked.c[c.name] for c in extra]).where(ranked.c.rn == 1)  # fmt: skip
+
+
+def _deadline(pg: bool, t1: Any, within: timedelta) -> Any:
+    seconds = int(within.total_seconds())
+    if pg:
+        return t1.op("+")(literal_column(f"interval '{seconds} seconds'"))
+    # Text arithmetic keeps the microseconds exact: shift the whole seconds, keep the fraction.
+    return func.strftime("%Y-%m-%d %H:%M:%S", t1, f"+{seconds} seconds").op("||")(
+        func.substr(t1, 20)
+    )
+
+
+async def funnel(
+    session: AsyncSession,
+    steps: list[str],
+    *,
+    within: timedelta,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    flt: FilterInput | None = None,
+) -> Funnel:
+    """An ordered funnel: how many users did each step, in order, within ``within`` of their
+    first step-1 event in ``[since, until)`` (default: the last 30 days)."""
+    if not 2 <= len(steps) <= MAX_STEPS:
+        raise InvalidInput(f"a funnel needs 2 to {MAX_STEPS} steps")
+    for step in steps:
+        check_name(step)
+    if within <= timedelta(0):
+        raise InvalidInput("within must be positive")
+    until = until or utcnow()
+    since = since or until - timedelta(days=30)
+    pg = _pg(session)
+    user_where = await _users_where(session, flt)
+    first = select(E.c.user_id, E.c.at, E.c.id, E.c.at.label("t1")).where(
+        E.c.name == steps[0], E.c.at >= since, E.c.at < until, _in_filter(user_where)
+    )
+    t1 = first.selected_columns.t1
+    previous = _first_per_user(pg, first, [t1]).cte("step1")
+    ctes = [previous]
+    for i, name in enumerate(steps[1:], start=2):
+        p = previous
+        after = or_(E.c.at > p.c.at, and_(E.c.at == p.c.at, E.c.id > p.c.id))
+        rows = (
+            select(E.c.user_id, E.c.at, E.c.id, p.c.t1.label("t1"))
+            .select_from(p.join(E, E.c.user_id == p.c.user_id))
+            .where(E.c.name == name, E.c.at >= p.c.at, after,
+                   E.c.at <= _deadline(pg, p.c.t1, within))  # fmt: skip
+        )
+        previous = _first_per_user(pg, rows, [rows.selected_columns.t1]).cte(f"step{i}")
+        ctes.append(previous)
+    counts = select(*[select(func.count()).select_from(c).scalar_subquery() for c in ctes])
+    row = (await session.execute(counts)).one()
+    out: list[FunnelStep] = []
+    for i, (name, n) in enumerate(zip(steps, row, strict=True)):
+        top = int(row[0])
+        prev = int(row[i - 1]) if i else top
+        out.append(FunnelStep(name, int(n), round(int(n) / top, 6) if top else 0.0,
+                              round(int(n) / prev, 6) if prev else 0.0))  # fmt: skip
+    return Funnel(out, within, since, until)
+
+
+# -- retention ---------------------------------------------------------------------------------
+@dataclass
+class Cohort:
+    start: date
+    users: int
+    active: list[int]  # users active in period 0, 1, … (only periods that have begun)
+
+    @property
+    def shares(self) -> list[float]:
+        return [round(a / self.users, 6) if self.users else 0.0 for a in self.active]
+
+
+@dataclass
+class Retention:
+    period: str
+    cohorts: list[Cohort]
+    events: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"period": self.period, "events": self.events,
+                "cohorts": [{"start": c.start.isoformat(), "users": c.users, "active": c.active,
+                             "shares": c.shares} for c in self.cohorts]}  # fmt: skip
+
+
+def period_start(now: datetime, period: Period, back: int) -> datetime:
+    """The start (UTC) of the period ``back`` periods before ``now``'s."""
+    d = now.astimezone(UTC).date()
+    if period == "day":
+        d -= timedelta(days=back)
+    elif period == "week":
+        d -= timedelta(days=d.weekday() + 7 * back)
+    else:
+        index = d.year * 12 + d.month - 1 - back
+        d = date(index // 12, index % 12 + 1, 1)
+    return datetime(d.year, d.month, d.day, tzinfo=UTC)
+
+
+def _period_index(pg: bool, period: Period, col: Any, start: datetime) -> Any:
+    if period == "month":
+        base = start.year * 12 + start.month
+        if pg:
+            utc = func.timezone("UTC", col)
+            return (func.extract("year", utc) * 12 + func.extract("month", utc) - base).cast(
+                Integer()
+            )
+        return (cast(func.strftime("%Y", col), Integer) * 12
+                + cast(func.strftime("%m", col), Integer) - base)  # fmt: skip
+    seconds = _PERIOD_SECONDS[period]
+    epoch = int(start.timestamp())
+    if pg:
+        return func.floor((func.extract("epoch", col) - epoch) / seconds).cast(Integer())
+    # Integer division (both sides are integers, and the difference is never negative).
+    return (cast(func.strftime("%s", col), Integer) - epoch).self_group().op("/")(seconds)
+
+
+async def retention(
+    session: AsyncSession,
+    *,
+    period: Period = "week",
+    cohorts: int = 8,
+    events: list[str] | None = None,
+    flt: FilterInput | None = None,
+    now: datetime | None = None,
+) -> Retention:
+    """The last ``cohorts`` cohorts (users first seen in each period, oldest first) and how many
+    of each were active in each period since, up to now."""
+    if period not in ("day", "week", "month"):
+        raise InvalidInput("period must be day, week or month")
+    if not 1 <= cohorts <= MAX_COHORTS:
+        raise InvalidInput(f"cohorts must be between 1 and {MAX_COHORTS}")
+    names = list(events or USER_ACTIONS)
+    for name in names:
+        check_name(name)
+    now = now or utcnow()
+    start = period_start(now, period, cohorts - 1)
+    pg = _pg(session)
+    user_where = await _users_where(session, flt)
+    ci = _period_index(pg, period, U.c.created_at, start).label("ci")
+    in_filter = true() if user_where is None else user_where
+    c = select(U.c.id, ci).where(U.c.created_at >= start, U.c.created_at <= now, in_filter).cte("c")
+    pi = _period_index(pg, period, E.c.at, start).label("pi")
+    a = (
+        select(E.c.user_id, pi)
+        .where(E.c.at >= start, E.c.at <= now, E.c.name.in_(names), E.c.user_id.is_not(None))
+        .distinct()
+        .cte("a")
+    )
+    k = (a.c.pi - c.c.ci).label("k")
+    active_stmt = (
+        select(c.c.ci, k, func.count())
+        .select_from(c.join(a, and_(a.c.user_id == c.c.id, a.c.pi >= c.c.ci)))
+        .group_by(c.c.ci, k)
+    )
+    sizes_stmt = select(c.c.ci, func.count()).group_by(c.c.ci)
+    sizes = {int(i): int(n) for i, n in (await session.execute(sizes_stmt)).all()}
+    active: dict[tuple[int, int], int] = {
+        (int(i), int(kk)): int(n) for i, kk, n in (await session.execute(active_stmt)).all()
+    }
+    out = []
+    for i in range(cohorts):
+        begun = cohorts - i  # periods of this cohort that have started by now
+        out.append(Cohort(
+            start=period_start(now, period, cohorts - 1 - i).date(),
+            users=sizes.get(i, 0),
+            active=[active.get((i, kk), 0) for kk in range(begun)],
+        ))  # fmt: skip
+    return Retention(period, out, names)
+
+
+__all__ = [
+    "Cohort",
+    "EventCount",
+    "Funnel",
+    "FunnelStep",
+    "Retention",
+    "event_counts",
+    "funnel",
+    "parse_duration",
+    "retention",
+]

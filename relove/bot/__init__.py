@@ -1,0 +1,1 @@
+"""The Telegram bot: dispatcher factory, middlewares, one router per feature, texts."""
