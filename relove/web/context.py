@@ -9,7 +9,7 @@ from datetime import datetime
 from pathlib import Path
 
 from fastapi import APIRouter
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from relove.admins.models import Role
 from relove.config import Settings
@@ -56,3 +56,10 @@ class Console:
 
     def now(self) -> datetime:
         return self.clock()
+
+    @property
+    def engine(self) -> AsyncEngine:
+        """The engine the session factory is bound to (streamed exports read over it)."""
+        engine = self.sessions.kw["bind"]
+        assert isinstance(engine, AsyncEngine)
+        return engine

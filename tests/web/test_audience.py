@@ -125,6 +125,8 @@ async def test_export_csv_streams_the_filter(operator: Browser, console: Console
     rows = list(csv.DictReader(io.StringIO(r.text.lstrip("\ufeff"))))
     assert [int(row["id"]) for row in rows] == [10, 20, 30, 999]
     assert rows[-1]["first_name"].startswith("'=")  # never a formula in a spreadsheet
+    assert [row["markers.score"] for row in rows] == ["10", "20", "30", ""]
+    assert rows[0]["markers.city"] == "Казань" and rows[0]["markers.VIP"] == "true"
     bad = await operator.get("/audience/export.csv", params={"filter": "city ="})
     assert bad.status_code == 422
 

@@ -14,7 +14,7 @@ from relove.admins.models import Role
 from relove.analytics.keys import KeyStats, key_stats
 from relove.errors import FilterError, InvalidInput
 from relove.segments.parser import parse_filter
-from relove.segments.service import count_users, find_users
+from relove.segments.service import count_users, find_users, resolve_filter
 from relove.users.bulk import BulkOp, apply_to_filter
 from relove.web.audit import BULK_APPLIED, SOURCE, USERS_EXPORTED, actor_of, audit
 from relove.web.deps import AdminDep, DbDep, console_of, page, require, section, texts_for
@@ -145,11 +145,12 @@ async def export(request: Request, admin: AdminDep, filter: FilterQ = "") -> Res
     console = console_of(request)
     flt = filter.strip() or None
     async with console.sessions.begin() as session:
-        await audit(session, admin.admin_id, USERS_EXPORTED, {"filter": flt or ""})
         if flt:
-            await count_users(session, flt)  # a bad filter fails here, before streaming
+            parse_filter(flt)
+            await resolve_filter(session, flt)  # a bad filter fails here, before streaming
+        await audit(session, admin.admin_id, USERS_EXPORTED, {"filter": flt or ""})
     name = "relove-users.csv"
     return StreamingResponse(
-        users_csv(console.sessions, flt), media_type="text/csv; charset=utf-8",
+        users_csv(console.engine, flt), media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="{name}"'},
     )
