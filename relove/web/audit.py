@@ -32,7 +32,6 @@ BROADCAST_TEST_SENT = "broadcast.test_sent"
 BROADCAST_REQUEUED = "broadcast.unknown_requeued"
 BULK_APPLIED = "bulk.applied"
 USERS_EXPORTED = "users.exported"
-MESSAGE_SENT = "message.sent"
 TOKEN_CREATED = "token.created"
 TOKEN_REVOKED = "token.revoked"
 

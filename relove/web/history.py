@@ -1,71 +1,28 @@
-"""What the user card shows of a user's history: the conversation both ways and the events
-timeline (see :mod:`relove.events.timeline`).
-
-The conversation comes from the ``messages`` table (what the user wrote; what operators wrote
-from the console) and, for the companion's answers, from its memory (``context.turns``,
-assistant turns not written by an operator); newest last."""
+"""What the user card and the log page show of the history: the conversation (the events
+room's view: :func:`relove.broadcasts.conversation.conversation`), and console actions."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from relove.broadcasts.conversation import ConversationItem
+from relove.broadcasts.conversation import conversation as read_conversation
 from relove.events import EventSource
-from relove.events.models import Event, Message
+from relove.events.models import Event
 from relove.events.timeline import EventRow, Page, decode_cursor, encode_cursor
 
 CONVERSATION_LIMIT = 50
 E = Event.__table__
 
 
-@dataclass(frozen=True)
-class Bubble:
-    at: datetime | None
-    direction: str  # in | out
-    text: str
-    #: user | operator | bot
-    who: str
-    actor: str | None = None
-    kind: str = "text"
-
-
-def _turn_time(raw: Any) -> datetime | None:
-    if not isinstance(raw, str):
-        return None
-    try:
-        at = datetime.fromisoformat(raw)
-    except ValueError:
-        return None
-    return at if at.tzinfo else at.replace(tzinfo=UTC)
-
-
-async def conversation(session: AsyncSession, user_id: int, context: Mapping[str, Any],
-                       limit: int = CONVERSATION_LIMIT) -> list[Bubble]:
-    rows = (await session.execute(
-        select(Message.at, Message.direction, Message.kind, Message.text, Message.actor)
-        .where(Message.user_id == user_id)
-        .order_by(Message.at.desc(), Message.id.desc())
-        .limit(limit)
-    )).all()
-    bubbles = [
-        Bubble(at, direction, text or f"[{kind}]",
-               "user" if direction == "in" else ("operator" if kind == "operator" else "bot"),
-               actor, kind)
-        for at, direction, kind, text, actor in rows
-    ]
-    turns = context.get("turns")
-    for turn in turns if isinstance(turns, list) else []:
-        if (isinstance(turn, dict) and turn.get("role") == "assistant" and not turn.get("by")
-                and isinstance(turn.get("text"), str)):
-            bubbles.append(Bubble(_turn_time(turn.get("at")), "out", turn["text"], "bot"))
-    floor = datetime.min.replace(tzinfo=UTC)
-    bubbles.sort(key=lambda b: b.at or floor)
-    return bubbles[-limit:]
+async def conversation(session: AsyncSession, user_id: int,
+                       limit: int = CONVERSATION_LIMIT) -> list[ConversationItem]:
+    """The last ``limit`` items of the conversation both ways, oldest first (as a chat reads)."""
+    page = await read_conversation(session, user_id, limit=limit)
+    return list(reversed(page.items))
 
 
 async def console_log(session: AsyncSession, *, admin_id: int | None = None,

@@ -20,11 +20,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from relove.broadcasts.content import RenderedMessage
 from relove.conversation.handoff import HANDOFF_KEY
 from relove.errors import InvalidInput
-from relove.events import NewEvent, NewMessage, record_many
+from relove.events.conversation import record_outgoing
 from relove.telegram.outcomes import Outcome
 from relove.users import service
 from relove.users.lifecycle import get_user
-from relove.web.audit import MESSAGE_SENT, SOURCE, actor_of
+from relove.web.audit import SOURCE, actor_of
 from relove.web.telegram import ConsoleBot
 
 MAX_CHARS = 4000
@@ -70,11 +70,8 @@ async def send_as_bot(
     turn = {"role": "assistant", "text": text, "at": now.isoformat(timespec="seconds"),
             "by": f"admin:{admin_id}"}
     async with sessions.begin() as session:
-        await record_many(session, [NewEvent(
-            user_id, MESSAGE_SENT, {"message_id": result.message_id},
-            message=NewMessage(kind="operator", text=text, message_id=result.message_id,
-                               direction="out"),
-        )], source=SOURCE, actor=actor_of(admin_id), at=now)
+        await record_outgoing(session, user_id, text, message_id=result.message_id,
+                              kind="operator", source=SOURCE, actor=actor_of(admin_id))
         await service.append_bounded(session, user_id, "turns", turn, keep=keep_turns)
         if handoff_minutes:
             await service.set_values(session, user_id,

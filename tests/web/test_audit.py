@@ -75,21 +75,23 @@ async def test_timeline_scrolls_with_a_cursor(owner: Browser, console: ConsoleHa
     assert [int(n) for n in seen] == list(range(74, -1, -1))
 
 
-async def test_conversation_shows_both_directions(owner: Browser, console: ConsoleHarness) -> None:
+async def test_conversation_shows_both_directions(owner: Browser,
+                                                  console: ConsoleHarness) -> None:
     from relove.events import NewEvent, NewMessage, record_many
+    from relove.events.conversation import record_outgoing
 
-    await add_users(console.sessions, [{"id": 23, "first_name": "Ян", "context": {"turns": [
-        {"role": "user", "text": "как дела?", "at": "2026-12-01T10:00:01"},
-        {"role": "assistant", "text": "Отлично, <b>спасибо</b>!", "at": "2026-12-01T10:00:02"},
-    ]}}])
+    await add_users(console.sessions, [{"id": 23, "first_name": "Ян"}])
     async with console.sessions.begin() as s:
         await record_many(s, [NewEvent(23, "message.received", {"message_id": 1},
                                        message=NewMessage("text", "как дела?", 1))],
                           source="bot")
+        await record_outgoing(s, 23, "Отлично, <b>спасибо</b>!", message_id=2, kind="reply",
+                              source="bot")
     card = await owner.get("/users/23")
-    assert "как дела?" in card.text and "Отлично, &lt;b&gt;спасибо&lt;/b&gt;!" in card.text
+    assert card.text.index("как дела?") < card.text.index("Отлично, &lt;b&gt;спасибо&lt;/b&gt;!")
     async with console.sessions() as s:
-        assert (await s.execute(select(Message.direction))).scalars().all() == ["in"]
+        rows = (await s.execute(select(Message.direction).order_by(Message.id))).scalars().all()
+    assert rows == ["in", "out"]
 
 
 async def test_tracked_clicks_and_conversion(owner: Browser, console: ConsoleHarness) -> None:

@@ -85,6 +85,7 @@ async def _person(stack: Stack, first_name: str, **fields: Any) -> int:
 
 async def _shot(page: Any, name: str) -> None:
     if SHOTS:  # playwright creates the folder
+        await page.locator("main h1").scroll_into_view_if_needed()
         await page.screenshot(path=str(Path(SHOTS) / f"{name}.png"), full_page=True)
 
 

@@ -48,7 +48,7 @@ async def _card(db: AsyncSession, request: Request, user_id: int) -> dict[str, A
         "user": user,
         "markers": _markers(dict(user.markers or {})),
         "context_items": sorted((k, v) for k, v in context.items() if k not in SHOWN_APART),
-        "bubbles": await conversation(db, user.id, context),
+        "bubbles": await conversation(db, user.id),
         "events": await timeline(db, user.id, limit=EVENTS_PAGE),
         "handoff": handoff_until(context),
         "received": await received_by(db, user.id),
