@@ -51,7 +51,8 @@ async def test_replies_are_logged_in_the_conversation(harness: BotHarness, sessi
     await harness.dp.workflow_data["message_log"].flush()
     async with session_factory() as s:
         page = await conversation(s, 31)
-    (reply,) = page.items
+    reply, incoming = page.items  # newest first
+    assert (incoming.direction, incoming.text) == ("in", "/start")
     assert (reply.direction, reply.kind, reply.source) == ("out", "text", "bot")
     assert reply.text == harness.telegram.sent_texts(31)[0]
     assert reply.message_id is not None
