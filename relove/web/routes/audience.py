@@ -12,10 +12,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from relove.admins.models import Role
 from relove.analytics.keys import KeyStats, key_stats
+from relove.bulk.actions import BulkOp, apply_to_filter
 from relove.errors import FilterError, InvalidInput
 from relove.segments.parser import parse_filter
 from relove.segments.service import count_users, find_users, resolve_filter
-from relove.bulk.actions import BulkOp, apply_to_filter
 from relove.web.audit import BULK_APPLIED, SOURCE, USERS_EXPORTED, actor_of, audit
 from relove.web.deps import AdminDep, DbDep, console_of, page, require, section, texts_for
 from relove.web.export import users_csv
