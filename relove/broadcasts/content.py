@@ -9,6 +9,7 @@ A value missing for some user renders as an empty string (never an error mid-sen
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -86,8 +87,14 @@ _ENV = SandboxedEnvironment(
 class MessageTemplate:
     """A compiled message; :meth:`render` personalises it for one recipient."""
 
-    def __init__(self, content: MessageContent) -> None:
+    def __init__(
+        self,
+        content: MessageContent,
+        buttons_for: Callable[[int], tuple[tuple[Button, ...], ...]] | None = None,
+    ) -> None:
         self.content = content
+        #: per-recipient buttons (tracked links: relove.broadcasts.links), by user id
+        self.buttons_for = buttons_for
         if content.media_kind is not None and not content.media:
             raise InvalidInput(f"a {content.media_kind} needs a URL or file_id")
         if not content.text.strip() and content.media_kind is None:
@@ -112,7 +119,8 @@ class MessageTemplate:
         except Exception as e:  # any error inside the sandboxed template is the template's fault
             raise TemplateRenderError(f"template error for user {recipient.id}: {e}") from e
         c = self.content
-        return RenderedMessage(text, c.media_kind, c.media, c.buttons)
+        buttons = self.buttons_for(recipient.id) if self.buttons_for else c.buttons
+        return RenderedMessage(text, c.media_kind, c.media, buttons)
 
     def validate(self, samples: list[Recipient]) -> list[RenderedMessage]:
         """Render for each sample (plus a user with no data at all) and check the HTML."""

@@ -19,6 +19,7 @@ from relove.broadcasts.content import (
     RenderedMessage,
 )
 from relove.broadcasts.history import broadcast_completed, broadcast_started, delivery_counts
+from relove.broadcasts.links import button_rewriter
 from relove.broadcasts.models import Broadcast, BroadcastStatus, Delivery, DeliveryStatus, MediaKind
 from relove.db.models import User, UserSnapshot
 from relove.db.types import utcnow
@@ -64,7 +65,8 @@ def content_of(broadcast: Broadcast) -> MessageContent:
 
 
 def template_of(broadcast: Broadcast) -> MessageTemplate:
-    return MessageTemplate(content_of(broadcast))
+    content = content_of(broadcast)
+    return MessageTemplate(content, button_rewriter(broadcast.options or {}, content.buttons))
 
 
 def recipient_of(user: User | UserSnapshot) -> Recipient:
@@ -245,6 +247,16 @@ async def start_broadcast(
         await broadcast_completed(session, broadcast_id, {}, BroadcastStatus.finished.value)
     await session.flush()
     return count
+
+
+async def schedule(session: AsyncSession, broadcast_id: int, at: datetime) -> None:
+    """draft/scheduled → scheduled at ``at`` (the console's Schedule button)."""
+    if at.tzinfo is None:
+        raise InvalidInput("the schedule time needs a timezone")
+    await _transition(
+        session, broadcast_id, _STARTABLE,
+        {"status": BroadcastStatus.scheduled, "scheduled_at": at}, "schedule",
+    )
 
 
 async def pause(session: AsyncSession, broadcast_id: int, reason: str | None = None) -> None:
