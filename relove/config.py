@@ -139,6 +139,39 @@ class Settings(BaseSettings):
     #: where import jobs keep uploaded files and their errors files (API and console)
     bulk_dir: Path = Path("relove-bulk")
 
+    # --- console ----------------------------------------------------------------------------
+    #: the console's public address, used in /login links and tracked button links
+    #: (default: http://127.0.0.1:8080, where `relove serve` listens)
+    console_url: str | None = None
+    #: a console session ends after this many minutes without a request
+    console_idle_minutes: int = Field(default=120, ge=5, le=10080)
+    #: … and at the latest this many days after login
+    console_session_days: int = Field(default=7, ge=1, le=90)
+    #: how long a one-time login link from /login or `relove console link` stays valid
+    console_login_minutes: int = Field(default=5, ge=1, le=60)
+    #: the bot's username for the Telegram Login Widget on /login (needs a public https
+    #: domain set with @BotFather /setdomain); unset: no widget
+    console_widget_bot: str | None = None
+    #: live chat: the companion stays silent for a user this long after an operator wrote
+    handoff_minutes: int = Field(default=30, ge=0, le=10080)
+    #: live chat: messages one operator may send per minute
+    console_chat_per_minute: int = Field(default=30, ge=1, le=600)
+    #: bulk marker actions on a filter: at most this many users per action
+    console_bulk_max: int = Field(default=50_000, ge=1, le=10_000_000)
+
+    @field_validator("console_url")
+    @classmethod
+    def _check_console_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(value.strip())
+        if (parts.scheme not in ("http", "https") or not parts.netloc
+                or any(ch in value for ch in "\"'<> \\") or parts.query or parts.fragment):
+            raise ValueError("expected the console's address, e.g. https://console.example.org")
+        return value.strip().rstrip("/")
+
     @field_validator("admin_ids", mode="before")
     @classmethod
     def _parse_admin_ids(cls, value: Any) -> Any:
@@ -172,6 +205,10 @@ class Settings(BaseSettings):
     @property
     def token(self) -> str | None:
         return self.bot_token.get_secret_value() if self.bot_token else None
+
+    @property
+    def console_base_url(self) -> str:
+        return (self.console_url or "http://127.0.0.1:8080").rstrip("/")
 
     @property
     def llm_enabled(self) -> bool:

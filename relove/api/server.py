@@ -9,11 +9,12 @@ from fastapi import FastAPI
 from relove.api.app import Mounted, create_app
 from relove.config import load_settings
 from relove.db.engine import create_engine, create_session_factory
+from relove.web.app import console_mount
 
 
 def create_server_app() -> FastAPI:
     settings = load_settings()
     engine = create_engine(settings.database_url)
     sessions = create_session_factory(engine)
-    mounts: list[Mounted] = []
+    mounts: list[Mounted] = [console_mount(settings, sessions)]
     return create_app(settings, engine, sessions, mounts=mounts, closers=[engine.dispose])

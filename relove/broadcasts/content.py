@@ -11,6 +11,7 @@ HTML must pass Telegram's rules. A value missing for some user renders as an emp
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -84,10 +85,18 @@ class Recipient:
 class MessageTemplate:
     """A compiled message; :meth:`render` personalises it for one recipient."""
 
-    def __init__(self, content: MessageContent, *, check_names: bool = True) -> None:
+    def __init__(
+        self,
+        content: MessageContent,
+        buttons_for: Callable[[int], tuple[tuple[Button, ...], ...]] | None = None,
+        *,
+        check_names: bool = True,
+    ) -> None:
         """``check_names=False`` for a broadcast already stored: a template saved before
         unknown names were refused still sends (those names render empty, as they did)."""
         self.content = content
+        #: per-recipient buttons (tracked links: relove.broadcasts.links), by user id
+        self.buttons_for = buttons_for
         if content.media_kind is not None and not content.media:
             raise InvalidInput(f"a {content.media_kind} needs a URL or file_id")
         if not content.text.strip() and content.media_kind is None:
@@ -110,7 +119,8 @@ class MessageTemplate:
         except TemplateRenderError as e:
             raise TemplateRenderError(f"{e} (user {recipient.id})") from e
         c = self.content
-        return RenderedMessage(text, c.media_kind, c.media, c.buttons)
+        buttons = self.buttons_for(recipient.id) if self.buttons_for else c.buttons
+        return RenderedMessage(text, c.media_kind, c.media, buttons)
 
     async def arender(self, recipient: Recipient) -> RenderedMessage:
         """:meth:`render` in a worker thread: the event loop never waits for a template."""
@@ -119,7 +129,8 @@ class MessageTemplate:
         except TemplateRenderError as e:
             raise TemplateRenderError(f"{e} (user {recipient.id})") from e
         c = self.content
-        return RenderedMessage(text, c.media_kind, c.media, c.buttons)
+        buttons = self.buttons_for(recipient.id) if self.buttons_for else c.buttons
+        return RenderedMessage(text, c.media_kind, c.media, buttons)
 
     async def validate(self, samples: list[Recipient]) -> list[RenderedMessage]:
         """Render for each sample (plus a user with no data at all) and check the HTML."""

@@ -19,6 +19,7 @@ from relove.broadcasts.content import (
     RenderedMessage,
 )
 from relove.broadcasts.history import broadcast_completed, broadcast_started, delivery_counts
+from relove.broadcasts.links import button_rewriter
 from relove.broadcasts.models import Broadcast, BroadcastStatus, Delivery, DeliveryStatus, MediaKind
 from relove.db.models import User, UserSnapshot
 from relove.db.types import utcnow
@@ -65,7 +66,9 @@ def content_of(broadcast: Broadcast) -> MessageContent:
 
 def template_of(broadcast: Broadcast) -> MessageTemplate:
     """The stored broadcast's template (its names were checked when it was created)."""
-    return MessageTemplate(content_of(broadcast), check_names=False)
+    content = content_of(broadcast)
+    return MessageTemplate(content, button_rewriter(broadcast.options or {}, content.buttons),
+                           check_names=False)  # fmt: skip
 
 
 def recipient_of(user: User | UserSnapshot) -> Recipient:
@@ -246,6 +249,16 @@ async def start_broadcast(
         await broadcast_completed(session, broadcast_id, {}, BroadcastStatus.finished.value)
     await session.flush()
     return count
+
+
+async def schedule(session: AsyncSession, broadcast_id: int, at: datetime) -> None:
+    """draft/scheduled → scheduled at ``at`` (the console's Schedule button)."""
+    if at.tzinfo is None:
+        raise InvalidInput("the schedule time needs a timezone")
+    await _transition(
+        session, broadcast_id, _STARTABLE,
+        {"status": BroadcastStatus.scheduled, "scheduled_at": at}, "schedule",
+    )
 
 
 async def pause(session: AsyncSession, broadcast_id: int, reason: str | None = None) -> None:

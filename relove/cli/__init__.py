@@ -11,7 +11,7 @@ import sys
 import typer
 from sqlalchemy.exc import SQLAlchemyError
 
-from relove.cli import broadcast, db, users
+from relove.cli import admins, broadcast, db, users
 from relove.cli import conversation as conversation_cli
 from relove.cli import event_stats as event_stats_cli
 from relove.cli import events as events_cli
@@ -47,6 +47,8 @@ app.command("sandbox", help=sandbox_cli.SANDBOX_HELP)(sandbox_cli.sandbox)
 app.command("demo", help=sandbox_cli.DEMO_HELP)(sandbox_cli.demo)
 app.command("serve", help="Serve the REST API (and the console) over HTTP.")(serve_cli.serve)
 app.add_typer(tokens_cli.app, name="tokens")
+app.add_typer(admins.app, name="admins")
+app.add_typer(admins.console_app, name="console")
 
 
 def _fail(message: str, code: int) -> int:

@@ -15,6 +15,8 @@ from relove.errors import ConfigError
 SANDBOX_HELP = "Serve the local Telegram Bot API emulator and its web chat."
 DEMO_HELP = "Start the sandbox, seed a demo database and run the bot against it."
 DEMO_DB = Path("relove-demo.db")
+#: the login link `relove demo` prints stays valid this long (one use)
+DEMO_LINK_MINUTES = 60
 
 
 def _limits(**values: float | bool | None) -> dict[str, float | bool]:
@@ -94,8 +96,13 @@ def demo(
     port: int = typer.Option(None, min=0, max=65535,
                              help="Sandbox port (default: RELOVE_SANDBOX_PORT, 8081)."),
     seed: int = typer.Option(7, help="Random seed of the generated data."),
+    console_port: int = typer.Option(8080, min=0, max=65535,
+                                     help="Port of the operator console (0: a free port)."),
 ) -> None:
-    """Sandbox + bot on a fresh SQLite database with a few hundred realistic users."""
+    """Sandbox + bot + operator console on a fresh SQLite database with a few hundred
+    realistic users."""
+    from relove.admins.login import create_login_token, login_url
+    from relove.api.app import create_app
     from relove.bot.factory import close_bot, create_bot, create_dispatcher
     from relove.bot.polling import poll
     from relove.cli.common import open_db
@@ -105,6 +112,8 @@ def demo(
     from relove.sandbox.core import DEFAULT_TOKEN, SandboxConfig
     from relove.sandbox.demo import OPERATOR, add_to_sandbox, reset_sqlite_file, seed_database
     from relove.sandbox.server import running_sandbox
+    from relove.web.app import console_mount
+    from relove.web.serve import address_of, bind, serving
 
     base = settings()
     config = SandboxConfig(host=host or base.sandbox_host,
@@ -115,9 +124,12 @@ def demo(
 
     async def _demo() -> None:
         reset_sqlite_file(db)
+        console_sock = bind(config.host, console_port)
+        console_url = address_of(console_sock)
         async with running_sandbox(config) as sb:
             assert sb.url
             s = load_settings(bot_token=DEFAULT_TOKEN, telegram_api_url=sb.url,
+                              console_url=console_url,
                               database_url=db_url,
                               admin_ids=sorted({*base.admin_ids, OPERATOR["id"]}),
                               # the shipped onboarding flow and catalog, unless you name yours
@@ -136,9 +148,23 @@ def demo(
                     ready = "[green]Demo ready:[/green] @{bot}, {n} users in {db}"
                     console.print(markup_line(ready, bot=me.username, n=len(people), db=db))
                     _print_urls(sb.url, DEFAULT_TOKEN)
-                    console.print(f"Open the web chat, pick “{OPERATOR['first_name']}” (an admin) "
-                                  "or any user, and send /start. Ctrl+C to stop.")
-                    await poll(bot, dp)
+                    app = create_app(s, engine, sessions, mounts=[console_mount(s, sessions)])
+                    async with serving(app, console_sock):
+                        async with sessions.begin() as session:
+                            token = await create_login_token(session, OPERATOR["id"],
+                                                             minutes=DEMO_LINK_MINUTES)
+                        console.print(markup_line(
+                            "[bold]Console[/bold]      {url}/   (REST API: {url}/api/v1/docs)",
+                            url=console_url))
+                        console.print(markup_line(
+                            "[bold]Log in[/bold]       {link}   (one use, {minutes} min; later: "
+                            "/login in the web chat as the operator)",
+                            link=login_url(console_url, token), minutes=DEMO_LINK_MINUTES),
+                            highlight=False)
+                        console.print(markup_line(
+                            "Open the web chat, pick “{name}” (an admin) or any user, and send "
+                            "/start. Ctrl+C to stop.", name=OPERATOR["first_name"]))
+                        await poll(bot, dp)
                 finally:
                     await close_bot(bot)
 

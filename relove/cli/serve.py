@@ -25,7 +25,7 @@ def serve(
         typer.Option("--workers", min=1, max=64, help="Worker processes (RELOVE_SERVE_WORKERS)."),
     ] = None,
 ) -> None:
-    """Serve the REST API under /api/v1 (docs at /api/v1/docs)."""
+    """Serve the REST API under /api/v1 (docs at /api/v1/docs) and the console at /."""
     import uvicorn
 
     s = settings()
@@ -38,7 +38,8 @@ def serve(
     host = host or s.serve_host
     port = s.serve_port if port is None else port
     workers = workers or s.serve_workers
-    log.info("serving the API on http://%s:%s/api/v1 (%s worker(s))", host, port, workers)
+    log.info("serving the console on http://%s:%s/ and the API under /api/v1 (%s worker(s))",
+             host, port, workers)
     uvicorn.run(
         "relove.api.server:create_server_app",
         factory=True,

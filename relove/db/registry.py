@@ -11,6 +11,8 @@ MODEL_MODULES = [
     "relove.events.models",
     "relove.api.models",
     "relove.bulk.models",
+    "relove.admins.models",
+    "relove.broadcasts.links",
 ]
 
 

@@ -10,6 +10,7 @@ import sys
 from datetime import timedelta
 from pathlib import Path
 
+import httpx
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -53,20 +54,26 @@ async def test_demo_command_serves_a_bot_to_chat_with(tmp_path: Path) -> None:
     env.pop("RELOVE_DATABASE_URL", None)
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-c", "from relove.cli import entry; entry()",
-        "demo", "--port", "0", "--users", "50",
+        "demo", "--port", "0", "--console-port", "0", "--users", "50",
         "--db", str(tmp_path / "demo.db"), cwd=tmp_path, env=env,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
     try:
-        url = None
+        url = login = None
         assert proc.stdout is not None
         output = []
-        while url is None:
+        while url is None or login is None:
             line = (await asyncio.wait_for(proc.stdout.readline(), 60)).decode()
             assert line, "demo exited early:\n" + "".join(output)
             output.append(line)
             m = re.search(r"Web chat\s+(http://\S+)/", line)
             if m:
                 url = m.group(1)
+            m = re.search(r"Log in\s+(http://\S+/auth/link/\S+)", line)
+            if m:
+                login = m.group(1)
+        async with httpx.AsyncClient() as browser:  # the printed link opens the console
+            r = await browser.post(login, follow_redirects=True)
+            assert r.status_code == 200 and 'action="/logout"' in r.text
         async with SandboxClient(url) as client:
             await client.wait_until_ready()
             reply = await client.ask(OPERATOR["id"], "/start", timeout=20)

@@ -15,6 +15,8 @@ from relove.bot.handlers import (
     conversation,
     fallback,
     forget,
+    handoff,
+    login,
     membership,
     profile,
     recommend,
@@ -27,6 +29,7 @@ def build_routers() -> list[Router]:
     return [
         admin.create_router(),
         analytics.create_router(),
+        login.create_router(),
         broadcasts.create_router(),
         membership.create_router(),
         # Before /start: a flow may take /start (it passes it on when none applies).
@@ -35,6 +38,8 @@ def build_routers() -> list[Router]:
         profile.create_router(),
         forget.create_router(),
         recommend.create_router(),
+        # An operator's live chat holds the companion and the fallback back for that user.
+        handoff.create_router(),
         # Free text → the LLM companion when configured (else it falls through to fallback).
         conversation.create_router(),
         # The catch-all must stay last: it answers any message no router above took.

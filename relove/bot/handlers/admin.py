@@ -1,4 +1,4 @@
-"""Admin commands (``RELOVE_ADMIN_IDS`` only): /user, /mark, /unmark."""
+"""Admin commands: /user (any admin), /mark and /unmark (operators and owners)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from aiogram.filters import Command, CommandObject
 from aiogram.types import Message
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from relove.admins.models import Role
 from relove.bot.filters import IsAdmin
 from relove.bot.render import document_lines, user_card, with_history
 from relove.bot.texts import Texts
@@ -103,8 +104,8 @@ async def _apply(message: Message, session: AsyncSession, texts: Texts, user_id:
 
 def create_router() -> Router:
     router = Router(name="admin")
-    router.message.filter(IsAdmin())
-    router.message.register(show_user, Command("user"))
-    router.message.register(mark, Command("mark"))
-    router.message.register(unmark, Command("unmark"))
+    # The command first: the admins table is read only for these commands.
+    router.message.register(show_user, Command("user"), IsAdmin())
+    router.message.register(mark, Command("mark"), IsAdmin(Role.operator))
+    router.message.register(unmark, Command("unmark"), IsAdmin(Role.operator))
     return router

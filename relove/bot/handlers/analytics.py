@@ -1,4 +1,4 @@
-"""Admin analytics commands (``RELOVE_ADMIN_IDS`` only): /find, /stats, /breakdown.
+"""Admin analytics commands (any admin, viewers included): /find, /stats, /breakdown.
 
 Thin handlers: parse, call :mod:`relove.segments` / :mod:`relove.analytics`, render with
 escaped values. A bad filter gets a polite reply naming the problem; nothing changes.
@@ -124,8 +124,8 @@ async def breakdown_cmd(message: Message, command: CommandObject, session: Async
 
 def create_router() -> Router:
     router = Router(name="analytics")
-    router.message.filter(IsAdmin())
-    router.message.register(find, Command("find"))
-    router.message.register(stats, Command("stats"))
-    router.message.register(breakdown_cmd, Command("breakdown"))
+    # The command first: the admins table is read only for these commands.
+    router.message.register(find, Command("find"), IsAdmin())
+    router.message.register(stats, Command("stats"), IsAdmin())
+    router.message.register(breakdown_cmd, Command("breakdown"), IsAdmin())
     return router

@@ -14,6 +14,7 @@ from aiogram.filters.callback_data import CallbackData
 from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from relove.admins.models import Role
 from relove.bot.filters import IsAdmin
 from relove.bot.texts import Texts
 from relove.broadcasts import service
@@ -192,9 +193,11 @@ async def stop_runner(**data: object) -> None:
 
 def create_router() -> Router:
     router = Router(name="broadcasts")
-    router.message.register(ask, Command("broadcast"), IsAdmin())
-    router.callback_query.register(confirm, BroadcastCallback.filter(F.action == "go"), IsAdmin())
-    router.callback_query.register(cancel, BroadcastCallback.filter(F.action == "no"), IsAdmin())
+    router.message.register(ask, Command("broadcast"), IsAdmin(Role.operator))
+    router.callback_query.register(confirm, BroadcastCallback.filter(F.action == "go"),
+                                   IsAdmin(Role.operator))
+    router.callback_query.register(cancel, BroadcastCallback.filter(F.action == "no"),
+                                   IsAdmin(Role.operator))
     router.startup.register(start_runner)
     router.shutdown.register(stop_runner)
     return router

@@ -15,6 +15,7 @@ from aiogram.utils.keyboard import InlineKeyboardBuilder
 from pydantic import Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from relove.admins.models import Role
 from relove.bot.filters import IsAdmin
 from relove.bot.handlers.reply import edit_markup_quietly, send_markdown, send_quietly
 from relove.bot.handlers.start import record_source
@@ -244,7 +245,7 @@ async def on_reload(message: Message, texts: Texts, conversation: ConversationCo
 
 def create_router() -> Router:
     router = Router(name="scenarios")
-    router.message.register(on_reload, Command("reload"), IsAdmin())
+    router.message.register(on_reload, Command("reload"), IsAdmin(Role.operator))
     router.message.register(on_start, CommandStart(), F.chat.type == "private")
     router.message.register(on_cancel, Command("cancel"))
     router.message.register(on_flow_command, FlowCommand(), F.chat.type == "private")

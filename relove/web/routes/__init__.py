@@ -1,0 +1,1 @@
+"""The console's routes, one module per resource (the same names as the services)."""
