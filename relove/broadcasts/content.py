@@ -1,10 +1,12 @@
-"""A broadcast's message and its personalisation (Jinja2, sandboxed, every value HTML-escaped).
+"""A broadcast's message and its personalisation.
 
 The message text is Telegram HTML written by an operator; ``{{ … }}`` substitutes values about the
 recipient (``{{ user.first_name }}``, ``{{ markers.city | default("") }}``), each one escaped,
-so a user named ``<b>`` can never break the markup. Templates are checked when the broadcast is
-created: syntax, and a render against sample recipients whose HTML must pass Telegram's rules.
-A value missing for some user renders as an empty string (never an error mid-send).
+so a user named ``<b>`` can never break the markup. The template engine — sandboxed, bounded,
+rendered off the event loop — is :mod:`relove.templating`. Templates are checked when the
+broadcast is created: syntax, the names they use, and a render against sample recipients whose
+HTML must pass Telegram's rules. A value missing for some user renders as an empty string
+(never an error mid-send).
 """
 
 from __future__ import annotations
@@ -13,20 +15,21 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from jinja2 import ChainableUndefined, TemplateError
-from jinja2.sandbox import SandboxedEnvironment
-
 from relove.errors import InvalidInput
 from relove.telegram.html import check_html
 from relove.telegram.limits import CAPTION_LIMIT, TEXT_LIMIT
 from relove.telegram.message import Button, MediaKind, OutgoingMessage, keyboard_json
+from relove.templating import Template, TemplateRenderError
 
 #: The concrete message for one recipient (what :mod:`relove.telegram` encodes and sends).
 RenderedMessage = OutgoingMessage
+#: What a broadcast template sees: ``user`` (these fields), ``markers`` and ``context``.
+USER_FIELDS = ("id", "username", "first_name", "last_name", "full_name", "gender", "markers",
+               "context")  # fmt: skip
+TEMPLATE_NAMES = {"user": USER_FIELDS, "markers": (), "context": ()}
 
-
-class TemplateRenderError(InvalidInput):
-    """A template failed to render for one recipient."""
+__all__ = ["Button", "MediaKind", "MessageContent", "MessageTemplate", "Recipient",
+           "RenderedMessage", "TemplateRenderError"]  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,11 +82,6 @@ class Recipient:
         return {"user": user, "markers": user["markers"], "context": user["context"]}
 
 
-_ENV = SandboxedEnvironment(
-    autoescape=True, undefined=ChainableUndefined, keep_trailing_newline=True
-)
-
-
 class MessageTemplate:
     """A compiled message; :meth:`render` personalises it for one recipient."""
 
@@ -91,7 +89,11 @@ class MessageTemplate:
         self,
         content: MessageContent,
         buttons_for: Callable[[int], tuple[tuple[Button, ...], ...]] | None = None,
+        *,
+        check_names: bool = True,
     ) -> None:
+        """``check_names=False`` for a broadcast already stored: a template saved before
+        unknown names were refused still sends (those names render empty, as they did)."""
         self.content = content
         #: per-recipient buttons (tracked links: relove.broadcasts.links), by user id
         self.buttons_for = buttons_for
@@ -99,12 +101,8 @@ class MessageTemplate:
             raise InvalidInput(f"a {content.media_kind} needs a URL or file_id")
         if not content.text.strip() and content.media_kind is None:
             raise InvalidInput("the message text is empty")
-        try:
-            self._template = _ENV.from_string(content.text)
-        except TemplateError as e:
-            line = getattr(e, "lineno", None)
-            where = f" (line {line})" if line else ""
-            raise InvalidInput(f"template error{where}: {e.message or e}") from e
+        self._template = Template(content.text, names=TEMPLATE_NAMES, guess="markers",
+                                  check_names=check_names)  # fmt: skip
         for row in content.buttons:
             for button in row:
                 button.checked()
@@ -114,19 +112,31 @@ class MessageTemplate:
         return CAPTION_LIMIT if self.content.media_kind else TEXT_LIMIT
 
     def render(self, recipient: Recipient) -> RenderedMessage:
+        """The message for one recipient, rendered here (bounded; prefer :meth:`arender` on
+        the event loop)."""
         try:
             text = self._template.render(recipient.variables())
-        except Exception as e:  # any error inside the sandboxed template is the template's fault
-            raise TemplateRenderError(f"template error for user {recipient.id}: {e}") from e
+        except TemplateRenderError as e:
+            raise TemplateRenderError(f"{e} (user {recipient.id})") from e
         c = self.content
         buttons = self.buttons_for(recipient.id) if self.buttons_for else c.buttons
         return RenderedMessage(text, c.media_kind, c.media, buttons)
 
-    def validate(self, samples: list[Recipient]) -> list[RenderedMessage]:
+    async def arender(self, recipient: Recipient) -> RenderedMessage:
+        """:meth:`render` in a worker thread: the event loop never waits for a template."""
+        try:
+            text = await self._template.arender(recipient.variables())
+        except TemplateRenderError as e:
+            raise TemplateRenderError(f"{e} (user {recipient.id})") from e
+        c = self.content
+        buttons = self.buttons_for(recipient.id) if self.buttons_for else c.buttons
+        return RenderedMessage(text, c.media_kind, c.media, buttons)
+
+    async def validate(self, samples: list[Recipient]) -> list[RenderedMessage]:
         """Render for each sample (plus a user with no data at all) and check the HTML."""
         rendered = []
         for recipient in [*samples, Recipient(id=0)]:
-            message = self.render(recipient)
+            message = await self.arender(recipient)
             check_html(
                 message.text, limit=self.limit, allow_empty=self.content.media_kind is not None
             )

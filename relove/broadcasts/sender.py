@@ -44,10 +44,11 @@ from relove.broadcasts.base import (
     Send,
     SendResult,
 )
-from relove.broadcasts.content import MessageTemplate, TemplateRenderError
+from relove.broadcasts.content import MessageTemplate
 from relove.broadcasts.models import BroadcastStatus, DeliveryStatus
 from relove.db.types import utcnow
 from relove.telegram.ratelimit import BroadcastLane
+from relove.templating import TemplateRenderError
 
 log = logging.getLogger(__name__)
 
@@ -332,7 +333,7 @@ class BroadcastSender:
     async def _attempt(self, delivery: PendingDelivery) -> DeliveryResult:
         opts = self.options
         try:
-            message = self.template.render(delivery.recipient)
+            message = await self.template.arender(delivery.recipient)
         except TemplateRenderError as e:
             failed = SendResult(Outcome.failed, error=str(e))
             return self._result(delivery, delivery.attempts, failed)

@@ -16,8 +16,14 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from relove.db.models import Gender, User
-from relove.errors import FilterError, InvalidInput, NotFound
-from relove.segments.service import FilterInput, plan_with_values, resolve_filter
+from relove.errors import InvalidInput, NotFound
+from relove.segments.service import (
+    FilterInput,
+    database_error,
+    plan_with_values,
+    resolve_filter,
+)
+from relove.users.paths import check_user_id
 
 Executor = AsyncSession | AsyncConnection
 U = User.__table__
@@ -63,6 +69,7 @@ async def fetch_user(
     executor: Executor, user_id: int, fields: Sequence[str] = USER_FIELDS
 ) -> dict[str, Any]:
     """One user's fields as JSON-ready values; :class:`NotFound` when there is none."""
+    check_user_id(user_id)
     row = (
         await executor.execute(select(*(U.c[f] for f in fields)).where(U.c.id == user_id))
     ).first()
@@ -94,12 +101,11 @@ async def page_users(
         stmt = stmt.where(await resolve_filter(session, flt))
         await plan_with_values(session)
     if after_id is not None:
-        stmt = stmt.where(U.c.id > after_id)
+        stmt = stmt.where(U.c.id > check_user_id(after_id))
     try:
         rows = (await session.execute(stmt)).all()
-    except DBAPIError as e:  # e.g. a regular expression PostgreSQL refuses
-        detail = str(getattr(e, "orig", e)).splitlines()[0]
-        raise FilterError(f"the database refused the filter: {detail}") from e
+    except DBAPIError as e:  # e.g. a regular expression PostgreSQL refuses, or a slow one
+        raise database_error(e) from e
     more = len(rows) > limit
     users = [user_row(r, fields) for r in rows[:limit]]
     return UserPage(users, users[-1]["id"] if more and users else None)

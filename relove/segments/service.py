@@ -114,7 +114,7 @@ async def _where(session: AsyncSession, flt: FilterInput | None) -> ColumnElemen
     return where
 
 
-def _database_error(e: DBAPIError) -> FilterError:
+def database_error(e: DBAPIError) -> FilterError:
     """A database error a filter caused (e.g. a regular expression PostgreSQL refuses, or one
     that passed its time limit in SQLite's ``REGEXP``)."""
     detail = str(getattr(e, "orig", e)).splitlines()[0]
@@ -136,7 +136,7 @@ async def count_users(session: AsyncSession, flt: FilterInput | None = None) -> 
     try:
         return int((await session.execute(stmt)).scalar_one())
     except DBAPIError as e:
-        raise _database_error(e) from e
+        raise database_error(e) from e
 
 
 async def find_users(
@@ -158,7 +158,7 @@ async def find_users(
     try:
         return (await session.execute(stmt)).scalars().all()
     except DBAPIError as e:
-        raise _database_error(e) from e
+        raise database_error(e) from e
 
 
 async def find_user_ids(session: AsyncSession, flt: FilterInput | None = None) -> list[int]:
@@ -170,7 +170,7 @@ async def find_user_ids(session: AsyncSession, flt: FilterInput | None = None) -
     try:
         return list((await session.execute(stmt)).scalars().all())
     except DBAPIError as e:
-        raise _database_error(e) from e
+        raise database_error(e) from e
 
 
 # -- saved segments ----------------------------------------------------------------------------

@@ -76,7 +76,7 @@ async def ask(
         )
         where = await service.audience(session, filter_text)
         count = await service.count_audience(session, where)
-        rendered = service.template_of(broadcast).render(service.recipient_of(user))
+        rendered = await service.template_of(broadcast).arender(service.recipient_of(user))
     except FilterError as e:
         await session.rollback()
         await message.answer(texts("broadcast_bad_filter", error=str(e)))

@@ -57,9 +57,11 @@ def _form(name: str, filter_text: str, text: str, buttons: str, photo: str, sche
                        schedule=schedule, track=track is not None)
 
 
-def _samples(template: MessageTemplate, recipients: list[Recipient]) -> list[dict[str, Any]]:
+async def _samples(template: MessageTemplate,
+                   recipients: list[Recipient]) -> list[dict[str, Any]]:  # fmt: skip
+    rendered = await template.validate(recipients)  # off the event loop past 5 ms
     return [{"recipient": r, "html": telegram_html(m.text), "buttons": m.buttons}
-            for r, m in zip(recipients, template.validate(recipients), strict=True)]
+            for r, m in zip(recipients, rendered, strict=True)]
 
 
 async def _compose_page(request: Request, db: DbDep, admin: AdminDep, form: ComposeForm,
@@ -102,7 +104,7 @@ async def preview(request: Request, admin: AdminDep, db: DbDep,
     try:
         template = MessageTemplate(form.content())
         where = await service.audience(db, form.filter)
-        samples = _samples(template, await service.sample_recipients(db, where))
+        samples = await _samples(template, await service.sample_recipients(db, where))
         error = None
     except InvalidInput as e:
         samples, error = [], str(e)
@@ -146,8 +148,8 @@ async def detail(request: Request, broadcast_id: int, admin: AdminDep, db: DbDep
     if broadcast.status in (BroadcastStatus.draft, BroadcastStatus.scheduled):
         try:
             where = await service.audience(db, broadcast.filter)
-            samples = _samples(service.template_of(broadcast),
-                               await service.sample_recipients(db, where))
+            samples = await _samples(service.template_of(broadcast),
+                                     await service.sample_recipients(db, where))
         except InvalidInput as e:
             error = str(e)
     else:
@@ -195,7 +197,7 @@ async def test_send(request: Request, broadcast_id: int, admin: AdminDep,
         message, ok = t("broadcast.no_bot"), False
     else:
         try:
-            rendered = service.template_of(broadcast).render(recipient)
+            rendered = await service.template_of(broadcast).arender(recipient)
             result = await console.bot.send(admin.admin_id, rendered)
             ok = result.outcome is Outcome.sent
             if ok:
