@@ -159,6 +159,21 @@ class Settings(BaseSettings):
     #: bulk marker actions on a filter: at most this many users per action
     console_bulk_max: int = Field(default=50_000, ge=1, le=10_000_000)
 
+    # --- automations (docs/automations.md) ------------------------------------------------
+    #: the YAML file of automations; unset: none run
+    automations_file: Path | None = None
+    #: messages per second automations may send (behind replies, within the bot's budget)
+    automations_rate: float = Field(default=25.0, gt=0, le=1000)
+    #: due runs claimed at once, and run concurrently at most
+    automations_batch: int = Field(default=200, ge=1, le=10_000)
+    automations_concurrency: int = Field(default=50, ge=1, le=1000)
+    #: a worker that dies loses its claimed runs after this long
+    automations_lease_seconds: float = Field(default=60.0, gt=0, le=3600)
+    automations_poll_seconds: float = Field(default=1.0, gt=0, le=60)
+    #: PostgreSQL: how long a hole in the events' ids is waited for (a transaction still
+    #: committing) before it is taken for a rolled-back one
+    automations_event_lag_seconds: float = Field(default=2.0, ge=0, le=300)
+
     @field_validator("console_url")
     @classmethod
     def _check_console_url(cls, value: str | None) -> str | None:

@@ -340,6 +340,12 @@ async def _work(s: Settings, *, follow: int | None = None) -> None:
             gc.collect()
             gc.freeze()
             worker = asyncio.create_task(runner.run_forever(stop))
+            automations = None
+            if s.automations_file is not None:  # a broken file stops start-up with its lines
+                from relove.automations.runner import AutomationRunner
+
+                automations = asyncio.create_task(AutomationRunner.from_settings(
+                    engine, HttpSend(client), limiter, s).run_forever(stop))
             history = asyncio.create_task(HistoryMaintenance.from_settings(engine, s)
                                           .run_forever(stop))  # fmt: skip
             if follow is not None:
@@ -349,6 +355,8 @@ async def _work(s: Settings, *, follow: int | None = None) -> None:
                     stop.set()
             await worker
             await history
+            if automations is not None:
+                await automations
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)

@@ -52,6 +52,10 @@ DELIVERY_UNKNOWN = "delivery.unknown"
 LINK_CLICKED = "link.clicked"
 LLM_REPLIED = "llm.replied"
 IMPORT_COMPLETED = "import.completed"
+AUTOMATION_STARTED = "automation.started"
+AUTOMATION_STEP = "automation.step"
+AUTOMATION_COMPLETED = "automation.completed"
+AUTOMATION_STOPPED = "automation.stopped"
 
 #: What the user did themselves: "active" in retention, the default of ``did`` examples.
 USER_ACTIONS = (MESSAGE_RECEIVED, COMMAND_USED, BUTTON_PRESSED, LINK_CLICKED)
