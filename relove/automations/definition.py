@@ -314,7 +314,10 @@ def _emit(c: _Checker, node: Any, path: str) -> dict[str, Any] | None:
     try:
         check_name(value["event"])
     except InvalidInput as e:
-        c.problem(value, "event", f"{path}.event", str(e))
+        if isinstance(node["emit"], str):
+            c.problem(node, "emit", path, str(e))
+        else:
+            c.problem(value, "event", f"{path}.event", str(e))
         return None
     props = value.get("props") or {}
     if not isinstance(props, Mapping):

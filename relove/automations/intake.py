@@ -32,7 +32,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, exists, func, insert, literal, select
+from sqlalchemy import and_, exists, func, insert, literal, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from relove.automations.definition import Automation, AutomationFile
@@ -93,6 +93,11 @@ class Intake:
         if last is not None:
             return int(last)
         top = (await session.execute(select(func.max(Event.id)))).scalar() or 0
+        if pg:  # ids handed out but not (yet) visible are history too: no hole to wait for
+            handed = (await session.execute(text(
+                "SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END "
+                "FROM events_id_seq"))).scalar()  # fmt: skip
+            top = max(int(top), int(handed or 0))
         values = {"name": CURSOR, "last_id": top, "updated_at": now}
         if pg:
             from sqlalchemy.dialects.postgresql import insert as pg_insert
