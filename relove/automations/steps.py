@@ -153,24 +153,25 @@ class RunExecutor:
                 await self.stop(session, None, run, "automation removed")
                 await session.commit()
             return
-        if run.status == RunStatus.sending.value:
-            # The worker that sent this step died before writing the outcome.
-            step = auto.steps.get(run.step or "")
-            async with sessions() as session:
-                await begin_write(session)
-                unknown = SendResult(Outcome.unknown, error="the worker stopped during the call")
+        # Consecutive instant steps share one transaction (their effects and the run's moves
+        # commit together); a send commits before its call and after its outcome.
+        async with sessions() as session:
+            await begin_write(session)
+            if run.status == RunStatus.sending.value:
+                # The worker that sent this step died before writing the outcome.
+                step = auto.steps.get(run.step or "")
                 if step is None:
                     await self.stop(session, auto, run, f"step {run.step!r} removed")
                     await session.commit()
                     return
-                if not await self._after_send(session, auto, run, step, unknown):
-                    await session.commit()
-                    return
+                unknown = SendResult(Outcome.unknown, error="the worker stopped during the call")
+                going = await self._after_send(session, auto, run, step, unknown)
                 await session.commit()
-        for _ in range(self.ctx.max_steps):
-            step = auto.steps.get(run.step or "")
-            async with sessions() as session:
+                if not going:
+                    return
                 await begin_write(session)
+            for _ in range(self.ctx.max_steps):
+                step = auto.steps.get(run.step or "")
                 if step is None:
                     await self.stop(session, auto, run, f"step {run.step!r} removed")
                     await session.commit()
@@ -183,14 +184,14 @@ class RunExecutor:
                     return
                 if step.kind in ("send", "notify_admins"):
                     going = await self._send_step(session, auto, run, step)
+                    await session.commit()
+                    await begin_write(session)
                 else:
                     going = await self._local_step(session, auto, run, step, now)
-                await session.commit()
-            if not going:
-                return
-        # A long chain of instant steps: give the others their turn, come back at once.
-        async with sessions() as session:
-            await begin_write(session)
+                if not going:
+                    await session.commit()
+                    return
+            # A long chain of instant steps: give the others their turn, come back at once.
             await self._update(session, run, owner=None, lease_until=None)
             await session.commit()
 
