@@ -173,6 +173,8 @@ class Settings(BaseSettings):
     #: PostgreSQL: how long a hole in the events' ids is waited for (a transaction still
     #: committing) before it is taken for a rolled-back one
     automations_event_lag_seconds: float = Field(default=2.0, ge=0, le=300)
+    #: run automations inside `relove run` too (a separate `relove worker` can run them)
+    automations_in_bot: bool = True
 
     @field_validator("console_url")
     @classmethod

@@ -14,6 +14,7 @@ from relove.db.models import User
 from relove.events import EventSource, record
 from tests.automations.conftest import bot_texts, make_runner, runs
 from tests.automations.test_runs import settle
+from tests.sandbox_fixtures import running_live_bot
 
 WEEK = """
 automations:
@@ -75,3 +76,18 @@ async def test_an_event_committed_late_is_not_skipped(db, database_url, sandbox_
 
     await settle(runner, both)
     assert {r.user_id for r in await runs(db)} == {701, 702}
+
+
+async def test_the_bot_process_runs_automations(db, sandbox, sandbox_client, tmp_path) -> None:
+    path = tmp_path / "automations.yaml"
+    path.write_text(WEEK)
+    async with running_live_bot(db, sandbox, sandbox_client, automations_file=path,
+                                automations_poll_seconds=0.1,
+                                automations_event_lag_seconds=0.2) as live:  # fmt: skip
+        user = await live.new_user("Боря")
+        await live.client.start(user["id"])
+        found = await live.client.wait_for_bot_message(
+            user["id"], where=lambda m: m["text"].startswith("Добро пожаловать"), timeout=30)
+        assert found["text"] == "Добро пожаловать, Боря! Это неделя знакомства."
+    [run] = await runs(db)
+    assert (run.status, run.step, run.sent) == ("waiting", "3", 1)

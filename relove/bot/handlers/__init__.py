@@ -11,6 +11,7 @@ from aiogram import Router
 from relove.bot.handlers import (
     admin,
     analytics,
+    automations,
     broadcasts,
     conversation,
     fallback,
@@ -31,6 +32,7 @@ def build_routers() -> list[Router]:
         analytics.create_router(),
         login.create_router(),
         broadcasts.create_router(),
+        automations.create_router(),
         membership.create_router(),
         # Before /start: a flow may take /start (it passes it on when none applies).
         scenarios.create_router(),
