@@ -32,7 +32,19 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, exists, func, insert, literal, select, text
+from sqlalchemy import (
+    BigInteger,
+    and_,
+    any_,
+    bindparam,
+    exists,
+    func,
+    insert,
+    literal,
+    select,
+    text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from relove.automations.definition import Automation, AutomationFile
@@ -52,7 +64,7 @@ CURSOR = "events"
 class Intake:
     """Reads events after the cursor and enters users; :meth:`run_once` is one batch."""
 
-    def __init__(self, *, lag: float = 2.0, batch: int = 5000,
+    def __init__(self, *, lag: float = 2.0, batch: int = 10_000,
                  monotonic: Callable[[], float] = time.monotonic) -> None:  # fmt: skip
         self.lag = lag
         self.batch = batch
@@ -176,16 +188,20 @@ async def enter(
         conditions.append(await resolve_filter(session, auto.when, now=now))
     ids = sorted(users)
     inserted: list[int] = []
-    # Chunks keep the IN list and the JSON map of event ids bounded.
-    for start in range(0, len(ids), 1000):
-        chunk = ids[start : start + 1000]
+    pg = session.get_bind().dialect.name == "postgresql"
+    # PostgreSQL takes the ids as ONE array parameter; SQLite as IN lists of bounded size.
+    size = len(ids) if pg else 1000
+    for start in range(0, len(ids), size):
+        chunk = ids[start : start + size]
+        among = (u.c.id == any_(bindparam("ids", chunk, type_=ARRAY(BigInteger))) if pg
+                 else u.c.id.in_(chunk))  # fmt: skip
         event_of = select(
             u.c.id, literal(auto.id).label("automation_id"),
             literal(auto.first).label("step"), literal(RunStatus.waiting.value).label("status"),
             literal(now, r.c.due_at.type).label("due_at"),
             literal(now, r.c.started_at.type).label("started_at"),
             literal(now, r.c.updated_at.type).label("updated_at"),
-        ).where(u.c.id.in_(chunk), and_(*conditions))
+        ).where(among, and_(*conditions))
         stmt = insert(r).from_select(
             ["user_id", "automation_id", "step", "status", "due_at", "started_at", "updated_at"],
             event_of,

@@ -164,16 +164,28 @@ class AutomationRunner:
         return [ClaimedRun(*row) for row in rows]
 
     async def run_due(self) -> int:
-        """Claim and run what is due now, batch after batch; the runs handled."""
+        """Claim and run what is due now; the runs handled. Claims are topped up once half
+        of them are done (no batch waits for its slowest run), never above the claim limit."""
         handled = 0
         limit = self.claim_limit()
-        while True:
-            claimed = await self.claim(limit)
-            if claimed:
-                await asyncio.gather(*(self._run(run) for run in claimed))
-            handled += len(claimed)
-            if len(claimed) < limit:
-                return handled
+        tasks: set[asyncio.Task[None]] = set()
+        more = True
+        try:
+            while True:
+                if more and len(tasks) <= limit // 2:
+                    room = limit - len(tasks)
+                    claimed = await self.claim(room)
+                    more = len(claimed) == room
+                    handled += len(claimed)
+                    tasks.update(asyncio.create_task(self._run(run)) for run in claimed)
+                if not tasks:
+                    return handled
+                done, tasks = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    task.result()  # a BaseException (the process is going down) goes on up
+        finally:
+            if tasks:
+                await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _run(self, run: ClaimedRun) -> None:
         async with self._slots:

@@ -154,7 +154,8 @@ class RunExecutor:
                 await session.commit()
             return
         # Consecutive instant steps share one transaction (their effects and the run's moves
-        # commit together); a send commits before its call and after its outcome.
+        # commit together); a send commits ``sending`` before its call, and its outcome commits
+        # with the steps after it (a crash in between leaves ``sending``: recorded ``unknown``).
         async with sessions() as session:
             await begin_write(session)
             if run.status == RunStatus.sending.value:
@@ -183,9 +184,8 @@ class RunExecutor:
                     await session.commit()
                     return
                 if step.kind in ("send", "notify_admins"):
+                    # commits ``sending`` before the call; the outcome commits with what follows
                     going = await self._send_step(session, auto, run, step)
-                    await session.commit()
-                    await begin_write(session)
                 else:
                     going = await self._local_step(session, auto, run, step, now)
                 if not going:

@@ -116,3 +116,11 @@ def test_cli_check(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 14 and err[0].startswith(f"{bad}:2: automations[0].id")
     assert "Traceback" not in "\n".join(err)
+
+
+def test_the_shipped_examples_pass_the_check() -> None:
+    import relove.automations
+
+    path = Path(relove.automations.__file__).parent / "examples" / "automations.yaml"
+    found = load_automations(path)
+    assert [a.id for a in found.automations] == ["welcome", "reengage", "clicked_b12"]
