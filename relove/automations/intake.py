@@ -37,6 +37,7 @@ from sqlalchemy import (
     and_,
     any_,
     bindparam,
+    case,
     exists,
     func,
     insert,
@@ -83,10 +84,19 @@ class Intake:
         if cursor is None:
             await session.commit()
             return 0, 0
-        rows = (await session.execute(
-            select(Event.id, Event.user_id, Event.name, Event.props)
-            .where(Event.id > cursor).order_by(Event.id).limit(self.batch)
-        )).all()
+        # Every id is read (holes are found by them); names, users and props only of events
+        # that trigger something, props only where a trigger filters on them. Core rows on the
+        # session's connection: no ORM work per row.
+        e = Event.__table__
+        wanted = sorted(automations.events)
+        with_props = sorted({a.event for a in automations.automations if a.props})
+        conn = await session.connection()
+        rows = (await conn.execute(
+            select(e.c.id, case((e.c.name.in_(wanted), e.c.user_id)).label("user_id"),
+                   case((e.c.name.in_(wanted), e.c.name)).label("name"),
+                   case((e.c.name.in_(with_props), e.c.props)).label("props"))
+            .where(e.c.id > cursor).order_by(e.c.id).limit(self.batch)
+        )).all()  # fmt: skip
         accepted = self._accept(rows, cursor, pg)
         if not accepted:
             await session.commit()
