@@ -19,11 +19,12 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from relove.broadcasts.content import MessageContent, MessageTemplate
+from relove.broadcasts.content import MessageContent, MessageTemplate, Recipient
 from relove.conversation.yamlfile import DefinitionError, LineDict, LineList, load_yaml
 from relove.errors import InvalidInput, ReloveError
 from relove.events.catalog import check_name
 from relove.segments.parser import parse_filter
+from relove.telegram.html import check_html
 from relove.telegram.message import Button, MediaKind
 from relove.users.paths import check_value, parse_path
 
@@ -267,9 +268,14 @@ def _message(c: _Checker, node: Any, key: str, path: str) -> MessageTemplate | N
         if row:
             rows.append(tuple(row))
     try:
-        return MessageTemplate(MessageContent(text, media_kind, media, tuple(rows)))
+        template = MessageTemplate(MessageContent(text, media_kind, media, tuple(rows)))
+        # rendered for a sample user, its HTML must pass Telegram's rules (as broadcasts')
+        sample = template.render(Recipient(id=1, username="sample", first_name="Аня"))
+        check_html(sample.text, limit=template.limit, allow_empty=media_kind is not None)
+        return template
     except ReloveError as e:
-        c.problem(spec, "text" if "text" in spec else None, f"{path}.text",
+        at, at_key = (node, key) if isinstance(node[key], str) else (spec, "text")
+        c.problem(at, at_key if at_key in at else None, f"{path}.text",
                   str(e).splitlines()[0])  # fmt: skip
         return None
 

@@ -47,6 +47,7 @@ automations:
       - set: {"": 1}
       - emit: Bad
       - send: {text: hi, buttons: [{label: x, url: "javascript:alert(1)"}]}
+      - send: "<b>{{ user.first_name }}"
   - id: ok_one
     trigger: {event: a.b}
     steps: []
@@ -86,7 +87,8 @@ def test_every_problem_is_one_line_with_its_place() -> None:
         "a.yaml:12: automations[0].steps[5].set.: ",
         "a.yaml:13: automations[0].steps[6].emit: event name 'Bad'",
         "a.yaml:14: automations[0].steps[7].send.buttons[0]: button 'x'",
-        "a.yaml:17: automations[1].steps: expected a non-empty list of steps",
+        "a.yaml:15: automations[0].steps[8].send.text: ",
+        "a.yaml:18: automations[1].steps: expected a non-empty list of steps",
     ]
     assert len(lines) == len(expected), "\n".join(lines)
     for line, start in zip(lines, expected, strict=True):
@@ -114,7 +116,7 @@ def test_cli_check(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert "1 automations, OK" in capsys.readouterr().out
     assert main(["automations", "check", str(bad)]) == 1
     err = capsys.readouterr().err.splitlines()
-    assert len(err) == 14 and err[0].startswith(f"{bad}:2: automations[0].id")
+    assert len(err) == 15 and err[0].startswith(f"{bad}:2: automations[0].id")
     assert "Traceback" not in "\n".join(err)
 
 

@@ -322,3 +322,31 @@ async def test_many_users_enter_once_and_are_sent_once(db, sandbox_client, api, 
     for uid in ids[:5] + ids[-5:]:
         assert await bot_texts(sandbox_client, uid) == [f"Привет, Аня{uid}!"]
     assert (await sandbox_client.stats())["messages"] == n
+
+
+NOTIFY = """
+automations:
+  - id: vip
+    trigger: {event: marker.changed, props: {key: vip}}
+    when: vip = true
+    steps:
+      - notify_admins: "VIP: {{ user.first_name }} &lt;{{ user.id }}&gt;"
+"""
+
+
+async def test_notify_admins_on_a_marker_change(db, sandbox_client, api, clock) -> None:
+    await sandbox_client.create_users([{"id": 4242, "first_name": "Админ", "started": True}])
+    runner = make_runner(db, api, NOTIFY, clock, admin_ids=(4242,))
+    await runner.tick()
+    await new_users(db, sandbox_client, [571, 572])
+    async with create_session_factory(db).begin() as s:
+        await set_values(s, 571, {"vip": True}, source=EventSource.console)
+        await set_values(s, 572, {"vip": False}, source=EventSource.console)
+
+    async def notified() -> list[str]:
+        return await bot_texts(sandbox_client, 4242)
+
+    assert await settle(runner, notified) == ["VIP: Аня571 <571>"]
+    assert await bot_texts(sandbox_client, 571) == []
+    [run] = await runs(db)
+    assert (run.user_id, run.status, run.sent) == (571, "completed", 0)
