@@ -216,9 +216,3 @@ class AutomationRunner:
             except TimeoutError:
                 pass
 
-
-async def release_all(engine: AsyncEngine, owner: str) -> None:
-    """Give up this worker's leases (on a clean shutdown)."""
-    async with engine.begin() as conn:
-        await conn.execute(update(_R).where(_R.c.owner == owner, _R.c.status == "waiting")
-                           .values(owner=None, lease_until=None))  # fmt: skip
