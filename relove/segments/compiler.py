@@ -40,11 +40,13 @@ from sqlalchemy.sql.visitors import InternalTraversal
 from relove.db.models import User
 from relove.db.types import utcnow
 from relove.errors import FilterError
+from relove.events.models import Event
 from relove.segments.lower import lower
 from relove.segments.parser import parse_filter
 from relove.segments.primitives import (
     Cmp,
     Contains,
+    DidAtLeast,
     Exists,
     IContains,
     In,
@@ -93,6 +95,14 @@ def compile_filter(
 
 #: Core columns: cheaper to build expressions on than the ORM-instrumented attributes.
 _TABLE: Any = User.__table__
+_EVENTS: Any = Event.__table__
+
+
+def _document(name: str | None) -> Any:
+    """The JSON column a field names: ``markers`` / ``context`` of users, or ``props`` of the
+    event a ``did … where`` looks at."""
+    assert name is not None, "a column is not a document"
+    return _EVENTS.c.props if name == "props" else _TABLE.c[name]
 
 
 def pg_extract(doc: Any, path: tuple[str, ...], *, as_text: bool = False) -> Any:
@@ -205,6 +215,8 @@ class _Compiler:
             return self._combine(or_, [self.compile(i) for i in p.items])
         if isinstance(p, PNot):
             return not_(self.compile(p.item))
+        if isinstance(p, DidAtLeast):
+            return self._did(p)
         if not isinstance(p, Leaf):
             raise FilterError(f"unsupported predicate {p!r}")
         f = p.field
@@ -226,9 +238,26 @@ class _Compiler:
         out: list[Any] = []
         for doc_name, obj in merged.items():
             if obj:
-                doc: Any = _TABLE.c[doc_name]
+                doc: Any = _document(doc_name)
                 out.append(doc.op("@>", return_type=Boolean)(literal(obj, JSONB())))
         return out + rest
+
+    # -- behaviour -----------------------------------------------------------------------------
+    def _did(self, p: DidAtLeast) -> ColumnElement[bool]:
+        """``EXISTS (SELECT 1 FROM events WHERE user_id = users.id AND name = :event
+        [AND at >= :since] [AND <where on props>] [LIMIT 1 OFFSET count - 1])``: served by the
+        ``(user_id, at)`` index; at most ``count`` of the user's events are read."""
+        if p.count == 0:
+            return true()
+        conds = [_EVENTS.c.user_id == _TABLE.c.id, _EVENTS.c.name == literal(p.event, Text())]
+        if p.since is not None:
+            conds.append(_EVENTS.c.at >= p.since)
+        if p.where is not None:
+            conds.append(self.compile(p.where))
+        sub = select(literal(1)).select_from(_EVENTS).where(and_(*conds)).correlate(_TABLE)
+        if p.count > 1:
+            sub = sub.limit(1).offset(p.count - 1)
+        return sub.exists()
 
     # -- columns -------------------------------------------------------------------------------
     def _lower(self, expr: Any) -> Any:
@@ -266,7 +295,7 @@ class _Compiler:
 
     # -- PostgreSQL documents ------------------------------------------------------------------
     def _pg(self, p: Pred, f: Field) -> ColumnElement[bool]:
-        doc: Any = _TABLE.c[f.doc]
+        doc: Any = _document(f.doc)
 
         def value_text() -> Any:
             return pg_extract(doc, f.path, as_text=True)
@@ -307,7 +336,7 @@ class _Compiler:
 
     # -- SQLite documents ----------------------------------------------------------------------
     def _sqlite(self, p: Pred, f: Field) -> ColumnElement[bool]:
-        doc: Any = _TABLE.c[f.doc]
+        doc: Any = _document(f.doc)
         path = literal("$" + "".join(f'."{k}"' for k in f.path), Text())
         typ = func.json_type(doc, path, type_=Text)
         value = func.json_extract(doc, path)
