@@ -6,7 +6,8 @@ it, and scenario conditions can test a user without a database round trip. ``use
 like ``User.to_dict()``; datetimes may be ``datetime`` objects or ISO strings.
 
 ``did …`` conditions read ``user["events"]``: the user's events as dicts with ``name``,
-``props`` and ``at`` (at least those the filter's windows reach). Without that key a ``did`` cannot be decided, and :class:`FilterError` says so — never a guess.
+``props`` and ``at`` (at least those the filter's windows reach). Without that key a ``did``
+cannot be decided, and :class:`FilterError` says so — never a guess.
 """
 
 from __future__ import annotations
