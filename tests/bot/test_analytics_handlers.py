@@ -102,6 +102,7 @@ async def test_find_takes_behavioural_conditions(harness: BotHarness, session_fa
     await _people(session_factory)
     async with session_factory.begin() as s:
         await record(s, 3, "link.clicked", {"link": "sale"}, source="bot")
-    await harness.feed(message_update(ADMIN, '/find did "link.clicked" where link = "sale" within 7d'))
+    flt = 'did "link.clicked" where link = "sale" within 7d'
+    await harness.feed(message_update(ADMIN, f"/find {flt}"))
     reply = harness.telegram.sent_texts(ADMIN_ID)[-1]
     assert "<b>1</b>" in reply and "Олег" in reply and "Анна" not in reply
