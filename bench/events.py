@@ -136,7 +136,8 @@ async def _populate(engine: AsyncEngine, events: int, users: int, now: datetime)
             " updated_at, last_seen_at) "
             "SELECT g, 'U' || g, true, 'unknown', '{}', "
             "jsonb_build_object('city', (ARRAY['Москва','Тверь','Казань'])[1 + g % 3]), "
-            "CAST(:now AS timestamptz) - make_interval(secs => (g * 7919 % (:days * 86400))), "
+            "CAST(:now AS timestamptz) "
+            "- make_interval(secs => (g::bigint * 7919 % (:days * 86400))), "
             ":now, :now "
             "FROM generate_series(1, :users) AS g"
         ), {"now": now, "days": DAYS, "users": users})  # fmt: skip

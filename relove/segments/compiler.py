@@ -98,11 +98,6 @@ _TABLE: Any = User.__table__
 _EVENTS: Any = Event.__table__
 
 
-def _document(name: str | None) -> Any:
-    """The JSON column a field names: ``markers`` / ``context`` of users, or ``props`` of the
-    event a ``did … where`` looks at."""
-    assert name is not None, "a column is not a document"
-    return _EVENTS.c.props if name == "props" else _TABLE.c[name]
 
 
 def pg_extract(doc: Any, path: tuple[str, ...], *, as_text: bool = False) -> Any:
@@ -200,6 +195,17 @@ def _json_list(values: Sequence[Any]) -> Any:
 class _Compiler:
     def __init__(self, pg: bool) -> None:
         self.pg = pg
+        #: The events alias of the ``did`` being compiled (its where-clause reads ``props``).
+        self.events: Any = None
+
+    def _document(self, name: str | None) -> Any:
+        """The JSON column a field names: ``markers`` / ``context`` of users, or ``props`` of
+        the event a ``did … where`` looks at."""
+        assert name is not None, "a column is not a document"
+        if name == "props":
+            assert self.events is not None, "props are read only inside did … where"
+            return self.events.c.props
+        return _TABLE.c[name]
 
     def _combine(
         self, combine: Callable[..., ColumnElement[bool]], exprs: Sequence[ColumnElement[bool]]
@@ -238,7 +244,7 @@ class _Compiler:
         out: list[Any] = []
         for doc_name, obj in merged.items():
             if obj:
-                doc: Any = _document(doc_name)
+                doc: Any = self._document(doc_name)
                 out.append(doc.op("@>", return_type=Boolean)(literal(obj, JSONB())))
         return out + rest
 
@@ -249,12 +255,18 @@ class _Compiler:
         ``(user_id, at)`` index; at most ``count`` of the user's events are read."""
         if p.count == 0:
             return true()
-        conds = [_EVENTS.c.user_id == _TABLE.c.id, _EVENTS.c.name == literal(p.event, Text())]
+        # An alias of its own: the filter may sit inside a query over ``events`` (analytics).
+        e = _EVENTS.alias("did_events")
+        conds = [e.c.user_id == _TABLE.c.id, e.c.name == literal(p.event, Text())]
         if p.since is not None:
-            conds.append(_EVENTS.c.at >= p.since)
+            conds.append(e.c.at >= p.since)
         if p.where is not None:
-            conds.append(self.compile(p.where))
-        sub = select(literal(1)).select_from(_EVENTS).where(and_(*conds)).correlate(_TABLE)
+            self.events = e
+            try:
+                conds.append(self.compile(p.where))
+            finally:
+                self.events = None
+        sub = select(literal(1)).select_from(e).where(and_(*conds)).correlate(_TABLE)
         if p.count > 1:
             sub = sub.limit(1).offset(p.count - 1)
         return sub.exists()
@@ -295,7 +307,7 @@ class _Compiler:
 
     # -- PostgreSQL documents ------------------------------------------------------------------
     def _pg(self, p: Pred, f: Field) -> ColumnElement[bool]:
-        doc: Any = _document(f.doc)
+        doc: Any = self._document(f.doc)
 
         def value_text() -> Any:
             return pg_extract(doc, f.path, as_text=True)
@@ -336,7 +348,7 @@ class _Compiler:
 
     # -- SQLite documents ----------------------------------------------------------------------
     def _sqlite(self, p: Pred, f: Field) -> ColumnElement[bool]:
-        doc: Any = _document(f.doc)
+        doc: Any = self._document(f.doc)
         path = literal("$" + "".join(f'."{k}"' for k in f.path), Text())
         typ = func.json_type(doc, path, type_=Text)
         value = func.json_extract(doc, path)

@@ -183,3 +183,14 @@ async def test_saved_segment_and_broadcast_audience_use_did(session_factory) -> 
         got = await s.execute(select(Delivery.user_id).where(Delivery.broadcast_id == b.id))
         assert list(got.scalars()) == [1]
         assert (await s.execute(select(func.count()).select_from(Delivery))).scalar_one() == 1
+
+
+async def test_analytics_over_events_take_a_did_filter(session_factory) -> None:
+    """The filter's own subquery over events stays apart from the analytics query's events."""
+    from relove.analytics.events import event_counts
+
+    await _history(session_factory)
+    async with session_factory() as s:
+        rows = await event_counts(s, names="message.received", days=60,
+                                  flt='did "command.used" where command = "start"')  # fmt: skip
+    assert sum(r.events for r in rows) == 6 and {r.users for r in rows} == {1}
