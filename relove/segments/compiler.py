@@ -250,14 +250,19 @@ class _Compiler:
 
     # -- behaviour -----------------------------------------------------------------------------
     def _did(self, p: DidAtLeast) -> ColumnElement[bool]:
-        """``EXISTS (SELECT 1 FROM events WHERE user_id = users.id AND name = :event
-        [AND at >= :since] [AND <where on props>] [LIMIT 1 OFFSET count - 1])``: served by the
-        ``(user_id, at)`` index; at most ``count`` of the user's events are read."""
+        """At least once: ``EXISTS (SELECT 1 FROM events WHERE user_id = users.id AND name =
+        :event [AND at >= :since] [AND <where on props>])`` — PostgreSQL runs it as a semi-join
+        (over ``(name, at)`` for a whole audience, or probing ``(user_id, at)`` per user).
+
+        At least N times (N ≥ 2): ``EXISTS (SELECT 1 FROM (SELECT user_id FROM events WHERE …
+        GROUP BY user_id HAVING count(*) >= N) AS g WHERE g.user_id = users.id)``: the events in
+        the window are counted once for everyone (a hash semi-join, or an anti-join under
+        ``not``), instead of one counting probe per user (measured: 1M probes take minutes)."""
         if p.count == 0:
             return true()
         # An alias of its own: the filter may sit inside a query over ``events`` (analytics).
         e = _EVENTS.alias("did_events")
-        conds = [e.c.user_id == _TABLE.c.id, e.c.name == literal(p.event, Text())]
+        conds = [e.c.name == literal(p.event, Text())]
         if p.since is not None:
             conds.append(e.c.at >= p.since)
         if p.where is not None:
@@ -266,10 +271,18 @@ class _Compiler:
                 conds.append(self.compile(p.where))
             finally:
                 self.events = None
-        sub = select(literal(1)).select_from(e).where(and_(*conds)).correlate(_TABLE)
-        if p.count > 1:
-            sub = sub.limit(1).offset(p.count - 1)
-        return sub.exists()
+        if p.count == 1:
+            sub = select(literal(1)).select_from(e).where(e.c.user_id == _TABLE.c.id, *conds)
+            return sub.correlate(_TABLE).exists()
+        counted = (
+            select(e.c.user_id)
+            .where(e.c.user_id.is_not(None), *conds)
+            .group_by(e.c.user_id)
+            .having(func.count() >= p.count)
+            .subquery("did_counts")
+        )
+        sub = select(literal(1)).select_from(counted).where(counted.c.user_id == _TABLE.c.id)
+        return sub.correlate(_TABLE).exists()
 
     # -- columns -------------------------------------------------------------------------------
     def _lower(self, expr: Any) -> Any:
