@@ -350,3 +350,42 @@ async def test_notify_admins_on_a_marker_change(db, sandbox_client, api, clock) 
     assert await bot_texts(sandbox_client, 571) == []
     [run] = await runs(db)
     assert (run.user_id, run.status, run.sent) == (571, "completed", 0)
+
+
+DID = """
+automations:
+  - id: followup
+    trigger: {event: order.paid}
+    when: not did "command.used" where command = "stop"
+    reentry: always
+    stop_when: did "order.cancelled"
+    steps:
+      - send: "Спасибо за заказ!"
+      - wait: 1d
+      - send: "Как вам заказ?"
+"""
+
+
+async def test_behavioural_when_and_stop_when(db, sandbox_client, api, clock) -> None:
+    runner = make_runner(db, api, DID, clock)
+    await runner.tick()
+    await new_users(db, sandbox_client, [581, 582, 583])
+    sessions = create_session_factory(db)
+    async with sessions.begin() as s:
+        await record(s, 583, "command.used", {"command": "stop"}, source=EventSource.bot)
+        for uid in (581, 582, 583):
+            await record(s, uid, "order.paid", source=EventSource.api)
+
+    async def thanked() -> bool:
+        return all([await bot_texts(sandbox_client, u) for u in (581, 582)])
+
+    await settle(runner, thanked)
+    async with sessions.begin() as s:
+        await record(s, 582, "order.cancelled", source=EventSource.api)
+    clock.advance(days=1, seconds=1)
+    await runner.tick()
+    assert await bot_texts(sandbox_client, 581) == ["Спасибо за заказ!", "Как вам заказ?"]
+    assert await bot_texts(sandbox_client, 582) == ["Спасибо за заказ!"]
+    assert await bot_texts(sandbox_client, 583) == []  # did /stop: never entered
+    by_user = {r.user_id: (r.status, r.reason) for r in await runs(db)}
+    assert by_user == {581: ("completed", None), 582: ("stopped", "stop_when")}
