@@ -6,6 +6,7 @@ A bad value stops start-up with one line naming the variable (see :func:`load_se
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -175,6 +176,27 @@ class Settings(BaseSettings):
     automations_event_lag_seconds: float = Field(default=2.0, ge=0, le=300)
     #: run automations inside `relove run` too (a separate `relove worker` can run them)
     automations_in_bot: bool = True
+    #: the time zone of users without a valid markers.tz (IANA name)
+    default_tz: str = "UTC"
+    #: no automation message in these local hours, e.g. 22-9 (sends wait until they end)
+    quiet_hours: str | None = None
+
+    @field_validator("default_tz")
+    @classmethod
+    def _check_default_tz(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as e:
+            raise ValueError(f"unknown time zone {value!r} (an IANA name: Europe/Moscow)") from e
+        return value
+
+    @field_validator("quiet_hours")
+    @classmethod
+    def _check_quiet_hours(cls, value: str | None) -> str | None:
+        quiet_range(value)
+        return value
 
     @field_validator("console_url")
     @classmethod
@@ -244,6 +266,16 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [p for p in value.replace(";", ",").replace(" ", ",").split(",") if p]
         return value
+
+
+def quiet_range(value: str | None) -> tuple[int, int] | None:
+    """``"22-9"`` → (22, 9): quiet from 22:00 to 09:00 local time; None when unset."""
+    if value is None or not value.strip():
+        return None
+    m = re.fullmatch(r"\s*([01]?\d|2[0-3])\s*-\s*([01]?\d|2[0-3])\s*", value)
+    if not m or m.group(1) == m.group(2):
+        raise ValueError(f"quiet hours {value!r}: expected START-END hours like 22-9")
+    return int(m.group(1)), int(m.group(2))
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -19,6 +19,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from relove.automations.localtime import parse_hhmm
 from relove.broadcasts.content import MessageContent, MessageTemplate, Recipient
 from relove.conversation.yamlfile import DefinitionError, LineDict, LineList, load_yaml
 from relove.errors import InvalidInput, ReloveError
@@ -340,9 +341,14 @@ def _step_args(c: _Checker, node: Any, kind: str, path: str) -> dict[str, Any] |
         value = node["wait"]
         if isinstance(value, Mapping) and set(value) == {"for"}:
             value = value["for"]
+        elif isinstance(value, Mapping) and set(value) == {"until"}:
+            try:
+                return {"until": parse_hhmm(value["until"])}
+            except ValueError as e:
+                c.problem(value, "until", f"{path}.until", str(e))
+                return None
         elif isinstance(value, Mapping):
-            c.problem(node, "wait", path, "until and quiet-hours waits are not supported yet; "
-                      "use a duration such as 1d")  # fmt: skip
+            c.problem(node, "wait", path, "expected a duration (1d) or {until: \"10:00\"}")
             return None
         try:
             return {"duration": parse_duration(value)}

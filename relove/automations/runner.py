@@ -17,7 +17,7 @@ import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
 
 from sqlalchemy import select, update
@@ -25,11 +25,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from relove.automations.definition import AutomationFile, AutomationFileError, load_automations
 from relove.automations.intake import Intake
+from relove.automations.localtime import zone
 from relove.automations.models import ACTIVE, AutomationRun, AutomationState
 from relove.automations.steps import ClaimedRun, RunExecutor, StepContext
 from relove.broadcasts.base import Send
 from relove.broadcasts.runner import worker_id
-from relove.config import Settings
+from relove.config import Settings, quiet_range
 from relove.db.engine import create_session_factory
 from relove.db.types import utcnow
 from relove.db.uow import begin_write
@@ -48,10 +49,13 @@ class RunnerOptions:
     lease_seconds: float = 60.0
     poll_seconds: float = 1.0
     event_lag_seconds: float = 2.0
+    default_tz: tzinfo = UTC
+    quiet_hours: tuple[int, int] | None = None
 
     @classmethod
     def from_settings(cls, s: Settings) -> RunnerOptions:
-        return cls(rate=s.automations_rate, batch=s.automations_batch,
+        return cls(default_tz=zone(s.default_tz), quiet_hours=quiet_range(s.quiet_hours),
+                   rate=s.automations_rate, batch=s.automations_batch,
                    concurrency=s.automations_concurrency,
                    lease_seconds=s.automations_lease_seconds,
                    poll_seconds=s.automations_poll_seconds,
@@ -77,7 +81,9 @@ class AutomationRunner:
             self.reload(strict=True)
         self.intake = Intake(lag=opts.event_lag_seconds)
         lane = limiter.lane(opts.rate)
-        self.executor = RunExecutor(StepContext(self.owner, clock, send, lane, admin_ids))
+        self.executor = RunExecutor(StepContext(
+            self.owner, clock, send, lane, admin_ids, default_tz=opts.default_tz,
+            quiet_hours=opts.quiet_hours))
         self._slots = asyncio.Semaphore(opts.concurrency)
 
     @classmethod

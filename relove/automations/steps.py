@@ -20,13 +20,14 @@ import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 from sqlalchemy import exists, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from relove.automations.definition import TAGS_KEY, Automation, Step
+from relove.automations.localtime import next_local, quiet_until, user_zone
 from relove.automations.models import ACTIVE, AutomationRun, RunStatus
 from relove.broadcasts.base import Send
 from relove.broadcasts.content import MessageTemplate, Recipient, TemplateRenderError
@@ -69,6 +70,9 @@ class StepContext:
     send: Send
     lane: BroadcastLane
     admin_ids: Sequence[int] = ()
+    default_tz: tzinfo = UTC
+    #: local hours without automation messages (start, end), e.g. (22, 9)
+    quiet_hours: tuple[int, int] | None = None
     max_steps: int = 100
     max_attempts: int = 3
     backoff: float = 0.5
@@ -200,8 +204,13 @@ class RunExecutor:
         a, uid = step.args, run.user_id
         src, actor = EventSource.automation, auto.id
         if step.kind == "wait":
-            return await self._move(session, auto, run, step, step.next,
-                                    due=now + a["duration"])  # fmt: skip
+            if "until" in a:
+                user = await session.get(User, uid)
+                tz = user_zone(user.markers if user else None, self.ctx.default_tz)
+                due = next_local(now, a["until"], tz)
+            else:
+                due = now + a["duration"]
+            return await self._move(session, auto, run, step, step.next, due=due)
         if step.kind == "if":
             holds = await condition_holds(session, a["condition"], uid, now)
             return await self._move(session, auto, run, step,
@@ -233,6 +242,12 @@ class RunExecutor:
         if user is None or not user.is_active:
             await self.stop(session, auto, run, "the user is not active")
             return False
+        if step.kind == "send":
+            tz = user_zone(user.markers, self.ctx.default_tz)
+            later = quiet_until(self.ctx.clock(), self.ctx.quiet_hours, tz)
+            if later is not None:  # quiet hours in the user's zone: the same step, later
+                await self._update(session, run, due_at=later, owner=None, lease_until=None)
+                return False
         recipient = recipient_of(user)
         template: MessageTemplate = step.args["template"]
         try:
