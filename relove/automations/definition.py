@@ -140,7 +140,7 @@ class _Checker:
 
     @property
     def lines(self) -> list[str]:
-        return [text for _, text in sorted(self.problems, key=lambda p: p[0])]
+        return [text for _, text in sorted(self.problems)]
 
     def problem(self, node: Any, key: Any, path: str, reason: str) -> None:
         line = _line(node, key)

@@ -339,13 +339,14 @@ async def _work(s: Settings, *, follow: int | None = None) -> None:
             # collection thresholds stay at Python's defaults: this process is sized by memory.
             gc.collect()
             gc.freeze()
-            worker = asyncio.create_task(runner.run_forever(stop))
             automations = None
             if s.automations_file is not None:  # a broken file stops start-up with its lines
                 from relove.automations.runner import AutomationRunner
 
-                automations = asyncio.create_task(AutomationRunner.from_settings(
-                    engine, HttpSend(client), limiter, s).run_forever(stop))
+                automation_runner = AutomationRunner.from_settings(
+                    engine, HttpSend(client), limiter, s)
+                automations = asyncio.create_task(automation_runner.run_forever(stop))
+            worker = asyncio.create_task(runner.run_forever(stop))
             history = asyncio.create_task(HistoryMaintenance.from_settings(engine, s)
                                           .run_forever(stop))  # fmt: skip
             if follow is not None:
