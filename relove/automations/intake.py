@@ -25,6 +25,7 @@ does not greet everyone who ever joined.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections import defaultdict
@@ -34,10 +35,12 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Text,
     and_,
     any_,
     bindparam,
     case,
+    cast,
     exists,
     func,
     insert,
@@ -45,12 +48,13 @@ from sqlalchemy import (
     select,
     text,
 )
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from relove.automations.definition import Automation, AutomationFile
 from relove.automations.models import ACTIVE, AutomationCursor, AutomationRun, RunStatus
 from relove.db.models import User
+from relove.db.types import utcnow
 from relove.db.uow import begin_write
 from relove.events import EventSource, NewEvent, record_many
 from relove.events.catalog import AUTOMATION_STARTED
@@ -216,11 +220,34 @@ async def enter(
             ["user_id", "automation_id", "step", "status", "due_at", "started_at", "updated_at"],
             event_of,
         ).returning(r.c.user_id)
+        if pg:  # the runs and their automation.started events in ONE statement
+            inserted += await _enter_with_events(session, stmt, auto, users)
+            continue
         inserted += [row[0] for row in (await session.execute(stmt)).all()]
-    if inserted:
+    if inserted and not pg:
         await record_many(session, [
             NewEvent(uid, AUTOMATION_STARTED,
                      {"automation": auto.id, "event_id": users[uid]})
             for uid in inserted
         ], source=EventSource.automation, actor=auto.id, check=False)
     return len(inserted)
+
+
+async def _enter_with_events(session: AsyncSession, runs_insert: Any, auto: Automation,
+                             users: Mapping[int, int]) -> list[int]:  # fmt: skip
+    """PostgreSQL: ``WITH entered AS (INSERT INTO automation_runs … RETURNING user_id)
+    INSERT INTO events … SELECT … FROM entered`` — the events' props built in SQL from a JSON
+    map of user id → triggering event id."""
+    e = Event.__table__
+    entered = runs_insert.cte("entered")
+    event_ids = cast(bindparam("event_ids", json.dumps({str(k): v for k, v in users.items()}),
+                               type_=Text), JSONB)  # fmt: skip
+    props = func.jsonb_build_object(
+        literal("automation"), literal(auto.id),
+        literal("event_id"), cast(event_ids.op("->>")(cast(entered.c.user_id, Text)), BigInteger))
+    rows = select(entered.c.user_id, literal(AUTOMATION_STARTED), props,
+                  literal(EventSource.automation.value), literal(auto.id),
+                  literal(utcnow(), e.c.at.type))  # fmt: skip
+    stmt = insert(e).from_select(["user_id", "name", "props", "source", "actor", "at"], rows)
+    result = await session.execute(stmt.returning(e.c.user_id))
+    return [row[0] for row in result.all()]

@@ -98,7 +98,10 @@ async def test_welcome_week_runs_on_the_clock(db, sandbox_client, api, clock) ->
     changed = [e for e in await events(db, "marker.changed") if e.source == "automation"]
     assert {(e.user_id, e.props["key"], e.actor) for e in changed} == {
         (501, "tags", "welcome"), (502, "onboarded", "welcome"), (502, "tags", "welcome")}
-    assert await count(db, "automation.started") == 2
+    created = {e.user_id: e.id for e in await events(db, "user.created")}
+    assert {(e.user_id, e.source, e.actor, e.props["automation"], e.props["event_id"])
+            for e in await events(db, "automation.started")} == {
+        (u, "automation", "welcome", "welcome", created[u]) for u in (501, 502)}
     assert await count(db, "automation.completed") == 2
     st = await status_of(db, "welcome")
     assert (st["entered"], st["completed"], st["sent"], st["errors"]) == (2, 2, 3, 0)
