@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -158,6 +158,44 @@ class Settings(BaseSettings):
     console_chat_per_minute: int = Field(default=30, ge=1, le=600)
     #: bulk marker actions on a filter: at most this many users per action
     console_bulk_max: int = Field(default=50_000, ge=1, le=10_000_000)
+
+    # --- operations (health, metrics, logs, replica) ------------------------------------------
+    #: ``text`` (human-readable lines) or ``json`` (one JSON object per line, with update_id,
+    #: user_id and broadcast_id when known)
+    log_format: Literal["text", "json"] = "text"
+    #: host:port where `relove run` (polling) and `relove worker` serve /healthz, /readyz and
+    #: /metrics (unset: no such server; `relove serve` always has them)
+    metrics_listen: str | None = None
+    #: when set, /metrics answers only requests with ``Authorization: Bearer <this token>``
+    metrics_token: SecretStr | None = None
+    #: a read replica for analytics, exports and console lists (unset: the primary)
+    database_read_url: str | None = None
+
+    @field_validator("metrics_listen")
+    @classmethod
+    def _check_metrics_listen(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        host, sep, port = value.strip().rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError("expected host:port, e.g. 0.0.0.0:9100")
+        return value.strip()
+
+    @field_validator("database_read_url")
+    @classmethod
+    def _check_read_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        try:
+            backend = make_url(value.strip()).get_backend_name()
+        except ArgumentError as e:
+            raise ValueError("not a database URL") from e
+        if backend != "postgresql":
+            raise ValueError("a read replica is a postgresql URL")
+        return value.strip()
 
     @field_validator("console_url")
     @classmethod

@@ -29,6 +29,9 @@ from relove.api.vendor import STATIC_DIR
 from relove.config import Settings
 from relove.db.types import utcnow
 from relove.errors import NotFound
+from relove.ops.endpoints import Endpoints
+from relove.ops.health import Readiness
+from relove.ops.routes import RequestMetrics, ops_router
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +123,10 @@ def create_app(
     for router in _routers():
         app.include_router(router, prefix=API_PREFIX)  # type: ignore[arg-type]
     app.include_router(docs_router(API_PREFIX))
+    # /healthz, /readyz, /metrics (relove.ops; docs/operations.md)
+    metrics_token = settings.metrics_token.get_secret_value() if settings.metrics_token else None
+    readiness = Readiness.for_process(engine, settings.redis_url)
+    app.include_router(ops_router(Endpoints(readiness, metrics_token)))
     app.mount(f"{API_PREFIX}/static", StaticFiles(directory=STATIC_DIR), name="api-static")
 
     @app.api_route(
@@ -136,6 +143,7 @@ def create_app(
 
     app.add_middleware(BodyLimit, prefix=API_PREFIX, limit_for=limit_for)
     app.add_middleware(SecurityHeaders, prefix=API_PREFIX, docs_path=f"{API_PREFIX}/docs")
+    app.add_middleware(RequestMetrics)
     for m in mounts:
         app.mount(m.path, m.app)
     return app

@@ -49,4 +49,6 @@ def serve(
         log_level=s.log_level.lower(),
         proxy_headers=True,
         server_header=False,
+        # JSON logs: uvicorn's loggers pass their lines to ours (relove.ops.logs)
+        log_config=None if s.log_format == "json" else uvicorn.config.LOGGING_CONFIG,
     )
