@@ -18,7 +18,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from relove.conversation.base import BaseLLMProvider, ChatMessage, LLMError
+from relove.conversation.base import BaseLLMProvider, ChatMessage, Completion, LLMError
 from relove.conversation.budget import BudgetExceeded, LLMBudget
 from relove.conversation.prompt import conversation_messages, summary_messages, turns_of
 from relove.db.models import UserSnapshot
@@ -26,6 +26,7 @@ from relove.db.types import utcnow
 from relove.errors import DocumentTooLarge
 from relove.events import EventSource, record
 from relove.events.catalog import LLM_REPLIED
+from relove.ops import metrics
 from relove.users.service import (
     append_bounded,
     get_user_documents,
@@ -105,6 +106,7 @@ class ConversationService:
         """Answer one message. Never raises for model trouble: returns a fallback instead."""
         refusal = self.budget.check(user.id)
         if refusal is not None:
+            metrics.LLM_REFUSED.labels(refusal.value).inc()
             log.info("user %s: LLM call refused (%s)", user.id, refusal)
             return Reply(ReplyKind(refusal.value))
         try:
@@ -117,6 +119,7 @@ class ConversationService:
             async with self.budget.call(user.id):
                 answer = await self._complete(conversation_messages(self.persona, data))
         except BudgetExceeded as e:
+            metrics.LLM_REFUSED.labels(e.reason.value).inc()
             log.info("user %s: LLM call refused (%s)", user.id, e.reason)
             return Reply(ReplyKind(e.reason.value))
         except LLMError as e:
@@ -131,22 +134,36 @@ class ConversationService:
         return Reply(ReplyKind.answer, answer)
 
     async def _complete(
-        self, messages: list[ChatMessage], *, max_tokens: int | None = None
+        self, messages: list[ChatMessage], *, max_tokens: int | None = None,
+        kind: str = "reply",
     ) -> str:
+        metrics.LLM_CALLS.labels(kind).inc()
+        started = time.perf_counter()
         try:
             async with asyncio.timeout(self.config.timeout):
-                return await self.provider.complete(
+                answer = await self.provider.complete(
                     messages,
                     max_tokens=max_tokens or self.config.max_tokens,
                     temperature=self.config.temperature,
                 )
         except TimeoutError as e:
+            metrics.LLM_ERRORS.labels(kind).inc()
             raise LLMError(f"no answer within {self.config.timeout:g}s") from e
         except LLMError:
+            metrics.LLM_ERRORS.labels(kind).inc()
             raise
         except Exception as e:  # a provider bug must not reach the user as a crash
+            metrics.LLM_ERRORS.labels(kind).inc()
             log.exception("LLM provider raised unexpectedly")
             raise LLMError(f"provider error: {type(e).__name__}") from e
+        finally:
+            metrics.LLM_SECONDS.labels(kind).observe(time.perf_counter() - started)
+        if isinstance(answer, Completion):
+            if answer.prompt_tokens:
+                metrics.LLM_TOKENS.labels("prompt").inc(answer.prompt_tokens)
+            if answer.completion_tokens:
+                metrics.LLM_TOKENS.labels("completion").inc(answer.completion_tokens)
+        return answer
 
     async def _record_user_turn(self, user: UserSnapshot, text: str) -> tuple[int, dict[str, Any]]:
         async with self.session_factory() as s:
@@ -222,7 +239,7 @@ class ConversationService:
             try:
                 async with self.budget.call(user_id, count=False):
                     summary = await self._complete(
-                        summary_messages(previous, new_turns), max_tokens=600
+                        summary_messages(previous, new_turns), max_tokens=600, kind="summary"
                     )
             except (LLMError, BudgetExceeded) as e:
                 log.warning("user %s: summary not updated, the old one stays: %s", user_id, e)
