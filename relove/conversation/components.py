@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from relove.config import Settings
 from relove.conversation.base import BaseLLMProvider
-from relove.conversation.budget import LLMBudget
+from relove.conversation.budget import budget_prefix, build_budget
 from relove.conversation.catalog import CatalogRegistry
 from relove.conversation.gender import GenderGuesser, infer_and_store
 from relove.conversation.prompt import load_persona
@@ -139,12 +139,16 @@ def build_components(
                 raise
             log.error("%s; using the shipped persona", e)
             persona = load_persona(None)
-        budget = LLMBudget(
+        # shared by every bot instance through Redis when RELOVE_REDIS_URL is set
+        budget = build_budget(
+            redis_url=settings.redis_url,
+            prefix=budget_prefix(settings.token),
             rate=settings.llm_user_rate,
             rate_period=settings.llm_user_rate_period,
             daily=settings.llm_daily_budget,
             concurrency=settings.llm_concurrency,
             queue_timeout=settings.llm_queue_timeout,
+            slot_ttl=settings.llm_timeout + 60,
         )
         chat = ConversationService(
             provider,

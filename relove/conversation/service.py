@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from relove.conversation.base import BaseLLMProvider, ChatMessage, Completion, LLMError
-from relove.conversation.budget import BudgetExceeded, LLMBudget
+from relove.conversation.budget import BaseLLMBudget, BudgetExceeded
 from relove.conversation.prompt import conversation_messages, summary_messages, turns_of
 from relove.db.models import UserSnapshot
 from relove.db.types import utcnow
@@ -35,6 +35,9 @@ from relove.users.service import (
 )
 
 log = logging.getLogger(__name__)
+
+#: rounds of one summary pass at most
+SUMMARY_ROUNDS = 10
 
 MAX_TURN_CHARS = 1500
 MAX_SUMMARY_CHARS = 2000
@@ -82,7 +85,7 @@ class ConversationService:
         self,
         provider: BaseLLMProvider,
         session_factory: async_sessionmaker[AsyncSession],
-        budget: LLMBudget,
+        budget: BaseLLMBudget,
         persona: str,
         config: ConversationConfig | None = None,
     ) -> None:
@@ -104,7 +107,7 @@ class ConversationService:
     # -- the reply ------------------------------------------------------------------------------
     async def reply(self, user: UserSnapshot, text: str) -> Reply:
         """Answer one message. Never raises for model trouble: returns a fallback instead."""
-        refusal = self.budget.check(user.id)
+        refusal = await self.budget.refusal(user.id)
         if refusal is not None:
             metrics.LLM_REFUSED.labels(refusal.value).inc()
             log.info("user %s: LLM call refused (%s)", user.id, refusal)
@@ -213,8 +216,14 @@ class ConversationService:
     async def _summary_loop(self, user_id: int) -> None:
         while True:
             self._summary_dirty.discard(user_id)
+            # one pass per user at a time, across processes when the budget lives in Redis
+            ttl = self.config.timeout * (SUMMARY_ROUNDS + 1)
             try:
-                await self.update_summary(user_id)
+                async with self.budget.exclusive(f"summary:{user_id}", ttl) as held:
+                    if not held:
+                        log.info("user %s: summary being updated elsewhere", user_id)
+                        return
+                    await self.update_summary(user_id)
             except Exception:
                 log.exception("user %s: summary update failed; the old summary stays", user_id)
                 return
@@ -226,7 +235,7 @@ class ConversationService:
         it yet. A compare-and-set on ``context.summary_count`` makes sure two processes never
         both apply an update; a model failure keeps the old summary. True if one was written."""
         wrote = False
-        for _ in range(10):  # bounded: each round consumes at least summary_every messages
+        for _ in range(SUMMARY_ROUNDS):  # bounded: each round takes summary_every messages
             async with self.session_factory() as s:
                 context = (await get_user_documents(s, user_id))["context"]
             count = int(context.get("user_messages") or 0)
@@ -272,3 +281,4 @@ class ConversationService:
     async def close(self) -> None:
         await self.drain()
         await self.provider.close()
+        await self.budget.close()
