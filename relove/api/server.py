@@ -18,5 +18,11 @@ def create_server_app() -> FastAPI:
     configure_logging(settings.log_level, settings.log_format)
     engine = create_engine(settings.database_url)
     sessions = create_session_factory(engine)
-    mounts: list[Mounted] = [console_mount(settings, sessions)]
-    return create_app(settings, engine, sessions, mounts=mounts, closers=[engine.dispose])
+    closers = [engine.dispose]
+    read_sessions = None
+    if settings.database_read_url:  # lists, counts, dashboard and exports read the replica
+        read_engine = create_engine(settings.database_read_url)
+        read_sessions = create_session_factory(read_engine)
+        closers.append(read_engine.dispose)
+    mounts: list[Mounted] = [console_mount(settings, sessions, read_sessions=read_sessions)]
+    return create_app(settings, engine, sessions, mounts=mounts, closers=closers)

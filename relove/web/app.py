@@ -56,6 +56,7 @@ def create_console(
     bot: ConsoleBot | None = None,
     extensions: Sequence[ConsoleExtension] = (),
     clock: Callable[[], datetime] = utcnow,
+    read_sessions: async_sessionmaker[AsyncSession] | None = None,
 ) -> FastAPI:
     """The console app. ``bot`` sends live-chat messages and test sends (default: one built
     from ``RELOVE_BOT_TOKEN``; none without a token)."""
@@ -85,6 +86,7 @@ def create_console(
         nav=[*NAV, *(e.nav for e in extensions), SETTINGS_NAV],
         chat_limiter=PerKeyLimiter(settings.console_chat_per_minute),
         clock=clock,
+        read_sessions=read_sessions,
     )
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
