@@ -129,11 +129,16 @@ async def test_pause_then_resume_sends_the_rest_once(db, sandbox, sandbox_client
     runner = make_runner(db, bot, make_settings(sandbox))
     await runner.claim_due()
     task = runner._tasks[broadcast_id]
-    await asyncio.sleep(1.0)
+    # pause once some (not all: 60 at 20/s take three seconds at least) have gone out
+    for _ in range(600):
+        rows = await _deliveries(db, broadcast_id)
+        if any(r.status == DeliveryStatus.sent for r in rows.values()):
+            break
+        await asyncio.sleep(0.05)
     sessions = create_session_factory(db)
     async with sessions.begin() as session:
         await service.pause(session, broadcast_id)
-    report = await asyncio.wait_for(task, 10)
+    report = await asyncio.wait_for(task, 60)
     assert report.stopped == "paused"
     rows = await _deliveries(db, broadcast_id)
     sent_before = sum(r.status == DeliveryStatus.sent for r in rows.values())
