@@ -184,3 +184,42 @@ async def test_the_probe_server_of_bot_and_workers(
         assert (await _raw(server.port, b"garbage\r\n\r\n"))[0] == 400
     finally:
         await server.close()
+
+
+async def test_probes_answer_before_the_console_mounted_at_root(
+    db: AsyncEngine, database_url: str, client_for
+) -> None:
+    from relove.web.app import console_mount
+
+    settings = _settings(database_url)
+    sessions = create_session_factory(db)
+    app = create_app(settings, db, sessions, limiter=MemoryRateLimiter(),
+                     mounts=[console_mount(settings, sessions)])
+    client = client_for(app)
+    for path in ("/healthz", "/readyz", "/metrics"):
+        r = await client.get(path)
+        assert r.status_code == 200, (path, r.status_code)
+        assert "text/html" not in r.headers["content-type"]  # not a console page
+
+
+async def test_probes_on_an_aiohttp_server(db: AsyncEngine) -> None:
+    from aiohttp import web
+
+    from relove.ops.aiohttp_routes import add_probe_routes
+
+    app = web.Application()
+    add_probe_routes(app, Endpoints(Readiness.for_process(db)))
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
+            assert (await http.get("/healthz")).json() == {"status": "ok"}
+            assert (await http.get("/readyz")).json()["ready"] is True
+            page = await http.get("/metrics")
+            assert page.headers["content-type"].startswith("text/plain")
+            assert "relove_updates_received_total" in page.text
+    finally:
+        await runner.cleanup()
