@@ -16,10 +16,14 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from relove.broadcasts.models import Delivery
 from relove.sandbox.client import SandboxClient
 from relove.sandbox.core import DEFAULT_TOKEN, Sandbox
+from tests.broadcasts.conftest import new_broadcast, seed_users
+from tests.sandbox_fixtures import eventually
 
 DEADLINE = 90.0  # a loaded machine starts Python slowly; only a hang reaches this
 
@@ -81,25 +85,12 @@ def _env(database_url: str, port: int, **extra: str) -> dict[str, str]:
             "RELOVE_LOG_FORMAT": "json", "RELOVE_LOG_LEVEL": "INFO", **extra}
 
 
-async def test_worker_is_ready_then_exits_0_on_sigterm(
-    db: AsyncEngine, database_url: str, tmp_path: Path
-) -> None:
-    port = _free_port()
-    env = _env(database_url, port, RELOVE_BOT_TOKEN="123:worker-test",
-               RELOVE_TELEGRAM_API_URL="http://127.0.0.1:9", RELOVE_BROADCAST_POLL_SECONDS="0.2")
-    async with _relove(["worker"], env, tmp_path) as proc:
-        ready = await _wait_ready(port, proc)
-        assert ready["checks"] == {"database": "ok", "schema": "ok"}
-        code, stderr = await _stop(proc)
-    assert code == 0, stderr
-    records = _json_lines(stderr)
-    assert any("polling every" in str(r["message"]) for r in records)
-
-
 async def test_polling_bot_answers_then_exits_0_on_sigterm(
-    db: AsyncEngine, database_url: str, sandbox: Sandbox, sandbox_client: SandboxClient,
-    tmp_path: Path,
+    sandbox: Sandbox, sandbox_client: SandboxClient, tmp_path: Path,
 ) -> None:
+    # its own SQLite file (the bot upgrades it at start): one run is enough for the process's
+    # behaviour, the storage is tested on both databases elsewhere
+    database_url = f"sqlite+aiosqlite:///{tmp_path / 'bot.db'}"
     port = _free_port()
     env = _env(database_url, port, RELOVE_BOT_TOKEN=DEFAULT_TOKEN,
                RELOVE_TELEGRAM_API_URL=str(sandbox.url), RELOVE_BROADCAST_IN_BOT="false")
@@ -116,3 +107,41 @@ async def test_polling_bot_answers_then_exits_0_on_sigterm(
     assert code == 0, stderr
     records = _json_lines(stderr)
     assert any(r.get("logger") == "relove.bot.polling" for r in records)
+
+
+async def test_worker_sigterm_mid_broadcast_records_what_was_in_flight(
+    db: AsyncEngine, database_url: str, sandbox: Sandbox, sandbox_client: SandboxClient,
+    tmp_path: Path,
+) -> None:
+    """Ready at RELOVE_METRICS_LISTEN; SIGTERM while sending: the messages in flight finish
+    and are recorded (no delivery is left `sending`), the process exits 0, nobody got the
+    message twice; its JSON log lines carry the broadcast's id."""
+    ids = await seed_users(db, sandbox_client, 60, start_id=70_000)
+    broadcast_id = await new_broadcast(db)
+    port = _free_port()
+    env = _env(database_url, port, RELOVE_BOT_TOKEN=DEFAULT_TOKEN,
+               RELOVE_TELEGRAM_API_URL=str(sandbox.url), RELOVE_BROADCAST_RATE="10",
+               RELOVE_BROADCAST_POLL_SECONDS="0.2", RELOVE_BROADCAST_CONCURRENCY="5")
+
+    async def some_sent() -> bool:
+        return (await sandbox_client.stats())["messages"] >= 5
+
+    async with _relove(["worker"], env, tmp_path) as proc:
+        ready = await _wait_ready(port, proc)
+        assert ready["checks"] == {"database": "ok", "schema": "ok"}
+        await eventually(some_sent, timeout=DEADLINE)
+        code, stderr = await _stop(proc)
+    assert code == 0, stderr
+    async with db.connect() as conn:
+        status_of = {uid: str(getattr(st, "value", st)) for uid, st in (await conn.execute(
+            select(Delivery.user_id, Delivery.status)
+            .where(Delivery.broadcast_id == broadcast_id))).all()}  # fmt: skip
+    assert "sending" not in status_of.values(), status_of
+    for uid in ids:
+        received = len(await sandbox_client.messages(uid, from_bot=True))
+        assert received <= 1, f"user {uid} got the message {received} times"
+        if received:  # whatever reached a user is recorded as such
+            assert status_of[uid] in ("sent", "unknown"), (uid, status_of[uid])
+        if status_of[uid] == "sent":
+            assert received == 1
+    assert any(r.get("broadcast_id") == broadcast_id for r in _json_lines(stderr))
