@@ -80,9 +80,8 @@ def install(app: FastAPI, prefix: str) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
-def document() -> dict[str, Any]:
-    """The API's OpenAPI document, built without a database (nothing connects): what
-    ``relove serve --print-openapi`` prints and docs/openapi.json holds."""
+def offline_app() -> FastAPI:
+    """The API app on a database it never connects to: for its routes and its document."""
     from relove.api.app import create_app
     from relove.api.ratelimit import MemoryRateLimiter
     from relove.config import Settings
@@ -90,9 +89,14 @@ def document() -> dict[str, Any]:
 
     settings = Settings(database_url="sqlite+aiosqlite://", redis_url=None, _env_file=None)
     engine = create_engine(settings.database_url)
-    app = create_app(settings, engine, create_session_factory(engine),
-                     limiter=MemoryRateLimiter())  # fmt: skip
-    return app.openapi()
+    return create_app(settings, engine, create_session_factory(engine),
+                      limiter=MemoryRateLimiter())  # fmt: skip
+
+
+def document() -> dict[str, Any]:
+    """The API's OpenAPI document, built without a database (nothing connects): what
+    ``relove serve --print-openapi`` prints and docs/openapi.json holds."""
+    return offline_app().openapi()
 
 
 def document_text() -> str:
