@@ -23,7 +23,7 @@ from relove.api.ratelimit import MemoryRateLimiter
 from relove.db.engine import create_engine, create_session_factory
 from tests.api.conftest import add_users, api_settings
 
-EXAMPLES = int(os.environ.get("RELOVE_FUZZ_EXAMPLES", "4"))
+EXAMPLES = int(os.environ.get("RELOVE_FUZZ_EXAMPLES", "3"))
 CHECKS = ("not_a_server_error", "status_code_conformance", "content_type_conformance",
           "response_schema_conformance", "response_headers_conformance",
           "negative_data_rejection")  # fmt: skip

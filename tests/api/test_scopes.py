@@ -5,16 +5,23 @@ route without a scope fails ``test_every_route_names_its_scope``."""
 from __future__ import annotations
 
 import re
+import secrets
+from collections.abc import AsyncIterator
 from typing import Any
 
+import httpx
 import pytest
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import iter_route_contexts
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from relove.api.app import API_PREFIX
+from relove.api.app import API_PREFIX, create_app
 from relove.api.deps import authorize, authorize_write
 from relove.api.openapi import offline_app
-from relove.api.tokens import ADMIN, SCOPES
+from relove.api.ratelimit import MemoryRateLimiter
+from relove.api.tokens import ADMIN, SCOPES, create_token
+from relove.config import Settings
+from relove.db.engine import create_session_factory
 from tests.api.conftest import TokenFactory, bearer
 
 PROBLEM = "application/problem+json"
@@ -57,6 +64,30 @@ def test_every_route_names_its_scope() -> None:
         assert set(scopes) <= set(SCOPES) - {ADMIN}, (method, path, scopes)
 
 
+@pytest.fixture
+async def matrix_client(
+    engine: AsyncEngine, settings: Settings
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The app on the session's database without emptying it first (the matrix changes nothing
+    that matters and runs for every route: ~40 table clears saved)."""
+    app = create_app(settings, engine, create_session_factory(engine), limiter=MemoryRateLimiter())
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://api.test") as c:
+        yield c
+
+
+@pytest.fixture
+def matrix_token(engine: AsyncEngine) -> TokenFactory:
+    sessions = create_session_factory(engine)
+
+    async def make(*scopes: str) -> str:
+        async with sessions.begin() as session:
+            _, token = await create_token(session, f"m{secrets.token_hex(6)}", scopes)
+        return token
+
+    return make
+
+
 def _concrete(path: str) -> str:
     return re.sub(r"\{[^}]+\}", "1", path)
 
@@ -69,8 +100,13 @@ async def _call(client: Any, method: str, path: str, headers: dict[str, str]) ->
                          [(m, p, s) for m, p, _, s in ROUTES],
                          ids=[f"{m} {p.removeprefix(API_PREFIX)}" for m, p, _, _ in ROUTES])
 async def test_scope_matrix(
-    client, make_token: TokenFactory, method: str, path: str, scopes: list[str]
+    matrix_client: httpx.AsyncClient,
+    matrix_token: TokenFactory,
+    method: str,
+    path: str,
+    scopes: list[str],
 ) -> None:
+    client, make_token = matrix_client, matrix_token
     r = await _call(client, method, path, {})
     assert r.status_code == 401, (method, path, r.text)
     assert r.headers["content-type"] == PROBLEM
