@@ -32,3 +32,11 @@ def test_every_operation_documents_its_errors_and_scope() -> None:
             assert {"401", "403", "422", "429"} <= set(op["responses"]), (method, path)
             if path != "/api/v1/me":
                 assert "Scope: `" in op["description"], (method, path)
+
+
+def test_the_regenerate_command_prints_the_committed_document(capsys) -> None:
+    from relove.cli import main
+
+    assert main(["serve", "--print-openapi"]) == 0
+    out, _ = capsys.readouterr()
+    assert out == COMMITTED.read_text(encoding="utf-8")
