@@ -38,6 +38,17 @@ async def test_segment_crud(client, session_factory, admin_headers) -> None:
                                json={"filter": "n > 1"})).status_code == 404  # fmt: skip
 
 
+async def test_names_with_slashes_and_spaces(client, admin_headers) -> None:
+    from urllib.parse import quote
+
+    h = admin_headers
+    r = await client.post("/api/v1/segments", headers=h, json={"name": "a/b c", "filter": "vip"})
+    assert r.status_code == 201
+    path = "/api/v1/segments/" + quote("a/b c", safe="")
+    assert (await client.get(path, headers=h)).json()["name"] == "a/b c"
+    assert (await client.delete(path, headers=h)).status_code == 204
+
+
 async def test_invalid_segments_are_refused(client, admin_headers) -> None:
     h = admin_headers
     for body in (

@@ -131,7 +131,7 @@ async def segments_create(
     return JSONResponse(_out(seg), status_code=201)
 
 
-@router.get("/segments/{name}", response_model=SegmentOut, summary="Get a saved segment")
+@router.get("/segments/{name:path}", response_model=SegmentOut, summary="Get a saved segment")
 async def segments_get(
     name: SegmentName,
     session: SessionDep,
@@ -143,7 +143,7 @@ async def segments_get(
 
 
 @router.patch(
-    "/segments/{name}",
+    "/segments/{name:path}",
     response_model=SegmentOut,
     summary="Change a segment's filter or description",
     description="Refused (422) when the new filter is invalid or would break a segment that "
@@ -161,7 +161,7 @@ async def segments_change(
 
 
 @router.delete(
-    "/segments/{name}",
+    "/segments/{name:path}",
     status_code=204,
     summary="Delete a saved segment",
     description="Refused (422) while another segment refers to it.",
