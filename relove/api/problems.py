@@ -141,7 +141,7 @@ _UNPARSABLE_BODY = "There was an error parsing the body"
 def http_problem(exc: StarletteHTTPException) -> ProblemResponse:
     status = exc.status_code
     if status == 400 and exc.detail == _UNPARSABLE_BODY:
-        return problem(422, "body: not valid JSON text (UTF-8)", code="validation_error")
+        return problem(422, "body: cannot be parsed as JSON (UTF-8)", code="validation_error")
     try:
         phrase = HTTPStatus(status).phrase
     except ValueError:

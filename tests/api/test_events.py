@@ -148,3 +148,11 @@ async def test_a_body_that_is_not_utf8_is_a_422_problem(client, admin_headers) -
                           headers={**admin_headers, "Content-Type": "application/json"})
     assert r.status_code == 422 and r.headers["content-type"] == PROBLEM
     assert r.json()["code"] == "validation_error"
+
+
+async def test_absurdly_nested_json_is_a_422_problem(client, admin_headers) -> None:
+    props = '{"a":' * 5000 + "1" + "}" * 5000
+    body = '{"events": [{"user_id": 1, "name": "x.y", "props": ' + props + "}]}"
+    r = await client.post("/api/v1/events", content=body,
+                          headers={**admin_headers, "Content-Type": "application/json"})
+    assert r.status_code == 422 and r.headers["content-type"] == PROBLEM
