@@ -24,8 +24,20 @@ def serve(
         int | None,
         typer.Option("--workers", min=1, max=64, help="Worker processes (RELOVE_SERVE_WORKERS)."),
     ] = None,
+    print_openapi: Annotated[
+        bool,
+        typer.Option("--print-openapi", help="Print the API's OpenAPI document and exit "
+                     "(relove serve --print-openapi > docs/openapi.json)."),
+    ] = False,
 ) -> None:
     """Serve the REST API under /api/v1 (docs at /api/v1/docs) and the console at /."""
+    if print_openapi:
+        import sys
+
+        from relove.api.openapi import document_text
+
+        sys.stdout.write(document_text())
+        return
     import uvicorn
 
     s = settings()
