@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from relove.api.routes import me, users
+from relove.api.routes import broadcasts, bulk, me, users
 
 ROUTERS: list[APIRouter] = [
     me.router,
     users.router,
+    broadcasts.router,
+    bulk.router,
 ]
