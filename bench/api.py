@@ -58,7 +58,6 @@ SELECT g, 'user' || g,
        jsonb_build_object(
          'city', (ARRAY['Москва','Санкт-Петербург','Казань','Тверь','Сочи'])
                  [1 + ((g / 7) % 5)::int],
-                 [1 + ((g / 7) % 5)::int],
          'VIP', (g / 3) % 10 = 3,
          'score', ((g * 7907) % 101)::int,
          'tags', CASE WHEN g % 4 = 0 THEN '["a", "b"]'::jsonb ELSE '[]'::jsonb END),
