@@ -95,6 +95,7 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        await _fail_interrupted_imports(ctx)
         pruner = asyncio.create_task(_prune_forever(ctx), name="relove-api-prune")
         try:
             yield
@@ -162,3 +163,16 @@ async def _prune_forever(ctx: ApiContext) -> None:
                 log.info("removed %s expired idempotency keys", removed)
         except Exception:  # keep pruning later; the API itself is unaffected
             log.exception("pruning idempotency keys failed")
+
+
+async def _fail_interrupted_imports(ctx: ApiContext) -> None:
+    """Import jobs whose process died (no heartbeat for 5 minutes) are marked failed."""
+    from relove.bulk.jobs import fail_interrupted_jobs
+
+    try:
+        async with ctx.sessions.begin() as session:
+            failed = await fail_interrupted_jobs(session)
+        if failed:
+            log.warning("marked %s interrupted import job(s) failed", failed)
+    except Exception:  # the API serves anyway; the jobs stay as they were
+        log.exception("checking for interrupted import jobs failed")

@@ -8,6 +8,7 @@ import csv
 import io
 import json
 import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -166,3 +167,19 @@ async def test_export_streams_csv_and_jsonl(client, make_token, session_factory)
     r = await client.get("/api/v1/users:export", headers=bearer(await make_token("events:read")))
     assert r.status_code == 403
 
+
+
+async def test_the_server_fails_jobs_whose_process_died(app, client, session_factory,
+                                                         make_token) -> None:  # fmt: skip
+    from relove.bulk.models import BulkJob
+    from relove.db.types import utcnow
+
+    async with session_factory.begin() as s:
+        s.add(BulkJob(file_name="old.csv", format="csv", options={}, status="running",
+                      kind="import", rows=10, bytes_read=5, has_errors_file=False,
+                      heartbeat_at=utcnow() - timedelta(hours=1)))  # fmt: skip
+    async with app.router.lifespan_context(app):
+        pass
+    r = await client.get("/api/v1/imports", headers=bearer(await make_token("users:read")))
+    job = r.json()["jobs"][0]
+    assert job["status"] == "failed" and "interrupted" in job["error"]
