@@ -157,8 +157,11 @@ async def _wait_up(base: str, token: str, proc: subprocess.Popen[bytes]) -> None
 
 
 # -- the load process ----------------------------------------------------------------------------
-async def _load_run(base: str, token: str, kind: str, seconds: float, users: int) -> dict[str, Any]:
-    """Run one scenario; returns counts and latencies (ms). Runs in the load process."""
+async def _load_run(
+    base: str, token: str, kind: str, seconds: float, users: int, batch: int = 1000
+) -> dict[str, Any]:
+    """Run one scenario (``batch``: ops per ``users:batch`` request); returns counts and
+    latencies (ms). Runs in the load process."""
     import aiohttp
 
     auth = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
@@ -179,9 +182,9 @@ async def _load_run(base: str, token: str, kind: str, seconds: float, users: int
         if kind == "list900k":
             cursor = encode_id_cursor("u", 900_000)
             return "GET", f"/api/v1/users?limit=100&cursor={cursor}", None, 1
-        start = rng.randint(1, users - 1000)
-        items = [{"id": start + i, "markers": {"$inc": {"n": 1}}} for i in range(1000)]
-        return "POST", "/api/v1/users:batch", json.dumps({"items": items}).encode(), 1000
+        start = rng.randint(1, users - batch)
+        items = [{"id": start + i, "markers": {"$inc": {"n": 1}}} for i in range(batch)]
+        return "POST", "/api/v1/users:batch", json.dumps({"items": items}).encode(), batch
 
     concurrency = {"get": 32, "patch": 32, "list1": 1, "list900k": 1, "batch": 2}[kind]
     connector = aiohttp.TCPConnector(limit=concurrency)
