@@ -90,6 +90,8 @@ async def test_bad_broadcasts_are_problems_and_store_nothing(
         ({"scheduled_at": "2026-12-01T10:00:00"}, "invalid_input"),
         ({"colour": "red"}, "validation_error"),
         ({"rate": 0}, "validation_error"),
+        ({"name": "a\x00b"}, "validation_error"),  # PostgreSQL can't store NUL
+        ({"buttons": [[{"text": "a", "url": "https://e.org/\x00"}]]}, "validation_error"),
     ]
     for change, code in cases:
         r = await client.post("/api/v1/broadcasts", json={**GOOD, **change},

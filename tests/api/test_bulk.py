@@ -114,6 +114,11 @@ async def test_bad_uploads_are_problems_and_queue_nothing(client, make_token, se
         (b"id\n1\n", {"mode": "replace"}, 422, "mode"),
         (b"id\n1\n", {"types": "score=complex"}, 422, "score"),
         (b"id\n1\n", {"delimiter": ";;"}, 422, "delimiter"),
+        (b"id\n1\n", {"delimiter": "\x00"}, 422, "delimiter"),
+        (b"id\n1\n", {"delimiter": '"'}, 422, "delimiter"),
+        (b"id\n1\n", {"file_name": "a\x00.csv"}, 422, "control characters"),
+        (b"id\n1\n", {"encoding": "utf-16"}, 422, "cannot be read as utf-16"),
+        (b"\xff\xfe\x00", {}, 422, "cannot be read"),
     ]
     for data, params, status, words in cases:
         r = await client.post("/api/v1/imports", content=data, params=params, headers=csv_type)

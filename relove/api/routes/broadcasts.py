@@ -13,8 +13,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
-from pydantic import BaseModel, Field
-from pydantic import StrictStr as Str
+from pydantic import AfterValidator, BaseModel, Field, StrictStr
 
 from relove.api.deps import ContextDep, SessionDep, reader, writer
 from relove.api.routing import ApiRoute
@@ -33,6 +32,17 @@ FINAL = frozenset({BroadcastStatus.finished, BroadcastStatus.cancelled, Broadcas
 #: a progress stream ends after this long even if the broadcast is still running
 PROGRESS_MAX_S = 3600.0
 MAX_BUTTONS = 20
+
+
+
+def _no_nul(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("text must not contain NUL characters")
+    return value
+
+
+#: a JSON string PostgreSQL can store (no NUL)
+Str = Annotated[StrictStr, AfterValidator(_no_nul)]
 
 BroadcastId = Annotated[int, Path(ge=1, le=2**31 - 1, description="The broadcast's id.")]
 

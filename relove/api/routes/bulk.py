@@ -100,6 +100,12 @@ def _format_of(request: Request, fmt: Format | None, file_name: str | None) -> F
     return None
 
 
+def _check_plain(name: str, value: str | None) -> None:
+    """Option values are stored with the job: no control characters."""
+    if value is not None and not value.isprintable():
+        raise InvalidInput(f"{name} {value[:40]!r} contains control characters")
+
+
 async def _spool(request: Request) -> tempfile.SpooledTemporaryFile[bytes]:
     spool: tempfile.SpooledTemporaryFile[bytes] = tempfile.SpooledTemporaryFile(SPOOL_BYTES)
     async for chunk in request.stream():
@@ -156,6 +162,11 @@ async def create_import(
     types: Annotated[str | None, Query(
         max_length=2000, description="Column types, e.g. `score=int,vip=bool`.")] = None,
 ) -> Response:
+    for name, value in (("file_name", file_name), ("encoding", encoding), ("types", types)):
+        _check_plain(name, value)
+    if delimiter is not None and (delimiter in '"\r\n' or
+                                  (not delimiter.isprintable() and delimiter != "\t")):
+        raise InvalidInput(f"delimiter {delimiter!r}: expected a printable character or a tab")
     options = ImportJobOptions(
         mode=mode, dry_run=dry_run, format=_format_of(request, format, file_name),
         encoding=encoding, delimiter=delimiter,
@@ -166,10 +177,13 @@ async def create_import(
         if not spool.read(1):
             raise InvalidInput("the upload is empty: send the file as the request body")
         spool.seek(0)
-        job = await create_import_job(
-            session, ctx.settings.bulk_dir, spool, file_name or "upload", options,
-            actor=principal.actor,
-        )  # fmt: skip
+        try:
+            job = await create_import_job(
+                session, ctx.settings.bulk_dir, spool, file_name or "upload", options,
+                actor=principal.actor,
+            )  # fmt: skip
+        except UnicodeError as e:
+            raise InvalidInput(f"the upload cannot be read as {encoding or 'text'}: {e}") from e
     await session.refresh(job)
     return JSONResponse(job_dict(job), status_code=202, background=_start_later(ctx, job.id))
 
