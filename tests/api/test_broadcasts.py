@@ -161,6 +161,11 @@ async def test_state_changes_and_progress_stream(
         r = await client.post(f"/api/v1/broadcasts/{bid}/pause", json={"reason": "проверка"},
                               headers=headers)  # fmt: skip
         assert (r.json()["status"], r.json()["reason"]) == ("paused", "проверка")
+        # a stream may be bounded by the client: it ends without a final event
+        async with client.stream("GET", f"/api/v1/broadcasts/{bid}/progress",
+                                 params={"max_seconds": 0.01}, headers=headers) as response:
+            bounded = await _events(response)
+        assert bounded and bounded[-1]["status"] == "paused" and not bounded[-1]["final"]
         r = await client.post(f"/api/v1/broadcasts/{bid}/resume", headers=headers)
         assert r.json()["status"] == "running"
 

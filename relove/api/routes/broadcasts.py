@@ -281,6 +281,7 @@ async def preview(
 @router.post(
     "/broadcasts/{broadcast_id}/test",
     response_model=TestSendOut,
+    responses={502: {"model": TestSendOut, "description": "Telegram did not take the message."}},
     summary="Send the message to one admin now (a test)",
     description="Through the bot's rate limiter, ahead of broadcast messages. `chat_id` must "
     "be one of RELOVE_ADMIN_IDS. A message Telegram refuses is a 502 with the reason.",
@@ -389,7 +390,7 @@ async def cancel(
     summary="Live progress as Server-Sent Events",
     description="A `progress` event (the status as JSON) every "
     "`RELOVE_API_PROGRESS_EVERY_SECONDS`; the stream ends after the event with "
-    "`final: true` (the broadcast has ended) or after an hour.",
+    "`final: true` (the broadcast has ended), or after `max_seconds` (at most an hour).",
     responses={200: {"content": {"text/event-stream": {"schema": {"type": "string"}}},
                      "description": "`event: progress` / `data: <status JSON>` events."}},
 )
@@ -399,13 +400,16 @@ async def progress(
     session: SessionDep,
     ctx: ContextDep,
     _: Annotated[Principal, reader("broadcasts:read")],
+    max_seconds: Annotated[float, Query(
+        gt=0, le=PROGRESS_MAX_S, description="End the stream after this long at the latest.",
+    )] = PROGRESS_MAX_S,  # fmt: skip
 ) -> StreamingResponse:
     await service.get_broadcast(session, broadcast_id)  # a 404 before the stream starts
     every = ctx.settings.api_progress_every_seconds
 
     async def events() -> AsyncIterator[str]:
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + PROGRESS_MAX_S
+        deadline = loop.time() + max_seconds
         while True:
             async with ctx.sessions() as s:
                 data = _status(await service.stats(s, broadcast_id))
