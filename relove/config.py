@@ -159,6 +159,10 @@ class Settings(BaseSettings):
     #: seconds a verified token is trusted before it is looked up again: a revocation reaches
     #: every process within this time (0: look the token up on every request)
     api_token_cache_seconds: float = Field(default=5.0, ge=0, le=300)
+    #: largest body of an import upload (POST /imports) in bytes
+    api_max_import_body: int = Field(default=256 * 1024 * 1024, ge=1024, le=16 * 1024**3)
+    #: seconds between two events of GET /broadcasts/{id}/progress (Server-Sent Events)
+    api_progress_every_seconds: float = Field(default=1.0, gt=0, le=60)
     # --- Telegram rate limits (shared through Redis when RELOVE_REDIS_URL is set) ---------------
     #: messages per second to one chat, and the short burst allowed above it
     telegram_chat_rate: float = Field(default=1.0, gt=0, le=30)

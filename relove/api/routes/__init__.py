@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from relove.api.routes import analytics, events, me, segments, users
+from relove.api.routes import analytics, broadcasts, bulk, events, me, segments, users
 
 ROUTERS: list[APIRouter] = [
     me.router,
@@ -12,4 +12,6 @@ ROUTERS: list[APIRouter] = [
     events.router,
     segments.router,
     analytics.router,
+    broadcasts.router,
+    bulk.router,
 ]
