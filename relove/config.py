@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -158,6 +158,12 @@ class Settings(BaseSettings):
     console_chat_per_minute: int = Field(default=30, ge=1, le=600)
     #: bulk marker actions on a filter: at most this many users per action
     console_bulk_max: int = Field(default=50_000, ge=1, le=10_000_000)
+
+    # --- AI sessions (docs/ai-sessions.md) ------------------------------------------------------
+    #: how a mode's result is asked for: json_schema | json_object | off (the prompt only)
+    llm_structured_output: Literal["json_schema", "json_object", "off"] = "json_schema"
+    #: max_tokens of the final, structured answer of a mode
+    ai_result_max_tokens: int = Field(default=1200, ge=64, le=16000)
 
     @field_validator("console_url")
     @classmethod
