@@ -38,6 +38,17 @@ def check(
                 id=flow.id, steps=len(flow.steps),
                 markers=", ".join(st.marker for st in flow.steps), starts=", ".join(starts) or "—",
             ))  # fmt: skip
+        for mode in flows.ai_sessions:
+            starts = [f"/{c}" for c in mode.start.commands] + [
+                f"?start={p}" for p in mode.start.deep_links
+            ]
+            fields = list(mode.result) + (["recommendations"] if mode.recommend else [])
+            console.print(markup_line(
+                "AI mode [bold]{id}[/bold]: up to {turns} turns, result {fields}; writes {writes};"
+                " starts: {starts}",
+                id=mode.id, turns=mode.max_turns, fields=", ".join(fields) or "—",
+                writes=", ".join(mode.write) or "—", starts=", ".join(starts) or "—",
+            ))  # fmt: skip
     if catalog:
         items = load_catalog(catalog).items
         console.print(f"catalog: {len(items)} items", highlight=False)

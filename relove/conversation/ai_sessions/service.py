@@ -11,9 +11,11 @@ quoting the error, and only a valid result is written — through the marker ser
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import enum
 import logging
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -114,8 +116,7 @@ class AISessionService:
     async def start(self, user: UserSnapshot, mode: AIMode) -> Outcome:
         if self.provider is None:
             return Outcome(Kind.needs_model, mode)
-        async with self.session_factory() as s:
-            await begin_write(s)
+        async with self._writing() as s:
             session_id, previous = await store.open_session(s, user.id, mode.id)
             if mode.greeting:
                 row = await store.get(s, session_id)
@@ -135,7 +136,7 @@ class AISessionService:
         if lease is None:
             return Outcome(Kind.busy, mode, sid)
         try:
-            async with self.session_factory() as s:
+            async with self._writing() as s:
                 data = await user_dict(s, user)
             messages = [
                 ChatMessage("system", _system(mode, self.default_persona, 0)),
@@ -149,7 +150,7 @@ class AISessionService:
             text = await self._call(user.id, messages)
             if isinstance(text, Kind):
                 return Outcome(text, mode, sid)
-            async with self.session_factory() as s:
+            async with self._writing() as s:
                 row = await store.get(s, sid)
                 assert row is not None
                 await store.add_turn(s, row, "assistant", text)
@@ -162,7 +163,7 @@ class AISessionService:
     async def current(self, user_id: int) -> tuple[store.SessionRow, AIMode] | Outcome | None:
         """The user's active session and its mode; an idle one is abandoned here
         (:attr:`Kind.expired`); a session whose mode was removed from the file is abandoned."""
-        async with self.session_factory() as s:
+        async with self._writing() as s:
             row = await store.active(s, user_id)
             if row is None:
                 return None
@@ -179,7 +180,7 @@ class AISessionService:
 
     async def stop(self, user_id: int, reason: str = "stopped") -> AIMode | None:
         """Leave the active session without a result (``/stop``, ``/cancel``)."""
-        async with self.session_factory() as s:
+        async with self._writing() as s:
             row = await store.active(s, user_id)
             if row is None:
                 return None
@@ -204,7 +205,7 @@ class AISessionService:
         if lease is None:
             return Outcome(Kind.busy, mode, row.id)
         try:
-            async with self.session_factory() as s:
+            async with self._writing() as s:
                 fresh = await store.get(s, row.id)
                 if fresh is None or fresh.status != "active":
                     return None
@@ -224,7 +225,7 @@ class AISessionService:
             answer = await self._call(user.id, messages)
             if isinstance(answer, Kind):
                 return Outcome(answer, mode, row.id)
-            async with self.session_factory() as s:
+            async with self._writing() as s:
                 await store.add_turn(s, fresh, "assistant", answer)
                 await s.commit()
             return Outcome(Kind.answer, mode, row.id, text=answer)
@@ -243,7 +244,7 @@ class AISessionService:
         if lease is None:
             return Outcome(Kind.busy, mode, row.id)
         try:
-            async with self.session_factory() as s:
+            async with self._writing() as s:
                 fresh = await store.get(s, row.id)
             if fresh is None or fresh.status != "active":
                 return None
@@ -256,11 +257,11 @@ class AISessionService:
         self, user: UserSnapshot, mode: AIMode, row: store.SessionRow, lease: Any, reason: str
     ) -> Outcome:
         if not mode.has_result:
-            async with self.session_factory() as s:
+            async with self._writing() as s:
                 await store.close(s, row, SessionStatus.completed, reason, lease=lease)
                 await s.commit()
             return Outcome(Kind.ended, mode, row.id)
-        async with self.session_factory() as s:
+        async with self._writing() as s:
             history = await store.turns(s, row.id)
             data = await user_dict(s, user)
         recommending = mode.recommend is not None and row.turn_count >= mode.recommend.after_turns
@@ -291,7 +292,7 @@ class AISessionService:
                     ),  # fmt: skip
                 ]
         if result is None:
-            async with self.session_factory() as s:
+            async with self._writing() as s:
                 await store.close(s, row, SessionStatus.failed, "invalid_result", lease=lease)
                 await s.commit()
             return Outcome(Kind.failed, mode, row.id)
@@ -360,8 +361,7 @@ class AISessionService:
         picks = [(item, r["reason"]) for r in result.get(RECOMMENDATIONS, [])
                  if (item := self.catalog.current.get(r["id"])) is not None]  # fmt: skip
         who = store.actor(row.id)
-        async with self.session_factory() as s:
-            await begin_write(s)
+        async with self._writing() as s:
             if not await store.close(s, row, SessionStatus.completed, reason, result=result,
                                      lease=lease):  # fmt: skip
                 await s.rollback()
@@ -380,25 +380,33 @@ class AISessionService:
         return picks
 
     # -- plumbing -----------------------------------------------------------------------------
+    @contextlib.asynccontextmanager
+    async def _writing(self) -> AsyncIterator[AsyncSession]:
+        """A session of its own that may read, then write (``begin_write``: on SQLite a read
+        snapshot could not be upgraded once another connection committed)."""
+        async with self.session_factory() as s:
+            await begin_write(s)
+            yield s
+
     async def _wait_for_lease(self, session_id: int) -> Any:
         """The session's lease, waiting while another message holds it (``None``: still held
         past the lease's own length, or the session ended)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.config.lease_seconds + 5
         while True:
-            async with self.session_factory() as s:
+            async with self._writing() as s:
                 lease = await store.claim(s, session_id, self.config.lease_seconds)
                 await s.commit()
             if lease is not None:
                 return lease
-            async with self.session_factory() as s:
+            async with self._writing() as s:
                 row = await store.get(s, session_id)
             if row is None or row.status != "active" or loop.time() > deadline:
                 return None
             await asyncio.sleep(POLL_SECONDS)
 
     async def _release(self, session_id: int, lease: Any) -> None:
-        async with self.session_factory() as s:
+        async with self._writing() as s:
             await store.release(s, session_id, lease)
             await s.commit()
 
