@@ -23,9 +23,9 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from relove.conversation.ai_sessions import store
+from relove.conversation.ai_sessions.extract import extract
 from relove.conversation.ai_sessions.models import SessionStatus
 from relove.conversation.ai_sessions.modes import NOW, RECOMMENDATIONS, AIMode
-from relove.conversation.ai_sessions.result import ResultInvalid, json_schema, validate_result
 from relove.conversation.base import BaseLLMProvider, ChatMessage, LLMError
 from relove.conversation.budget import BudgetExceeded, LLMBudget
 from relove.conversation.catalog import CatalogItem, CatalogRegistry, rank
@@ -266,38 +266,30 @@ class AISessionService:
             data = await user_dict(s, user)
         recommending = mode.recommend is not None and row.turn_count >= mode.recommend.after_turns
         offered = self._offered(data) if recommending else []
-        ids = [item.id for item in offered]
-        messages = self._result_messages(mode, history, offered, recommending)
-        schema = json_schema(mode, ids)
-        result: dict[str, Any] | None = None
-        for attempt in (1, 2):
+        refusal: list[Kind] = []
+
+        async def ask(messages: list[ChatMessage], schema: dict[str, Any]) -> str | None:
             answer = await self._call(user.id, messages, schema=schema, name=mode.id)
             if isinstance(answer, Kind):
-                log.warning("user %s: AI session %s: no result (%s)", user.id, row.id, answer)
-                break
-            try:
-                result, dropped = validate_result(mode, answer, ids)
-                if dropped:
-                    log.info("AI session %s: %s recommended ids not in the catalog dropped",
-                             row.id, dropped)  # fmt: skip
-                break
-            except ResultInvalid as e:
-                log.warning("AI session %s: invalid result (attempt %s): %s", row.id, attempt, e)
-                messages = messages + [
-                    ChatMessage("assistant", answer[:4000]),
-                    ChatMessage(
-                        "user",
-                        f"Ответ не прошёл проверку: {e}. Верни исправленный "
-                        "ответ — только JSON-объект строго по схеме.",
-                    ),  # fmt: skip
-                ]
+                refusal.append(answer)
+                return None
+            return answer
+
+        got = await extract(ask, mode, history, offered, recommending=recommending)
+        for error in got.errors:
+            log.warning("AI session %s: invalid result: %s", row.id, error)
+        if got.dropped:
+            log.info("AI session %s: %s recommended ids not in the catalog dropped",
+                     row.id, got.dropped)  # fmt: skip
+        if got.no_answer and got.result is None:
+            # no answer from the model (failure, budget): the session stays; /end again later
+            return Outcome(refusal[-1] if refusal else Kind.fallback, mode, row.id)
+        result = got.result
         if result is None:
             async with self._writing() as s:
                 await store.close(s, row, SessionStatus.failed, "invalid_result", lease=lease)
                 await s.commit()
             return Outcome(Kind.failed, mode, row.id)
-        if not recommending and mode.recommend is not None:
-            result[RECOMMENDATIONS] = []
         picks = await self._write(user, mode, row, lease, result, reason)
         if picks is None:
             return Outcome(Kind.busy, mode, row.id)  # ended elsewhere meanwhile
@@ -313,28 +305,6 @@ class AISessionService:
 
     def _offered(self, data: dict[str, Any]) -> list[CatalogItem]:
         return rank(self.catalog.current, {**data, "context": {}}, k=30)
-
-    @staticmethod
-    def _result_messages(
-        mode: AIMode, history: list[tuple[str, str]], offered: list[CatalogItem], recommending: bool
-    ) -> list[ChatMessage]:
-        dialogue = "\n".join(("Собеседник: " if r == "user" else "Ведущий: ") + t
-                             for r, t in history)  # fmt: skip
-        system = (
-            "Ты подводишь итог разговора. Цель разговора была: " + mode.goal + "\n"
-            "Верни только один JSON-объект строго по заданной схеме, без пояснений и Markdown."
-        )
-        if recommending:
-            lines = [f"- {i.id}: {i.title}" + (f" — {i.text[:200]}" if i.text else "")
-                     for i in offered]  # fmt: skip
-            system += (
-                "\nВ поле recommendations выбери из каталога (только эти id) то, к чему человек "
-                "готов, с короткой причиной; если ничего не подходит — пустой список.\n"
-                + ("\n".join(lines) or "(каталог пуст)")
-            )
-        elif mode.recommend is not None:
-            system += "\nПоле recommendations оставь пустым списком."
-        return [ChatMessage("system", system), ChatMessage("user", "Разговор:\n" + dialogue)]
 
     async def _write(
         self, user: UserSnapshot, mode: AIMode, row: store.SessionRow, lease: Any,
