@@ -354,3 +354,55 @@ async def test_check_lists_the_modes(tmp_path):
     assert code == 0, err
     assert "AI mode diagnostic: up to 12 turns, result journey_stage, state, next_steps" in out
     assert "AI mode natasha" in out and "recommendations" in out
+
+
+async def test_eval_reports_accuracy_per_field(fake_openai: FakeOpenAI, tmp_path):
+    answers = {  # what the fake model concludes from each scripted dialogue
+        "ипотека": {**GOOD, "journey_stage": "Отказ от призыва"},
+        "развод": {**GOOD, "journey_stage": "Обычный мир"},  # wrong
+    }
+    attempts: dict[str, int] = {}
+
+    def respond(body: dict[str, Any]) -> str:
+        dialogue = body["messages"][1]["content"]
+        key = next((k for k in answers if k in dialogue), "")
+        attempts[key] = attempts.get(key, 0) + 1
+        if key == "" and attempts[key] == 1:
+            return "не JSON"  # the first case is repaired
+        return json.dumps(answers.get(key, GOOD), ensure_ascii=False)
+
+    fake_openai.responder = respond
+    code, out, err = await relove(
+        "conversation",
+        "eval",
+        str(EXAMPLES / "diagnostic_eval.yaml"),
+        "--scenarios",
+        str(EXAMPLES / "scenarios.yaml"),
+        RELOVE_LLM_BASE_URL=fake_openai.base_url,
+        RELOVE_LLM_MODEL="m",
+        RELOVE_LLM_RETRIES="0",
+    )
+    assert code == 0, err
+    lines = out.strip().splitlines()
+    assert lines[0] == "case restless_at_work: ok (after repair)"
+    assert lines[1].startswith("  invalid answer: the answer is not valid JSON")
+    assert "case afraid_to_leave: ok" in lines
+    assert "case back_home: wrong" in lines
+    assert '  journey_stage: expected "Возвращение с эликсиром", got "Обычный мир"' in lines
+    assert lines[-2:] == ["journey_stage: 2/3 (67%)", "valid results: 3/3"]
+    schema = fake_openai.requests[-1]["response_format"]["json_schema"]["schema"]
+    assert schema["properties"]["journey_stage"]["enum"] == STAGES
+
+    bad = tmp_path / "e.yaml"
+    bad.write_text("mode: nope\ncases: [{id: a, dialogue: [{user: x}], expect: {a: 1}}]\n")
+    code, out, err = await relove(
+        "conversation",
+        "eval",
+        str(bad),
+        "--scenarios",
+        str(EXAMPLES / "scenarios.yaml"),
+        RELOVE_LLM_BASE_URL=fake_openai.base_url,
+        RELOVE_LLM_MODEL="m",
+    )
+    assert code == 1 and "no AI mode 'nope' (known: diagnostic, natasha)" in err
+    assert "Traceback" not in err
