@@ -243,6 +243,12 @@ class Settings(BaseSettings):
             raise ValueError("a read replica is a postgresql URL")
         return value.strip()
 
+    # --- AI sessions (docs/ai-sessions.md) ------------------------------------------------------
+    #: how a mode's result is asked for: json_schema | json_object | off (the prompt only)
+    llm_structured_output: Literal["json_schema", "json_object", "off"] = "json_schema"
+    #: max_tokens of the final, structured answer of a mode
+    ai_result_max_tokens: int = Field(default=1200, ge=64, le=16000)
+
     @field_validator("console_url")
     @classmethod
     def _check_console_url(cls, value: str | None) -> str | None:

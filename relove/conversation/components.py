@@ -13,6 +13,7 @@ from typing import TypeVar
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from relove.config import Settings
+from relove.conversation.ai_sessions.service import AIConfig, AISessionService
 from relove.conversation.base import BaseLLMProvider
 from relove.conversation.budget import budget_prefix, build_budget
 from relove.conversation.catalog import CatalogRegistry
@@ -43,6 +44,7 @@ def create_provider(settings: Settings) -> BaseLLMProvider | None:
         api_key=settings.llm_api_key.get_secret_value() if settings.llm_api_key else None,
         timeout=settings.llm_timeout,
         retries=settings.llm_retries,
+        structured=settings.llm_structured_output,
     )
 
 
@@ -55,6 +57,7 @@ class ConversationComponents:
     recommender: Recommender
     chat: ConversationService | None = None
     gender: GenderGuesser | None = None
+    ai: AISessionService | None = None
     _background: set[asyncio.Task[None]] = field(default_factory=set)
     _inferring: set[int] = field(default_factory=set)
 
@@ -131,6 +134,7 @@ def build_components(
         catalog.path = settings.catalog_file
     provider = provider or create_provider(settings)
     chat = None
+    persona = load_persona(None)
     if provider is not None:
         try:
             persona = load_persona(settings.persona_file)
@@ -163,7 +167,22 @@ def build_components(
                 temperature=settings.llm_temperature,
             ),
         )
+    ai = AISessionService(
+        session_factory,
+        scenarios,
+        catalog,
+        provider,
+        chat.budget if chat is not None else None,
+        persona,
+        AIConfig(
+            timeout=settings.llm_timeout,
+            max_tokens=settings.llm_max_tokens,
+            result_max_tokens=settings.ai_result_max_tokens,
+            temperature=settings.llm_temperature,
+        ),
+    )
     return ConversationComponents(
+        ai=ai,
         session_factory=session_factory,
         scenarios=scenarios,
         engine=ScenarioEngine(scenarios),

@@ -45,6 +45,7 @@ NAV = [
     NavItem("/segments", "nav.segments"),
     NavItem("/broadcasts", "nav.broadcasts"),
     NavItem("/log", "nav.log"),
+    NavItem("/ai-sessions", "nav.ai_sessions"),
 ]
 SETTINGS_NAV = NavItem("/settings", "nav.settings", Role.owner)
 
@@ -61,6 +62,7 @@ def create_console(
     """The console app. ``bot`` sends live-chat messages and test sends (default: one built
     from ``RELOVE_BOT_TOKEN``; none without a token)."""
     from relove.web.routes import (
+        ai_sessions,
         audience,
         auth,
         broadcasts,
@@ -99,7 +101,7 @@ def create_console(
     app.add_middleware(SecurityHeaders)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     for module in (auth, links, dashboard, audience, users, segments, broadcasts, log_routes,
-                   settings_routes):
+                   settings_routes, ai_sessions):
         app.include_router(module.router)
     for extension in extensions:
         app.include_router(extension.router)
