@@ -1,7 +1,7 @@
 """automations: runs (durable timers), the events cursor, paused automations
 
 Revision ID: 0010_automations
-Revises: 0012_events_idx
+Revises: 0007_ai_sessions
 Create Date: 2026-12-01
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 from relove.db.types import UTCDateTime
 
 revision = "0010_automations"
-down_revision = "0012_events_idx"
+down_revision = "0007_ai_sessions"
 branch_labels = None
 depends_on = None
 
