@@ -1,0 +1,150 @@
+"""The webhook worker inside ``relove worker``: dispatch events, claim deliveries, send them,
+record the results — one loop, riding through database outages.
+
+While the database is unreachable the loop waits (backing off up to 30 s) instead of crashing;
+POSTs in flight finish, and their results are kept in memory and written when it answers again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from relove.config import Settings
+from relove.db.health import Failure, classify, describe
+from relove.db.types import utcnow
+from relove.webhooks.dispatcher import Dispatcher
+from relove.webhooks.sender import SCHEDULE, OnDisabled, Result, Sender
+
+log = logging.getLogger(__name__)
+
+MAX_BACKOFF = 30.0
+
+
+class WebhookWorker:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        settings: Settings,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+        on_disabled: OnDisabled | None = None,
+        schedule: tuple[float, ...] = SCHEDULE,
+        lease_seconds: float | None = None,
+    ) -> None:
+        s = settings
+        self.concurrency = s.webhooks_concurrency
+        self.poll = s.webhooks_poll_seconds
+        self.dispatcher = Dispatcher(engine, gap_max_seconds=s.webhooks_gap_max_seconds,
+                                     clock=clock)
+        self.sender = Sender(
+            engine, timeout=s.webhooks_timeout, allow_private=s.webhooks_allow_private,
+            endpoint_concurrency=s.webhooks_endpoint_concurrency,
+            disable_after=timedelta(days=s.webhooks_disable_after_days), schedule=schedule,
+            lease_seconds=lease_seconds, clock=clock, on_disabled=on_disabled,
+            max_connections=s.webhooks_concurrency,
+        )
+        self._tasks: set[asyncio.Task[Result]] = set()
+        self._results: list[Result] = []
+        self._wake = asyncio.Event()
+        self.outage = False
+
+    def _done(self, task: asyncio.Task[Result]) -> None:
+        self._tasks.discard(task)
+        self.sender.inflight[task_endpoint(task)] -= 1
+        if not task.cancelled() and task.exception() is None:
+            self._results.append(task.result())
+        elif not task.cancelled():
+            log.error("webhook attempt crashed", exc_info=task.exception())
+        self._wake.set()
+
+    async def step(self) -> bool:
+        """Dispatch, record, claim; True when there was work (poll again at once)."""
+        busy = False
+        if await self.dispatcher.step():
+            busy = True
+        if self._results:
+            results, self._results = self._results, []
+            try:
+                await self.sender.record(results)
+            except BaseException:
+                self._results[:0] = results  # written when the database answers again
+                raise
+            busy = True
+        free = self.concurrency - len(self._tasks)
+        for c in await self.sender.claim(free):
+            self.sender.inflight[c.endpoint_id] += 1
+            task = asyncio.create_task(self.sender.attempt(c))
+            task.endpoint_id = c.endpoint_id  # type: ignore[attr-defined]
+            self._tasks.add(task)
+            task.add_done_callback(self._done)
+            busy = True
+        return busy
+
+    async def run_forever(self, stop: asyncio.Event | None = None) -> None:
+        stop = stop or asyncio.Event()
+        backoff = self.poll
+        log.info("webhook worker running")
+        try:
+            while not stop.is_set():
+                self._wake.clear()
+                try:
+                    busy = await self.step()
+                    if self.outage:
+                        log.warning("webhooks: the database answers again; resuming")
+                        self.outage = False
+                    backoff = self.poll
+                except Exception as e:
+                    if classify(e) is Failure.outage:
+                        if not self.outage:
+                            log.warning("webhooks paused: the database is unreachable (%s)",
+                                        describe(e))
+                        self.outage = True
+                    else:
+                        log.exception("webhook worker: a step failed")
+                    busy = False
+                    backoff = min(max(backoff * 2, 1.0), MAX_BACKOFF)
+                    await _wait(stop, backoff)
+                    continue
+                if not busy:
+                    await _wait_any(stop, self._wake, self.poll)
+        finally:
+            await self.shutdown()
+
+    async def shutdown(self) -> None:
+        """Let POSTs in flight finish (their timeout bounds it) and record them."""
+        if self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        if self._results:
+            try:
+                await self.sender.record(self._results)
+                self._results = []
+            except Exception as e:
+                log.warning("webhooks: %s results not recorded at shutdown (%s); they will be "
+                            "sent again with the same webhook-id", len(self._results),
+                            describe(e))
+        await self.sender.close()
+
+
+def task_endpoint(task: asyncio.Task[Result]) -> int:
+    return int(getattr(task, "endpoint_id", 0))
+
+
+async def _wait(stop: asyncio.Event, seconds: float) -> None:
+    try:
+        await asyncio.wait_for(stop.wait(), seconds)
+    except TimeoutError:
+        pass
+
+
+async def _wait_any(stop: asyncio.Event, wake: asyncio.Event, seconds: float) -> None:
+    waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(wake.wait())]
+    try:
+        await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waiters:
+            w.cancel()
