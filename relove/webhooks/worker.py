@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
+from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -148,3 +149,26 @@ async def _wait_any(stop: asyncio.Event, wake: asyncio.Event, seconds: float) ->
     finally:
         for w in waiters:
             w.cancel()
+
+
+class Texts(Protocol):
+    """The bot's texts (:class:`relove.bot.texts.Texts`): ``texts(key, **values)``."""
+
+    def __call__(self, key: str, /, **values: Any) -> str: ...
+
+
+class Call(Protocol):
+    """A Bot API call (:meth:`relove.telegram.client.BotApiClient.call`)."""
+
+    def __call__(self, method: str, body: dict[str, Any], /) -> Awaitable[Any]: ...
+
+
+def tell_owners(call: Call, texts: Texts, owner_ids: Sequence[int]) -> OnDisabled:
+    """``on_disabled`` that writes to the bot's admins (``RELOVE_ADMIN_IDS``) in Telegram."""
+
+    async def on_disabled(endpoint_id: int, url: str, reason: str) -> None:
+        text = texts("webhook_disabled", id=endpoint_id, url=url, reason=reason)
+        for chat_id in owner_ids:
+            await call("sendMessage", {"chat_id": chat_id, "text": text, "parse_mode": "HTML"})
+
+    return on_disabled
