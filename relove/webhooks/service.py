@@ -130,12 +130,12 @@ async def add_endpoint(
 ) -> Created:
     """A new enabled endpoint; its secret is returned once. Events from now on are delivered."""
     url = netguard.check_url_form(url)
-    await netguard.target(url, allow_private=allow_private)  # AddressRefused: one line
-    await begin_write(session)
     patterns = parse_patterns(events)
-    flt = await check_filter(session, filter_text)
     if description is not None and len(description) > DESCRIPTION_MAX:
         raise InvalidInput(f"the description is longer than {DESCRIPTION_MAX} characters")
+    flt = await check_filter(session, filter_text)
+    await netguard.target(url, allow_private=allow_private)  # AddressRefused: one line
+    await begin_write(session)
     last = (await session.execute(select(func.max(Event.id)))).scalar_one()
     now = utcnow()
     secret = signing.new_secret()

@@ -36,6 +36,8 @@ class Sink:
     #: per path: statuses to answer in turn (the last one repeats); default 200
     plans: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
     extra_headers: dict[str, dict[str, str]] = field(default_factory=dict)
+    #: seconds each answer waits (keeps a batch in flight; never asserted)
+    delay: float = 0.0
 
     def url(self, path: str) -> str:
         return f"{self.base}{path}"
@@ -45,6 +47,8 @@ class Sink:
 
     async def handle(self, request: web.Request) -> web.Response:
         body = await request.text()
+        if self.delay:
+            await asyncio.sleep(self.delay)
         self.received.append(Received(request.path, dict(request.headers), body))
         plan = self.plans.get(request.path) or [200]
         status = plan.pop(0) if len(plan) > 1 else plan[0]

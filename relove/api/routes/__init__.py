@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from relove.api.routes import me, users
+from relove.api.routes import me, users, webhooks
 
 ROUTERS: list[APIRouter] = [
     me.router,
     users.router,
+    webhooks.router,
 ]
