@@ -25,7 +25,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
+import aiohttp
 from sqlalchemy import and_, bindparam, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -114,7 +114,7 @@ class Sender:
         lease_seconds: float | None = None,
         clock: Callable[[], datetime] = utcnow,
         on_disabled: OnDisabled | None = None,
-        client: httpx.AsyncClient | None = None,
+        client: aiohttp.ClientSession | None = None,
         max_connections: int = 64,
     ) -> None:
         self.engine = engine
@@ -128,20 +128,29 @@ class Sender:
         self.lease = timedelta(seconds=lease_seconds or timeout * 2 + 15)
         self.clock = clock
         self.on_disabled = on_disabled
-        self.client = client or httpx.AsyncClient(
-            follow_redirects=False, trust_env=False, timeout=httpx.Timeout(timeout),
-            limits=httpx.Limits(max_connections=max_connections,
-                                max_keepalive_connections=max_connections),
-            headers={"user-agent": USER_AGENT},
-        )
+        self.max_connections = max_connections
+        self._client = client
         self._own_client = client is None
         self.inflight: Counter[int] = Counter()
         self._gates: dict[int, asyncio.Semaphore] = {}
         self.stats = SendStats()
 
+    @property
+    def client(self) -> aiohttp.ClientSession:
+        """One HTTP client per sender (created in the running loop on first use)."""
+        if self._client is None or self._client.closed:
+            self._client = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=self.max_connections,
+                                               limit_per_host=self.endpoint_cap),
+                timeout=aiohttp.ClientTimeout(total=self.timeout),
+                headers={"user-agent": USER_AGENT}, trust_env=False,
+                skip_auto_headers=("content-type",),
+            )
+        return self._client
+
     async def close(self) -> None:
-        if self._own_client:
-            await self.client.aclose()
+        if self._own_client and self._client is not None:
+            await self._client.close()
 
     # -- claiming ----------------------------------------------------------------------------
     async def claim(self, limit: int) -> list[Claimed]:
@@ -204,36 +213,31 @@ class Sender:
             tgt = await netguard.target(c.url, allow_private=self.allow_private)
             headers = signing.headers(c.secrets, c.msg_id, utcnow(), c.body)
             headers["host"] = tgt.host
-            extensions: dict[str, Any] = {}
+            sni = None
             if c.url.lower().startswith("https:"):
-                extensions["sni_hostname"] = urlsplit(c.url).hostname or ""
-            request = self.client.build_request(
-                "POST", tgt.url, content=c.body.encode(), headers=headers,
-                extensions=extensions,
-            )
-            response = await self.client.send(request, stream=True)
-            try:
-                status = response.status_code
-                chunks = bytearray()
-                async for chunk in response.aiter_bytes():
-                    chunks += chunk
-                    if len(chunks) >= BODY_MAX:
+                sni = urlsplit(c.url).hostname or None
+            async with self.client.post(
+                tgt.url, data=c.body.encode(), headers=headers, allow_redirects=False,
+                server_hostname=sni,
+            ) as response:
+                status = response.status
+                chunks = b""
+                while len(chunks) < BODY_MAX:
+                    part = await response.content.read(BODY_MAX - len(chunks))
+                    if not part:
                         break
-                body = bytes(chunks[:BODY_MAX]).decode("utf-8", "replace")
+                    chunks += part
+                body = chunks.decode("utf-8", "replace")
                 if status in (429, 503):
                     retry_after = parse_retry_after(
                         response.headers.get("retry-after"), utcnow()
                     )
-            finally:
-                await response.aclose()
         except netguard.AddressRefused as ex:
             error = str(ex)
             self.stats.refused += 1
-        except httpx.TimeoutException:
+        except TimeoutError:
             error = f"no answer within {self.timeout:g} s"
-        except httpx.HTTPError as ex:
-            error = f"{type(ex).__name__}: {ex}"[:500]
-        except OSError as ex:
+        except (aiohttp.ClientError, OSError, ValueError) as ex:
             error = f"{type(ex).__name__}: {ex}"[:500]
         latency = int((time.monotonic() - started) * 1000)
         return Result(c, self.clock(), status, error, latency, body, retry_after)

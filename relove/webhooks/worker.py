@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -24,6 +25,8 @@ from relove.webhooks.sender import SCHEDULE, OnDisabled, Result, Sender
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF = 30.0
+#: seconds to let more attempts finish before recording a batch of results
+COALESCE = 0.01
 
 
 class WebhookWorker:
@@ -52,6 +55,8 @@ class WebhookWorker:
         self._tasks: set[asyncio.Task[Result]] = set()
         self._results: list[Result] = []
         self._wake = asyncio.Event()
+        self._dispatch_due = 0.0
+        self._claim_due = 0.0
         self.outage = False
 
     def _done(self, task: asyncio.Task[Result]) -> None:
@@ -64,10 +69,16 @@ class WebhookWorker:
         self._wake.set()
 
     async def step(self) -> bool:
-        """Dispatch, record, claim; True when there was work (poll again at once)."""
+        """Dispatch, record, claim; True when there was work (poll again at once). An idle
+        dispatcher or an empty claim is retried after the poll interval, not on every wake."""
         busy = False
-        if await self.dispatcher.step():
-            busy = True
+        now = time.monotonic()
+        if now >= self._dispatch_due:
+            if await self.dispatcher.step():
+                busy = True
+                self._claim_due = 0.0  # new deliveries
+            else:
+                self._dispatch_due = now + self.poll
         if self._results:
             results, self._results = self._results, []
             try:
@@ -76,14 +87,19 @@ class WebhookWorker:
                 self._results[:0] = results  # written when the database answers again
                 raise
             busy = True
+            self._claim_due = 0.0  # retries may be due, slots are free
         free = self.concurrency - len(self._tasks)
-        for c in await self.sender.claim(free):
-            self.sender.inflight[c.endpoint_id] += 1
-            task = asyncio.create_task(self.sender.attempt(c))
-            task.endpoint_id = c.endpoint_id  # type: ignore[attr-defined]
-            self._tasks.add(task)
-            task.add_done_callback(self._done)
-            busy = True
+        if free > 0 and now >= self._claim_due:
+            claimed = await self.sender.claim(free)
+            if not claimed:
+                self._claim_due = now + self.poll
+            for c in claimed:
+                self.sender.inflight[c.endpoint_id] += 1
+                task = asyncio.create_task(self.sender.attempt(c))
+                task.endpoint_id = c.endpoint_id  # type: ignore[attr-defined]
+                self._tasks.add(task)
+                task.add_done_callback(self._done)
+                busy = True
         return busy
 
     async def run_forever(self, stop: asyncio.Event | None = None) -> None:
@@ -113,6 +129,8 @@ class WebhookWorker:
                     continue
                 if not busy:
                     await _wait_any(stop, self._wake, self.poll)
+                    if self._wake.is_set() and self._tasks:
+                        await asyncio.sleep(COALESCE)  # record finished attempts in batches
         finally:
             await self.shutdown()
 
