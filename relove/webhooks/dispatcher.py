@@ -10,12 +10,15 @@ contiguous run of ids. A hole stops it until the hole is known to be dead:
 * SQLite has one writer at a time: when id N is visible, every transaction that took a smaller
   id has ended, so a hole below a visible id is dead at once.
 * PostgreSQL: a hole's transaction took its id before the visible id after it, so it was already
-  running when the hole was first seen. Half a second later (it has its transaction id by then),
-  the dispatcher notes ``pg_snapshot_xmax`` of the current snapshot; once the oldest running
-  transaction (``pg_snapshot_xmin``) has passed that mark, everything that was running has ended
-  and the hole is dead. A transaction left open for ``RELOVE_WEBHOOKS_GAP_MAX_SECONDS`` (default
-  5 min, e.g. a forgotten ``BEGIN`` in psql that holds xmin back) stops waiting: the hole is
-  given up with a warning, since holding every webhook for it would be worse.
+  running when the hole was first seen. Half a second later (it holds its transaction id by
+  then) the dispatcher notes the transactions of this database that hold an id
+  (``pg_stat_activity.backend_xid``); once all of them have ended, the hole is dead. (The
+  cluster-wide ``pg_snapshot_xmin`` would do too, but any long transaction in another database
+  of the same server would then hold webhooks back.) A transaction left open for
+  ``RELOVE_WEBHOOKS_GAP_MAX_SECONDS`` (default 5 min, e.g. a forgotten ``BEGIN`` in psql)
+  stops waiting: the hole is given up with a warning, since holding every webhook for it
+  would be worse. The role the worker connects with must see the sessions of the roles that
+  write (the same role, or ``pg_read_all_stats``).
 
 Several workers may run a dispatcher: the cursor row is locked (``FOR UPDATE SKIP LOCKED`` on
 PostgreSQL, the write lock on SQLite), so one dispatches at a time and the others send.
@@ -50,7 +53,8 @@ GAP_GRACE = 0.5
 @dataclass
 class _Gap:
     seen: float
-    xmax: int | None = None
+    #: the writing transactions of the database half a second after the hole was seen
+    mark: frozenset[tuple[int, str]] | None = None
 
 
 @dataclass
@@ -86,13 +90,6 @@ class Dispatcher:
         async with self.sessions() as session:
             if not self.pg:
                 await begin_write(session)  # SQLite: the write lock first (one dispatcher)
-            snap: tuple[int, int] | None = None
-            if self.pg:  # first statement: before this transaction has an id of its own
-                row = (await session.execute(text(
-                    "SELECT CAST(pg_snapshot_xmin(s) AS text), CAST(pg_snapshot_xmax(s) AS text) "
-                    "FROM pg_current_snapshot() AS s"
-                ))).one()
-                snap = (int(row[0]), int(row[1]))
             cursor = await self._lock_cursor(session)
             if cursor is None:
                 return 0  # another dispatcher holds it
@@ -114,9 +111,13 @@ class Dispatcher:
             ))
             taken: list[Any] = []
             expected = cursor + 1
+            active: frozenset[tuple[int, str]] | None = None
             for r in rows:
-                if r.id != expected and not self._gap_dead(expected, snap):
-                    break
+                if r.id != expected:
+                    if self.pg and active is None:
+                        active = await self._writers(session)
+                    if not self._gap_dead(expected, active):
+                        break
                 taken.append(r)
                 expected = r.id + 1
             if not taken:
@@ -165,8 +166,17 @@ class Dispatcher:
             .values(last_event_id=to, updated_at=utcnow())
         )
 
-    def _gap_dead(self, start: int, snap: tuple[int, int] | None) -> bool:
-        if snap is None:
+    async def _writers(self, session: AsyncSession) -> frozenset[tuple[int, str]]:
+        """The transactions of this database that hold a transaction id now (pid, xid)."""
+        rows = await session.execute(text(
+            "SELECT pid, CAST(backend_xid AS text) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND backend_xid IS NOT NULL "
+            "AND pid <> pg_backend_pid()"
+        ))
+        return frozenset((int(r[0]), str(r[1])) for r in rows)
+
+    def _gap_dead(self, start: int, active: frozenset[tuple[int, str]] | None) -> bool:
+        if active is None:
             return True  # SQLite: one writer at a time, a hole below a visible id is dead
         now = time.monotonic()
         gap = self._gaps.get(start)
@@ -178,11 +188,11 @@ class Dispatcher:
                         "(a transaction has been open that long)", start, now - gap.seen)
             self.stats.gaps_skipped += 1
             return True
-        if gap.xmax is None:
+        if gap.mark is None:
             if now - gap.seen >= GAP_GRACE:
-                gap.xmax = snap[1]
+                gap.mark = active
             return False
-        return snap[0] >= gap.xmax
+        return not (gap.mark & active)
 
     # -- fan-out -----------------------------------------------------------------------------
     async def _fan_out(

@@ -32,20 +32,21 @@ def test_cli_round_trip_and_refusals(cli_env, capsys, monkeypatch):
                           "user.*,marker.changed", "--description", "CRM [bold]x[/bold]")
     assert code == 0, err
     secret = out.strip()
-    assert secret.startswith("whsec_") and "endpoint 1" in err
+    assert secret.startswith("whsec_") and "endpoint " in err
     code, out, _ = _run(capsys, "webhooks", "list", "--json")
     listed = json.loads(out)
+    ep = str(listed[0]["id"])
     assert listed[0]["events"] == ["user.*", "marker.changed"] and "secret" not in out
     assert secret not in out
     code, out, _ = _run(capsys, "webhooks", "list")
     assert "[bold]x[/bold]" in out  # data is text, never markup
-    assert _run(capsys, "webhooks", "disable", "1")[0] == 0
-    assert json.loads(_run(capsys, "webhooks", "show", "1", "--json")[1])["enabled"] is False
-    assert _run(capsys, "webhooks", "enable", "1")[0] == 0
-    code, out, err = _run(capsys, "webhooks", "rotate-secret", "1")
+    assert _run(capsys, "webhooks", "disable", ep)[0] == 0
+    assert json.loads(_run(capsys, "webhooks", "show", ep, "--json")[1])["enabled"] is False
+    assert _run(capsys, "webhooks", "enable", ep)[0] == 0
+    code, out, err = _run(capsys, "webhooks", "rotate-secret", ep)
     assert code == 0 and out.strip() != secret and out.strip().startswith("whsec_")
-    assert _run(capsys, "webhooks", "test", "1")[0] == 0
-    code, out, _ = _run(capsys, "webhooks", "deliveries", "1", "--json")
+    assert _run(capsys, "webhooks", "test", ep)[0] == 0
+    code, out, _ = _run(capsys, "webhooks", "deliveries", ep, "--json")
     assert [d["event"] for d in json.loads(out)] == ["webhook.test"]
 
     for argv, needle in [
@@ -53,8 +54,8 @@ def test_cli_round_trip_and_refusals(cli_env, capsys, monkeypatch):
         (("webhooks", "add", "ftp://x.org/", "--events", "*"), "http"),
         (("webhooks", "add", "http://127.0.0.1/", "--events", "User.*"), "pattern"),
         (("webhooks", "add", "http://127.0.0.1/", "--events", "*", "--filter", "city ="), ""),
-        (("webhooks", "replay", "1"), "--event"),
-        (("webhooks", "replay", "1", "--since", "yesterday"), "not a time"),
+        (("webhooks", "replay", ep), "--event"),
+        (("webhooks", "replay", ep, "--since", "yesterday"), "not a time"),
     ]:
         code, out, err = _run(capsys, *argv)
         assert code in (1, 2) and "Traceback" not in err and needle in err, (argv, err)
