@@ -46,6 +46,10 @@ log = logging.getLogger(__name__)
 #: seconds before attempt 1, 2, … (Svix): 8 attempts in all over about 28 hours
 SCHEDULE: tuple[float, ...] = (0, 5, 300, 1800, 7200, 18000, 36000, 36000)
 JITTER = 0.2
+#: failures in a row after which an endpoint rests, its first rest and the longest (seconds)
+REST_AFTER = 5
+REST_FIRST = 5.0
+REST_MAX = 300.0
 USER_AGENT = "relove-webhooks/1"
 
 #: ``on_disabled(endpoint_id, url, reason)``
@@ -132,6 +136,9 @@ class Sender:
         self._client = client
         self._own_client = client is None
         self.inflight: Counter[int] = Counter()
+        #: failures in a row per endpoint, and until when (monotonic) a failing one rests
+        self.failures: Counter[int] = Counter()
+        self.resting: dict[int, float] = {}
         self._gates: dict[int, asyncio.Semaphore] = {}
         self.stats = SendStats()
 
@@ -159,6 +166,8 @@ class Sender:
         now = self.clock()
         d, e = WebhookDelivery.__table__, WebhookEndpoint.__table__
         busy = [ep for ep, n in self.inflight.items() if n >= self.endpoint_cap]
+        mono = time.monotonic()
+        busy += [ep for ep, until in self.resting.items() if until > mono]
         due = or_(
             and_(d.c.status == DeliveryStatus.pending.value, d.c.next_attempt_at <= now),
             and_(d.c.status == DeliveryStatus.sending.value, d.c.locked_until < now),
@@ -253,6 +262,20 @@ class Sender:
             delay = max(delay, min(retry_after, max(self.schedule)))
         return delay
 
+    def _note_health(self, endpoint_id: int, ok: bool) -> None:
+        """An endpoint failing REST_AFTER times in a row rests (its deliveries wait, their
+        attempts unspent) for 5 s, doubling up to 5 min: a dead receiver does not take the
+        worker's time from the live ones."""
+        if ok:
+            self.failures.pop(endpoint_id, None)
+            self.resting.pop(endpoint_id, None)
+            return
+        self.failures[endpoint_id] += 1
+        n = self.failures[endpoint_id]
+        if n >= REST_AFTER:
+            rest = min(REST_FIRST * 2 ** ((n - REST_AFTER) // REST_AFTER), REST_MAX)
+            self.resting[endpoint_id] = time.monotonic() + rest
+
     async def record(self, results: Sequence[Result]) -> None:
         """Write the attempts, the deliveries' new states and the endpoints' health."""
         if not results:
@@ -294,6 +317,7 @@ class Sender:
                     health[c.endpoint_id] = "fail"
             rows.append(row)
             self.stats.attempts += 1
+            self._note_health(c.endpoint_id, ok)
         now = self.clock()
         disabled: list[tuple[int, str, str]] = []
         async with self.sessions.begin() as session:
