@@ -248,3 +248,18 @@ async def test_event_committed_after_a_later_one_is_still_delivered(session_fact
     await wait_for(lambda: len(sink.on("/order")) >= 3)
     sent = [json.loads(r.body)["data"]["props"]["n"] for r in sink.on("/order")]
     assert sorted(sent) == ["fast", "first", "slow"]
+
+
+async def test_429_retry_after_is_honoured(session_factory, sink, start_worker):
+    ep, _ = await add(session_factory, sink.url("/busy"))
+    sink.plans["/busy"] = [429]
+    sink.extra_headers["/busy"] = {"Retry-After": "3600"}
+    clock = Clock()
+    await start_worker(clock=clock)
+    await track(session_factory, 1, "order.paid")
+    await wait_for(lambda: _attempts(session_factory, ep, 1))
+    async with session_factory() as session:
+        d = (await service.list_deliveries(session, ep))[0]
+        attempt = (await service.list_attempts(session, d.id))[0]
+    assert d.last_status == 429
+    assert d.next_attempt_at - attempt.at >= timedelta(seconds=3600)  # not the schedule's 5 s
