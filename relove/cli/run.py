@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from relove.cli.common import console, open_db, run, settings
+from relove.cli.common import console, open_db, probes, run, settings
 from relove.config import Settings
 from relove.db.engine import display_url
 
@@ -27,7 +27,7 @@ def run_bot() -> None:
     bot = create_bot(s)  # refuses with one line when no token is set
 
     async def _run() -> None:
-        async with open_db(s) as (engine, sessions):
+        async with open_db(s) as (engine, sessions), probes(s, engine):
             try:
                 me = await bot.get_me()
                 console.print(

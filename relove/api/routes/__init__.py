@@ -4,10 +4,24 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from relove.api.routes import me, users, webhooks
+from relove.api.routes import (
+    analytics,
+    broadcasts,
+    bulk,
+    events,
+    me,
+    segments,
+    users,
+    webhooks,
+)
 
 ROUTERS: list[APIRouter] = [
     me.router,
     users.router,
+    events.router,
+    segments.router,
+    analytics.router,
+    broadcasts.router,
+    bulk.router,
     webhooks.router,
 ]

@@ -1,7 +1,7 @@
 """webhooks: endpoints, deliveries (the outbox), attempts and the dispatcher's cursor
 
 Revision ID: 0009_webhooks
-Revises: 0006_console
+Revises: 0007_ai_sessions
 Create Date: 2026-12-01
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 from relove.db.types import JSONDocument, UTCDateTime
 
 revision = "0009_webhooks"
-down_revision = "0006_console"
+down_revision = "0007_ai_sessions"
 branch_labels = None
 depends_on = None
 
