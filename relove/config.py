@@ -250,14 +250,15 @@ class Settings(BaseSettings):
     ai_result_max_tokens: int = Field(default=1200, ge=64, le=16000)
 
     # --- webhooks (docs/webhooks.md) --------------------------------------------------------
-    #: deliver webhooks from `relove worker`
+    #: deliver webhooks from `relove worker` and `relove run`
     webhooks_enabled: bool = True
     #: allow endpoints on loopback / private / link-local addresses (local development, tests)
     webhooks_allow_private: bool = False
     #: seconds a receiver has to answer one POST
     webhooks_timeout: float = Field(default=15.0, gt=0, le=300)
-    #: POSTs in flight per worker, and per endpoint
+    #: POSTs in flight per worker
     webhooks_concurrency: int = Field(default=64, ge=1, le=10_000)
+    #: POSTs in flight per endpoint (and worker)
     webhooks_endpoint_concurrency: int = Field(default=16, ge=1, le=10_000)
     #: an endpoint failing this long without one success is disabled (owners told in the bot)
     webhooks_disable_after_days: float = Field(default=5.0, gt=0, le=365)
@@ -266,7 +267,7 @@ class Settings(BaseSettings):
     #: seconds between polls of an idle worker
     webhooks_poll_seconds: float = Field(default=0.2, gt=0, le=60)
     #: seconds after which a hole in the event ids is given up even if an old transaction still
-    #: runs on PostgreSQL (see docs/webhooks.md, Ordering and gaps)
+    #: runs on PostgreSQL (see docs/webhooks.md, Delivery)
     webhooks_gap_max_seconds: float = Field(default=300.0, ge=1, le=86400)
 
     @field_validator("console_url")
