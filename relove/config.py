@@ -289,6 +289,27 @@ class Settings(BaseSettings):
         quiet_range(value)
         return value
 
+    # --- webhooks (docs/webhooks.md) --------------------------------------------------------
+    #: deliver webhooks from `relove worker` and `relove run`
+    webhooks_enabled: bool = True
+    #: allow endpoints on loopback / private / link-local addresses (local development, tests)
+    webhooks_allow_private: bool = False
+    #: seconds a receiver has to answer one POST
+    webhooks_timeout: float = Field(default=15.0, gt=0, le=300)
+    #: POSTs in flight per worker
+    webhooks_concurrency: int = Field(default=64, ge=1, le=10_000)
+    #: POSTs in flight per endpoint (and worker)
+    webhooks_endpoint_concurrency: int = Field(default=16, ge=1, le=10_000)
+    #: an endpoint failing this long without one success is disabled (owners told in the bot)
+    webhooks_disable_after_days: float = Field(default=5.0, gt=0, le=365)
+    #: hours the old secret still signs (a second signature) after `rotate-secret`
+    webhooks_rotation_hours: float = Field(default=24.0, ge=0, le=24 * 30)
+    #: seconds between polls of an idle worker
+    webhooks_poll_seconds: float = Field(default=0.2, gt=0, le=60)
+    #: seconds after which a hole in the event ids is given up even if an old transaction still
+    #: runs on PostgreSQL (see docs/webhooks.md, Delivery)
+    webhooks_gap_max_seconds: float = Field(default=300.0, ge=1, le=86400)
+
     @field_validator("console_url")
     @classmethod
     def _check_console_url(cls, value: str | None) -> str | None:

@@ -21,6 +21,7 @@ from relove.cli import segments as segments_cli
 from relove.cli import serve as serve_cli
 from relove.cli import stats as stats_cli
 from relove.cli import tokens as tokens_cli
+from relove.cli import webhooks as webhooks_cli
 from relove.cli.common import err_console, markup_line
 from relove.cli.run import run_bot
 from relove.errors import FilterError, ReloveError
@@ -51,6 +52,7 @@ app.add_typer(tokens_cli.app, name="tokens")
 app.add_typer(admins.app, name="admins")
 app.add_typer(admins.console_app, name="console")
 app.add_typer(automations_cli.app, name="automations")
+app.add_typer(webhooks_cli.app, name="webhooks")
 
 
 def _fail(message: str, code: int) -> int:

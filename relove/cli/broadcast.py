@@ -350,6 +350,14 @@ async def _work(s: Settings, *, follow: int | None = None) -> None:
             worker = asyncio.create_task(runner.run_forever(stop))
             history = asyncio.create_task(HistoryMaintenance.from_settings(engine, s)
                                           .run_forever(stop))  # fmt: skip
+            hooks = None
+            if s.webhooks_enabled:
+                from relove.webhooks.worker import WebhookWorker, tell_owners
+
+                texts = Texts.load(s.language, s.texts_dir)
+                hooks = asyncio.create_task(WebhookWorker(
+                    engine, s, on_disabled=tell_owners(client.call, texts, s.admin_ids),
+                ).run_forever(stop))
             if follow is not None:
                 try:
                     await _follow(s, follow, until=worker)
@@ -359,6 +367,8 @@ async def _work(s: Settings, *, follow: int | None = None) -> None:
             await history
             if automations is not None:
                 await automations
+            if hooks is not None:
+                await hooks
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from relove.cli.common import console, open_db, probes, run, settings
+from relove.config import Settings
 from relove.db.engine import display_url
 
 log = logging.getLogger(__name__)
@@ -33,8 +39,33 @@ def run_bot() -> None:
                 dp = create_dispatcher(
                     s, engine, session_factory=sessions, conversation=conversation
                 )
-                await poll(bot, dp)
+                async with _webhooks(s, engine):
+                    await poll(bot, dp)
             finally:
                 await close_bot(bot)
 
     run(_run())
+
+
+@asynccontextmanager
+async def _webhooks(s: Settings, engine: AsyncEngine) -> AsyncIterator[None]:
+    """Webhook deliveries beside the bot (unless RELOVE_WEBHOOKS_ENABLED=false); a
+    `relove worker` running too shares the work safely (docs/webhooks.md)."""
+    if not s.webhooks_enabled:
+        yield
+        return
+    from relove.bot.texts import Texts
+    from relove.telegram.client import BotApiClient
+    from relove.webhooks.worker import WebhookWorker, tell_owners
+
+    client = BotApiClient.from_settings(s)
+    stop = asyncio.Event()
+    worker = WebhookWorker(engine, s, on_disabled=tell_owners(
+        client.call, Texts.load(s.language, s.texts_dir), s.admin_ids))
+    task = asyncio.create_task(worker.run_forever(stop))
+    try:
+        yield
+    finally:
+        stop.set()
+        await task
+        await client.close()

@@ -15,6 +15,7 @@ MODEL_MODULES = [
     "relove.broadcasts.links",
     "relove.conversation.ai_sessions.models",
     "relove.automations.models",
+    "relove.webhooks.models",
 ]
 
 

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from relove.api.routes import analytics, broadcasts, bulk, events, me, segments, users
+from relove.api.routes import (
+    analytics,
+    broadcasts,
+    bulk,
+    events,
+    me,
+    segments,
+    users,
+    webhooks,
+)
 
 ROUTERS: list[APIRouter] = [
     me.router,
@@ -14,4 +23,5 @@ ROUTERS: list[APIRouter] = [
     analytics.router,
     broadcasts.router,
     bulk.router,
+    webhooks.router,
 ]
