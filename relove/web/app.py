@@ -23,12 +23,15 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from relove.admins.models import Role
 from relove.config import Settings
+from relove.conversation.catalog import CatalogRegistry
+from relove.conversation.scenarios import ScenarioRegistry
 from relove.db.types import utcnow
 from relove.errors import NotFound, ReloveError
 from relove.web.context import Console, ConsoleExtension, NavItem
 from relove.web.deps import Forbidden, LoginRequired, base_context, is_htmx, texts_for
 from relove.web.ratelimit import PerKeyLimiter
 from relove.web.render import STATIC_DIR, Renderer
+from relove.web.scenarios import own_catalog, own_scenarios
 from relove.web.security import SecurityHeaders
 from relove.web.telegram import ConsoleBot
 from relove.web.texts import LANGUAGES, ConsoleTexts
@@ -44,6 +47,7 @@ NAV = [
     NavItem("/audience", "nav.audience"),
     NavItem("/segments", "nav.segments"),
     NavItem("/broadcasts", "nav.broadcasts"),
+    NavItem("/scenarios", "nav.scenarios"),
     NavItem("/log", "nav.log"),
 ]
 SETTINGS_NAV = NavItem("/settings", "nav.settings", Role.owner)
@@ -56,9 +60,13 @@ def create_console(
     bot: ConsoleBot | None = None,
     extensions: Sequence[ConsoleExtension] = (),
     clock: Callable[[], datetime] = utcnow,
+    scenarios: ScenarioRegistry | None = None,
+    catalog: CatalogRegistry | None = None,
 ) -> FastAPI:
     """The console app. ``bot`` sends live-chat messages and test sends (default: one built
-    from ``RELOVE_BOT_TOKEN``; none without a token)."""
+    from ``RELOVE_BOT_TOKEN``; none without a token). ``scenarios`` and ``catalog``: the running
+    bot's registries when it runs in this process (``relove demo``), so the console's *Reload*
+    applies to the bot; by default the console loads its own copy from the settings' files."""
     from relove.web.routes import (
         audience,
         auth,
@@ -70,6 +78,9 @@ def create_console(
     )
     from relove.web.routes import (
         log as log_routes,
+    )
+    from relove.web.routes import (
+        scenarios as scenario_routes,
     )
     from relove.web.routes import (
         settings as settings_routes,
@@ -85,7 +96,11 @@ def create_console(
         nav=[*NAV, *(e.nav for e in extensions), SETTINGS_NAV],
         chat_limiter=PerKeyLimiter(settings.console_chat_per_minute),
         clock=clock,
+        scenarios=scenarios if scenarios is not None else own_scenarios(settings),
+        catalog=catalog if catalog is not None else own_catalog(settings),
+        shares_bot_files=scenarios is not None or catalog is not None,
     )
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         yield
@@ -97,7 +112,7 @@ def create_console(
     app.add_middleware(SecurityHeaders)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     for module in (auth, links, dashboard, audience, users, segments, broadcasts, log_routes,
-                   settings_routes):
+                   settings_routes, scenario_routes):
         app.include_router(module.router)
     for extension in extensions:
         app.include_router(extension.router)
