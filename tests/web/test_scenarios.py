@@ -186,7 +186,7 @@ async def test_counts_and_drop_off_match_a_brute_force_count(
         await s.execute(insert(Event.__table__), rows)
     viewer = await console.login(VIEWER_ID)
     for window, days in (("7d", 7), ("30d", 30), ("all", None)):
-        r = await viewer.get(f"/scenarios?window={window}")
+        r = await viewer.get(f"/scenarios/counts?window={window}")
         assert r.status_code == 200, r.text[:500]
         since = console.clock() - timedelta(days=days) if days else None
         expected = _brute(rows, since)
@@ -228,6 +228,7 @@ async def test_files_and_hostile_values_render_as_text(
         ])
     viewer = await console.login(VIEWER_ID)
     page = (await viewer.get("/scenarios")).text
+    page += (await viewer.get("/scenarios/counts", headers={"HX-Request": "true"})).text
     assert "<img src=x" not in page and "<script>alert" not in page
     assert "<a href=x>" not in page and "<b>gone</b>" not in page and "<b>hi</b>" not in page
     assert ">49<" not in page and " 49 " not in page  # {{7*7}} is never evaluated
@@ -257,7 +258,7 @@ async def test_auth_role_matrix_and_csrf(make_console: MakeConsole,
     plain = await operator.post_form("/scenarios/reload", htmx=False, csrf=False)
     assert plain.status_code == 403
     page = (await operator.get("/scenarios")).text
-    assert 'data-flow="onboarding"' in page and 'data-flow="extra"' not in page  # unchanged
+    assert 'data-flow-def="onboarding"' in page and 'data-flow-def="extra"' not in page  # unchanged
     async with console.sessions() as s:
         assert (await s.execute(select(Event).where(Event.name == "scenarios.reloaded"))).first() \
             is None
@@ -266,7 +267,7 @@ async def test_auth_role_matrix_and_csrf(make_console: MakeConsole,
     assert r.status_code == 200
     assert "Перечитано в консоли: сценариев 2, позиций каталога 1" in html.unescape(r.text)
     assert "/reload" in r.text  # says the bot runs elsewhere
-    assert 'data-flow="extra"' in r.text and 'data-flow="onboarding"' not in r.text
+    assert 'data-flow-def="extra"' in r.text and 'data-flow-def="onboarding"' not in r.text
     async with console.sessions() as s:
         event = (await s.execute(select(Event).where(Event.name == "scenarios.reloaded"))
                  ).scalar_one()
@@ -299,14 +300,14 @@ async def test_validate_shows_the_cli_error_and_a_broken_reload_changes_nothing(
     r = await operator.post_form("/scenarios/reload")
     assert r.status_code == 422 and expected in " ".join(html.unescape(r.text).split())
     page = (await operator.get("/scenarios")).text
-    assert 'data-flow="onboarding"' in page  # the previous flows stay
+    assert 'data-flow-def="onboarding"' in page  # the previous flows stay
     # a broken catalog refuses the whole reload (the good scenario file is not half-applied)
     files["scenarios_file"].write_text(ONLY_FEEDBACK, encoding="utf-8")
     files["catalog_file"].write_text("items:\n  - {id: x, title: T}\n", encoding="utf-8")
     r = await operator.post_form("/scenarios/reload")
     assert r.status_code == 422 and "needs a text or a url" in html.unescape(r.text)
     page = (await operator.get("/scenarios")).text
-    assert 'data-flow="onboarding"' in page and 'data-flow="extra"' not in page
+    assert 'data-flow-def="onboarding"' in page and 'data-flow-def="extra"' not in page
 
 
 async def test_reload_applies_to_the_bot_sharing_the_process(

@@ -4,13 +4,14 @@ drop-off per flow over a window, *Validate* (viewers too: nothing changes) and *
 
 from __future__ import annotations
 
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import Query, Request
 from fastapi.responses import HTMLResponse
 
-from relove.analytics.scenarios import flow_funnel, scenario_counts
+from relove.analytics.scenarios import FlowCounts, flow_funnel, scenario_counts
 from relove.conversation.scenarios import Flow
 from relove.conversation.yamlfile import DefinitionError
 from relove.web.audit import SCENARIOS_RELOADED, audit
@@ -28,32 +29,58 @@ def _steps(flow: Flow) -> list[tuple[str, bool]]:
     return [(s.id, s.when is not None or s.skippable) for s in flow.steps]
 
 
-async def _values(request: Request, db: DbDep, window: str) -> dict[str, Any]:
+#: seconds the counts are served from memory (refreshed in the background after that)
+COUNTS_TTL = 300.0
+
+
+def _values(request: Request, window: str) -> dict[str, Any]:
+    """The page without the counts (its htmx fragment loads them)."""
     console = console_of(request)
-    span = WINDOWS[window]
-    since = console.now() - span if span is not None else None
-    counts = await scenario_counts(db, since=since)
-    flows = console.scenarios.flows
-    funnels = {f.id: flow_funnel(counts.get(f.id), _steps(f), f.id) for f in flows}
-    gone = sorted(k for k in counts if k not in funnels)
     return {
-        "flows": flows,
-        "funnels": funnels,
-        "gone": [(k, flow_funnel(counts[k], [], k)) for k in gone],
+        "flows": console.scenarios.flows,
         "items": console.catalog.current.items,
         "window": window,
         "windows": list(WINDOWS),
-        "since": since,
         "shared": console.shares_bot_files,
         "scenarios_file": console.scenarios.path,
         "catalog_file": console.catalog.path,
     }
 
 
+@dataclass
+class _Counted:
+    counts: dict[str, FlowCounts]
+    since: datetime | None
+    at: datetime
+
+
 @router.get("/scenarios")
 async def index(request: Request, admin: AdminDep, db: DbDep,
                 window: Annotated[Window, Query()] = "30d") -> HTMLResponse:
-    return await page(request, db, admin, "scenarios.html", **await _values(request, db, window))
+    return await page(request, db, admin, "scenarios.html", **_values(request, window))
+
+
+@router.get("/scenarios/counts")
+async def counts(request: Request, admin: AdminDep, db: DbDep,
+                 window: Annotated[Window, Query()] = "30d") -> HTMLResponse:
+    """Per flow, answers and drop-off per step over the window (one grouped count over the
+    events, kept ``COUNTS_TTL`` seconds per window and console process)."""
+    console = console_of(request)
+
+    async def compute() -> _Counted:
+        now = console.now()
+        span = WINDOWS[window]
+        since = now - span if span is not None else None
+        async with console.sessions() as session:
+            return _Counted(await scenario_counts(session, since=since), since, now)
+
+    counted, _age = await console.cache.get(f"scenarios:{window}", compute, ttl=COUNTS_TTL)
+    flows = console.scenarios.flows
+    funnels = {f.id: flow_funnel(counted.counts.get(f.id), _steps(f), f.id) for f in flows}
+    gone = sorted(k for k in counted.counts if k not in funnels)
+    return await page(request, db, admin, "scenarios.html", block="counts",
+                      flows=flows, funnels=funnels, since=counted.since, counted_at=counted.at,
+                      gone=[(k, flow_funnel(counted.counts[k], [], k)) for k in gone])
 
 
 @router.get("/scenarios/check")
@@ -63,7 +90,7 @@ async def check(request: Request, admin: AdminDep, db: DbDep) -> HTMLResponse:
     if is_htmx(request):
         return await page(request, db, admin, "scenarios.html", block="check", checks=checks)
     return await page(request, db, admin, "scenarios.html", checks=checks,
-                      **await _values(request, db, "30d"))
+                      **_values(request, "30d"))
 
 
 @router.post("/scenarios/reload")
@@ -85,4 +112,4 @@ async def reload(request: Request, admin: AdminDep, db: DbDep) -> HTMLResponse:
         return await page(request, db, admin, "scenarios.html", block="flash", message=message,
                           ok=ok, status=status)
     return await page(request, db, admin, "scenarios.html", message=message, ok=ok,
-                      status=status, **await _values(request, db, "30d"))
+                      status=status, **_values(request, "30d"))
