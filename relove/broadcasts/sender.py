@@ -47,6 +47,7 @@ from relove.broadcasts.base import (
 from relove.broadcasts.content import MessageTemplate
 from relove.broadcasts.models import BroadcastStatus, DeliveryStatus
 from relove.db.types import utcnow
+from relove.ops import metrics
 from relove.telegram.ratelimit import BroadcastLane
 from relove.templating import TemplateRenderError
 
@@ -398,6 +399,8 @@ class BroadcastSender:
             for attempt in range(attempts):
                 try:
                     await self.store.record(self.broadcast_id, batch)
+                    for result in batch:
+                        metrics.BROADCAST_DELIVERIES.labels(result.status.value).inc()
                     break
                 except Exception:
                     if attempt == attempts - 1:

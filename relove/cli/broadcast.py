@@ -23,6 +23,7 @@ from relove.cli.common import (
     open_db,
     plain,
     print_json,
+    probes,
     run,
     settings,
 )
@@ -329,7 +330,7 @@ async def _work(s: Settings, *, follow: int | None = None) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
-        async with open_db(s) as (engine, _):
+        async with open_db(s) as (engine, _), probes(s, engine):
             runner = BroadcastRunner(
                 engine, lambda paid: HttpSend(client, paid=paid), limiter, s,
                 progress=ProgressMessages(client, Texts.load(s.language, s.texts_dir)),

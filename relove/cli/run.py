@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from relove.cli.common import console, open_db, run, settings
+from relove.cli.common import console, open_db, probes, run, settings
 from relove.db.engine import display_url
 
 log = logging.getLogger(__name__)
@@ -21,7 +21,7 @@ def run_bot() -> None:
     bot = create_bot(s)  # refuses with one line when no token is set
 
     async def _run() -> None:
-        async with open_db(s) as (engine, sessions):
+        async with open_db(s) as (engine, sessions), probes(s, engine):
             try:
                 me = await bot.get_me()
                 console.print(

@@ -49,6 +49,7 @@ NAV = [
     NavItem("/broadcasts", "nav.broadcasts"),
     NavItem("/scenarios", "nav.scenarios"),
     NavItem("/log", "nav.log"),
+    NavItem("/ai-sessions", "nav.ai_sessions"),
 ]
 SETTINGS_NAV = NavItem("/settings", "nav.settings", Role.owner)
 
@@ -60,6 +61,7 @@ def create_console(
     bot: ConsoleBot | None = None,
     extensions: Sequence[ConsoleExtension] = (),
     clock: Callable[[], datetime] = utcnow,
+    read_sessions: async_sessionmaker[AsyncSession] | None = None,
     scenarios: ScenarioRegistry | None = None,
     catalog: CatalogRegistry | None = None,
 ) -> FastAPI:
@@ -68,6 +70,7 @@ def create_console(
     bot's registries when it runs in this process (``relove demo``), so the console's *Reload*
     applies to the bot; by default the console loads its own copy from the settings' files."""
     from relove.web.routes import (
+        ai_sessions,
         audience,
         auth,
         broadcasts,
@@ -96,6 +99,7 @@ def create_console(
         nav=[*NAV, *(e.nav for e in extensions), SETTINGS_NAV],
         chat_limiter=PerKeyLimiter(settings.console_chat_per_minute),
         clock=clock,
+        read_sessions=read_sessions,
         scenarios=scenarios if scenarios is not None else own_scenarios(settings),
         catalog=catalog if catalog is not None else own_catalog(settings),
         shares_bot_files=scenarios is not None or catalog is not None,
@@ -112,7 +116,7 @@ def create_console(
     app.add_middleware(SecurityHeaders)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     for module in (auth, links, dashboard, audience, users, segments, broadcasts, log_routes,
-                   settings_routes, scenario_routes):
+                   settings_routes, ai_sessions, scenario_routes):
         app.include_router(module.router)
     for extension in extensions:
         app.include_router(extension.router)

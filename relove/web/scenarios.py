@@ -49,6 +49,7 @@ class FileCheck:
     path: str | None
     error: str | None = None
     flows: int = 0
+    modes: int = 0
     items: int = 0
     chars: int = 0
 
@@ -59,7 +60,8 @@ def check_files(settings: Settings) -> list[FileCheck]:
     scenarios = FileCheck("scenarios", _name(settings.scenarios_file))
     if settings.scenarios_file is not None:
         try:
-            scenarios.flows = len(load_scenarios(settings.scenarios_file).flows)
+            loaded = load_scenarios(settings.scenarios_file)
+            scenarios.flows, scenarios.modes = len(loaded.flows), len(loaded.ai_sessions)
         except DefinitionError as e:
             scenarios.error = str(e)
     out.append(scenarios)
