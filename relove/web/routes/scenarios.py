@@ -71,7 +71,7 @@ async def counts(request: Request, admin: AdminDep, db: DbDep,
         now = console.now()
         span = WINDOWS[window]
         since = now - span if span is not None else None
-        async with console.sessions() as session:
+        async with console.reader() as session:  # the read replica when configured
             return _Counted(await scenario_counts(session, since=since), since, now)
 
     counted, _age = await console.cache.get(f"scenarios:{window}", compute, ttl=COUNTS_TTL)
