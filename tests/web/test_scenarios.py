@@ -65,6 +65,13 @@ flows:
         text: Rate 1-10
         marker: rating
         validate: {number: true, min: 1, max: 10}
+ai_sessions:
+  - id: talk
+    title: "<b>AI</b>"
+    start: {commands: [talk]}
+    goal: "<img src=x onerror=alert(4)>"
+    result:
+      mood: {enum: [good, bad]}
 """
 
 CATALOG = """\
@@ -237,6 +244,9 @@ async def test_files_and_hostile_values_render_as_text(
     assert "&lt;a href=x&gt;y&lt;/a&gt;" in page and "{{7*7}}" in page  # the catalog item
     assert "&lt;b&gt;gone&lt;/b&gt;" in page  # a step only the events know
     assert "&lt;img src=x onerror=alert(3)&gt;" in page  # a flow only the events know
+    assert "&lt;img src=x onerror=alert(4)&gt;" in page and "&lt;b&gt;AI&lt;/b&gt;" in page
+    assert "<b>AI</b>" not in page
+    assert 'data-mode="talk"' in page and "/talk" in page  # the AI mode
     assert "/feedback" in page and "?start=welcome" in page and "source not exists" in page
     assert 'href="/scenarios"' in page  # the navigation entry
 

@@ -38,6 +38,7 @@ def _values(request: Request, window: str) -> dict[str, Any]:
     console = console_of(request)
     return {
         "flows": console.scenarios.flows,
+        "modes": console.scenarios.current.ai_sessions,
         "items": console.catalog.current.items,
         "window": window,
         "windows": list(WINDOWS),
