@@ -148,7 +148,9 @@ def demo(
                     ready = "[green]Demo ready:[/green] @{bot}, {n} users in {db}"
                     console.print(markup_line(ready, bot=me.username, n=len(people), db=db))
                     _print_urls(sb.url, DEFAULT_TOKEN)
-                    app = create_app(s, engine, sessions, mounts=[console_mount(s, sessions)])
+                    app = create_app(s, engine, sessions, mounts=[console_mount(
+                        s, sessions, scenarios=conversation.scenarios,
+                        catalog=conversation.catalog)])
                     async with serving(app, console_sock):
                         async with sessions.begin() as session:
                             token = await create_login_token(session, OPERATOR["id"],

@@ -23,12 +23,15 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from relove.admins.models import Role
 from relove.config import Settings
+from relove.conversation.catalog import CatalogRegistry
+from relove.conversation.scenarios import ScenarioRegistry
 from relove.db.types import utcnow
 from relove.errors import NotFound, ReloveError
 from relove.web.context import Console, ConsoleExtension, NavItem
 from relove.web.deps import Forbidden, LoginRequired, base_context, is_htmx, texts_for
 from relove.web.ratelimit import PerKeyLimiter
 from relove.web.render import STATIC_DIR, Renderer
+from relove.web.scenarios import own_catalog, own_scenarios
 from relove.web.security import SecurityHeaders
 from relove.web.telegram import ConsoleBot
 from relove.web.texts import LANGUAGES, ConsoleTexts
@@ -44,6 +47,7 @@ NAV = [
     NavItem("/audience", "nav.audience"),
     NavItem("/segments", "nav.segments"),
     NavItem("/broadcasts", "nav.broadcasts"),
+    NavItem("/scenarios", "nav.scenarios"),
     NavItem("/log", "nav.log"),
     NavItem("/ai-sessions", "nav.ai_sessions"),
 ]
@@ -58,9 +62,13 @@ def create_console(
     extensions: Sequence[ConsoleExtension] = (),
     clock: Callable[[], datetime] = utcnow,
     read_sessions: async_sessionmaker[AsyncSession] | None = None,
+    scenarios: ScenarioRegistry | None = None,
+    catalog: CatalogRegistry | None = None,
 ) -> FastAPI:
     """The console app. ``bot`` sends live-chat messages and test sends (default: one built
-    from ``RELOVE_BOT_TOKEN``; none without a token)."""
+    from ``RELOVE_BOT_TOKEN``; none without a token). ``scenarios`` and ``catalog``: the running
+    bot's registries when it runs in this process (``relove demo``), so the console's *Reload*
+    applies to the bot; by default the console loads its own copy from the settings' files."""
     from relove.web.routes import (
         ai_sessions,
         audience,
@@ -73,6 +81,9 @@ def create_console(
     )
     from relove.web.routes import (
         log as log_routes,
+    )
+    from relove.web.routes import (
+        scenarios as scenario_routes,
     )
     from relove.web.routes import (
         settings as settings_routes,
@@ -89,7 +100,11 @@ def create_console(
         chat_limiter=PerKeyLimiter(settings.console_chat_per_minute),
         clock=clock,
         read_sessions=read_sessions,
+        scenarios=scenarios if scenarios is not None else own_scenarios(settings),
+        catalog=catalog if catalog is not None else own_catalog(settings),
+        shares_bot_files=scenarios is not None or catalog is not None,
     )
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         yield
@@ -101,7 +116,7 @@ def create_console(
     app.add_middleware(SecurityHeaders)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     for module in (auth, links, dashboard, audience, users, segments, broadcasts, log_routes,
-                   settings_routes, ai_sessions):
+                   settings_routes, ai_sessions, scenario_routes):
         app.include_router(module.router)
     for extension in extensions:
         app.include_router(extension.router)

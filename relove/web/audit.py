@@ -34,6 +34,7 @@ BULK_APPLIED = "bulk.applied"
 USERS_EXPORTED = "users.exported"
 TOKEN_CREATED = "token.created"
 TOKEN_REVOKED = "token.revoked"
+SCENARIOS_RELOADED = "scenarios.reloaded"
 
 
 def actor_of(admin_id: int) -> str:

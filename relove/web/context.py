@@ -13,6 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from relove.admins.models import Role
 from relove.config import Settings
+from relove.conversation.catalog import CatalogRegistry
+from relove.conversation.scenarios import ScenarioRegistry
 from relove.db.types import utcnow
 from relove.web.cache import StaleCache
 from relove.web.ratelimit import PerKeyLimiter
@@ -55,6 +57,12 @@ class Console:
     clock: Callable[[], datetime] = field(default=utcnow)
     #: sessions on the read replica (RELOVE_DATABASE_READ_URL); None: the primary
     read_sessions: async_sessionmaker[AsyncSession] | None = None
+
+    #: the scenario flows and the catalog the console shows and reloads
+    scenarios: ScenarioRegistry = field(default_factory=ScenarioRegistry)
+    catalog: CatalogRegistry = field(default_factory=CatalogRegistry)
+    #: the registries are the running bot's own (same process): a reload applies to the bot
+    shares_bot_files: bool = False
 
     def now(self) -> datetime:
         return self.clock()
