@@ -20,6 +20,7 @@ from relove.cli import segments as segments_cli
 from relove.cli import serve as serve_cli
 from relove.cli import stats as stats_cli
 from relove.cli import tokens as tokens_cli
+from relove.cli import webhook as webhook_cli
 from relove.cli.common import err_console, markup_line
 from relove.cli.run import run_bot
 from relove.errors import FilterError, ReloveError
@@ -31,7 +32,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-app.command("run", help="Run the bot (long polling).")(run_bot)
+app.command(
+    "run", help="Run the bot (long polling; --webhook: webhook server with a durable inbox)."
+)(run_bot)
 app.add_typer(db.app, name="db")
 app.add_typer(users.app, name="users")
 app.add_typer(broadcast.app, name="broadcast")
@@ -49,6 +52,7 @@ app.command("serve", help="Serve the REST API (and the console) over HTTP.")(ser
 app.add_typer(tokens_cli.app, name="tokens")
 app.add_typer(admins.app, name="admins")
 app.add_typer(admins.console_app, name="console")
+app.add_typer(webhook_cli.app, name="webhook")
 
 
 def _fail(message: str, code: int) -> int:

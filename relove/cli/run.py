@@ -1,8 +1,10 @@
-"""`relove run`: the bot, by long polling."""
+"""`relove run`: the bot, by long polling or (``--webhook``) as a webhook server."""
 
 from __future__ import annotations
 
 import logging
+
+import typer
 
 from relove.cli.common import console, open_db, run, settings
 from relove.db.engine import display_url
@@ -10,7 +12,13 @@ from relove.db.engine import display_url
 log = logging.getLogger(__name__)
 
 
-def run_bot() -> None:
+def run_bot(
+    webhook: bool = typer.Option(
+        False, "--webhook",
+        help="Serve Telegram's webhook posts on RELOVE_WEBHOOK_LISTEN (durable inbox; several "
+             "instances may run behind a proxy) instead of long polling.",
+    ),
+) -> None:  # fmt: skip
     """Run the bot by long polling (the SQLite default upgrades its schema by itself)."""
     # aiogram loads slowly: only the commands that run the bot import it.
     from relove.bot.factory import close_bot, create_bot, create_dispatcher
@@ -19,21 +27,33 @@ def run_bot() -> None:
 
     s = settings()
     bot = create_bot(s)  # refuses with one line when no token is set
+    server = None
+    if webhook:
+        from relove.bot.inbox.server import WebhookServer
+
+        WebhookServer.check_settings(s)  # one line before anything starts
 
     async def _run() -> None:
+        nonlocal server
         async with open_db(s) as (engine, sessions):
             try:
                 me = await bot.get_me()
                 console.print(
                     f"Running @{me.username} on {display_url(s.database_url)}"
                     + (f" via {s.telegram_api_url}" if s.telegram_api_url else "")
+                    + (f", webhook on {s.webhook_listen}" if webhook else "")
                 )
                 # A broken scenario / catalog / persona file stops start-up with one line.
                 conversation = build_components(s, sessions, strict=True)
                 dp = create_dispatcher(
                     s, engine, session_factory=sessions, conversation=conversation
                 )
-                await poll(bot, dp)
+                if webhook:
+                    from relove.bot.inbox.server import serve_webhook
+
+                    await serve_webhook(bot, dp, s)
+                else:
+                    await poll(bot, dp)
             finally:
                 await close_bot(bot)
 

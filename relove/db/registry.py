@@ -13,6 +13,7 @@ MODEL_MODULES = [
     "relove.bulk.models",
     "relove.admins.models",
     "relove.broadcasts.links",
+    "relove.bot.inbox.models",
 ]
 
 
