@@ -179,8 +179,8 @@ class Settings(BaseSettings):
     @classmethod
     def _check_webhook_listen(cls, value: str) -> str:
         host, sep, port = value.strip().rpartition(":")
-        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-            raise ValueError("expected host:port, e.g. 0.0.0.0:8443")
+        if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
+            raise ValueError("expected host:port, e.g. 0.0.0.0:8443 (port 0: any free port)")
         return value.strip()
 
     # --- bulk import / export ---------------------------------------------------------------

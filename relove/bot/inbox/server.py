@@ -167,11 +167,11 @@ class WebhookServer:
         workflow: dict[str, Any] = {"dispatcher": self.dp, "bots": (self.bot,),
                                     **self.dp.workflow_data}  # fmt: skip
         await self.dp.emit_startup(bot=self.bot, **workflow)
-        runner = web.AppRunner(self.app, handle_signals=False, access_log=None)
+        runner = web.AppRunner(self.app, handle_signals=False, access_log=None, shutdown_timeout=5)
         await runner.setup()
         try:
             host, port = listen_address(self.settings)
-            site = web.TCPSite(runner, host, port, shutdown_timeout=5, backlog=1024)
+            site = web.TCPSite(runner, host, port, backlog=1024)
             await site.start()
             sockets = getattr(site._server, "sockets", None) or ()
             self.port = sockets[0].getsockname()[1] if sockets else port
