@@ -17,17 +17,19 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from relove.bot.inbox.models import InboxLane, InboxUpdate
 from relove.db.types import utcnow
+from relove.db.uow import WRITE_INTENT
 
 U = InboxUpdate.__table__
 L = InboxLane.__table__
@@ -97,21 +99,38 @@ class Inbox:
             .order_by(func.min(U.c.update_id))
             .limit(limit)
         )
-        async with self.engine.begin() as conn:
+        async with self.engine.connect() as conn:  # a read: SQLite takes no write lock
             lanes = [row[0] for row in await conn.execute(candidates)]
-            if not lanes:
-                return []
-            until = now + self.lease
+        if not lanes:
+            return []
+        async with self._writing() as conn:
             insert = self._insert(L).values(
-                [{"lane": lane, "owner": self.owner, "lease_until": until} for lane in lanes]
-            )
+                [{"lane": lane, "owner": self.owner, "lease_until": now + self.lease}
+                 for lane in lanes]
+            )  # fmt: skip
             take = insert.on_conflict_do_update(
                 index_elements=["lane"],
                 set_={"owner": insert.excluded.owner, "lease_until": insert.excluded.lease_until},
                 where=L.c.lease_until < now,
             ).returning(L.c.lane)
             won = [row[0] for row in await conn.execute(take)]
-            return await self._pending(conn, won)
+            rows = await self._pending(conn, won)
+            # Finished by their owner since we looked: nothing to do, give them back.
+            empty = set(won) - {row.lane for row in rows}
+            if empty:
+                await conn.execute(
+                    delete(L).where(L.c.lane.in_(empty), L.c.owner == self.owner)
+                )
+            return rows
+
+    @asynccontextmanager
+    async def _writing(self) -> AsyncIterator[AsyncConnection]:
+        """A transaction that writes after it reads (BEGIN IMMEDIATE on SQLite: see
+        :mod:`relove.db.uow`)."""
+        async with self.engine.connect() as conn:
+            conn = await conn.execution_options(**{WRITE_INTENT: True})
+            async with conn.begin():
+                yield conn
 
     async def _pending(self, conn: Any, lanes: Sequence[int]) -> list[InboxRow]:
         if not lanes:
@@ -132,7 +151,7 @@ class Inbox:
         the others are released."""
         lanes = list(lanes)
         now = utcnow()
-        async with self.engine.begin() as conn:
+        async with self._writing() as conn:
             by_outcome: dict[str, list[int]] = {}
             for update_id, outcome in done:
                 by_outcome.setdefault(outcome, []).append(update_id)
@@ -198,8 +217,6 @@ class Inbox:
         if isinstance(oldest, str):  # SQLite's min() bypasses the column type
             oldest = datetime.fromisoformat(oldest)
         if oldest.tzinfo is None:
-            from datetime import UTC
-
             oldest = oldest.replace(tzinfo=UTC)
         return int(count), max(0.0, (utcnow() - oldest).total_seconds())
 

@@ -95,3 +95,4 @@ async def test_processed_updates_are_pruned_and_the_backlog_measured(db: AsyncEn
     assert await _count(db, InboxLane) == 1  # lane 20 still held
     # A pruned update redelivered is new again: the window must outlast Telegram's retries.
     assert await _record(inbox, _msg(2, 20)) == [False]
+
