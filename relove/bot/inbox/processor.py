@@ -67,6 +67,7 @@ class InboxProcessor:
         self._finished: set[int] = set()  # lanes with every claimed update done
         self._wake = asyncio.Event()
         self._flush = asyncio.Event()
+        self._flush_lock = asyncio.Lock()
         self._claiming = True
         self._tasks: list[asyncio.Task[Any]] = []
 
@@ -91,10 +92,15 @@ class InboxProcessor:
         if not await self.ingest.drain(drain_timeout):
             log.warning("stopping with %d updates unfinished: other instances take them over",
                         self.ingest.pending)  # fmt: skip
-        await self._flush_once(final=True)
-        for task in self._tasks:
+        flusher = self._tasks[1] if len(self._tasks) > 1 else None
+        others = [task for task in self._tasks if task is not flusher]
+        for task in others:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*others, return_exceptions=True)
+        await self._flush_once(final=True)  # after a flush under way (the lock)
+        if flusher is not None:
+            flusher.cancel()
+            await asyncio.gather(flusher, return_exceptions=True)
         with contextlib.suppress(Exception):
             released = await self.inbox.release_all()
             log.info("released %d lanes", released)
@@ -174,6 +180,10 @@ class InboxProcessor:
                 self._flush.set()
 
     async def _flush_once(self, *, final: bool = False) -> bool:
+        async with self._flush_lock:  # never cancelled half-way by stop()
+            return await asyncio.shield(self._flush_unlocked(final))
+
+    async def _flush_unlocked(self, final: bool) -> bool:
         if not self._done and not self._finished:
             return True
         done, self._done = self._done, []
