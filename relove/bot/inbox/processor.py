@@ -65,6 +65,7 @@ class InboxProcessor:
         self._open: dict[int, int] = {}  # lane -> updates in the pipeline
         self._done: list[tuple[int, str]] = []
         self._finished: set[int] = set()  # lanes with every claimed update done
+        self._held: set[int] = set()  # update ids fed and not yet recorded as processed
         self._wake = asyncio.Event()
         self._flush = asyncio.Event()
         self._flush_lock = asyncio.Lock()
@@ -138,6 +139,10 @@ class InboxProcessor:
 
     async def _feed(self, rows: list[InboxRow]) -> None:
         updates: list[Update] = []
+        # A lane of ours may be won again if our lease lapsed (a stalled process): never feed
+        # an update twice while it is in the pipeline or not yet recorded as processed.
+        rows = [row for row in rows if row.update_id not in self._held]
+        self._held.update(row.update_id for row in rows)
         for row in rows:
             try:
                 update = Update.model_validate_json(row.payload, context={"bot": self.bot})
@@ -197,6 +202,7 @@ class InboxProcessor:
             self._database_failed(e, "recording processed updates")
             return False
         self.health.report_success()
+        self._held.difference_update(update_id for update_id, _ in done)
         self.stats.processed += len(done)
         self.stats.failed += sum(1 for _, outcome in done if outcome != "handled")
         if more:
