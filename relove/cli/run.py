@@ -19,7 +19,8 @@ def run_bot(
              "instances may run behind a proxy) instead of long polling.",
     ),
 ) -> None:  # fmt: skip
-    """Run the bot by long polling (the SQLite default upgrades its schema by itself)."""
+    """Run the bot: long polling, or with --webhook a webhook server over the durable inbox
+    (the SQLite default upgrades its schema by itself)."""
     # aiogram loads slowly: only the commands that run the bot import it.
     from relove.bot.factory import close_bot, create_bot, create_dispatcher
     from relove.bot.polling import poll

@@ -25,6 +25,9 @@ class InboxUpdate(Base):
     lane: Mapped[int] = mapped_column(BigInteger, nullable=False)
     payload: Mapped[str] = mapped_column(Text, nullable=False)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+    #: its touch (user upsert, events, incoming message) is committed: a take-over after a
+    #: crash touches it again without the events
+    touched_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     outcome: Mapped[str | None] = mapped_column(String(16))
 

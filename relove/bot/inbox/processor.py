@@ -36,6 +36,7 @@ class InboxStats:
     processed: int = 0  #: updates marked processed (any outcome)
     failed: int = 0  #: … of which failed or were dropped
     lanes: int = 0  #: lanes (users) claimed
+    replayed: int = 0  #: taken over after a crash with their touch already recorded
     pruned: int = 0
 
 
@@ -61,9 +62,11 @@ class InboxProcessor:
         self.prune_every = prune_every
         self.stats = InboxStats()
         ingest.on_settled = self._settled
+        ingest.on_touched = self._touched_now
         self._lane_of: dict[int, int] = {}  # update id -> lane, while in the pipeline
         self._open: dict[int, int] = {}  # lane -> updates in the pipeline
         self._done: list[tuple[int, str]] = []
+        self._touched: list[int] = []  # touched, not yet recorded as such
         self._finished: set[int] = set()  # lanes with every claimed update done
         self._held: set[int] = set()  # update ids fed and not yet recorded as processed
         self._wake = asyncio.Event()
@@ -111,7 +114,8 @@ class InboxProcessor:
         """Plain numbers for metrics (updates claimed / processed / failed, in flight)."""
         s = self.stats
         return {"claimed": s.claimed, "processed": s.processed, "failed": s.failed,
-                "lanes": s.lanes, "in_flight": self.ingest.pending, "pruned": s.pruned}  # fmt: skip
+                "lanes": s.lanes, "replayed": s.replayed, "in_flight": self.ingest.pending,
+                "pruned": s.pruned}  # fmt: skip
 
     async def lag(self) -> tuple[int, float]:
         """Unprocessed updates in the inbox (all instances) and the oldest one's age (s)."""
@@ -139,6 +143,7 @@ class InboxProcessor:
 
     async def _feed(self, rows: list[InboxRow]) -> None:
         updates: list[Update] = []
+        replayed: set[int] = set()
         # A lane of ours may be won again if our lease lapsed (a stalled process): never feed
         # an update twice while it is in the pipeline or not yet recorded as processed.
         rows = [row for row in rows if row.update_id not in self._held]
@@ -155,11 +160,18 @@ class InboxProcessor:
             self._lane_of[row.update_id] = row.lane
             self._open[row.lane] = self._open.get(row.lane, 0) + 1
             updates.append(update)
+            if row.touched:
+                replayed.add(row.update_id)
         for lane in {row.lane for row in rows} - set(self._open):
             self._finished.add(lane)  # nothing valid to run: release the lane
         self.stats.claimed += len(updates)
+        self.stats.replayed += len(replayed)
         if updates:
-            await self.ingest.put_page(updates)
+            await self.ingest.put_page(updates, replayed=replayed)
+
+    def _touched_now(self, updates: list[Update]) -> None:
+        self._touched.extend(u.update_id for u in updates if u.update_id in self._lane_of)
+        self._flush.set()
 
     def _settled(self, update: Update, outcome: str) -> None:
         lane = self._lane_of.pop(update.update_id, None)
@@ -189,15 +201,19 @@ class InboxProcessor:
             return await asyncio.shield(self._flush_unlocked(final))
 
     async def _flush_unlocked(self, final: bool) -> bool:
-        if not self._done and not self._finished:
+        if not self._done and not self._finished and not self._touched:
             return True
         done, self._done = self._done, []
+        touched, self._touched = self._touched, []
+        finished = {update_id for update_id, _ in done}
+        touched = [update_id for update_id in touched if update_id not in finished]
         lanes = [lane for lane in self._finished if lane not in self._open]
         self._finished.clear()
         try:
-            more = await self.inbox.finish(done, () if final else lanes)
+            more = await self.inbox.finish(done, () if final else lanes, touched)
         except Exception as e:  # noqa: BLE001 - kept for the next attempt
             self._done[:0] = done
+            self._touched[:0] = touched
             self._finished.update(lanes)
             self._database_failed(e, "recording processed updates")
             return False

@@ -40,6 +40,7 @@ class InboxRow:
     update_id: int
     lane: int
     payload: str
+    touched: bool = False  #: a previous owner committed its touch before dying
 
 
 def lane_of(update: dict[str, Any]) -> int:
@@ -136,7 +137,7 @@ class Inbox:
         if not lanes:
             return []
         rows = await conn.execute(
-            select(U.c.update_id, U.c.lane, U.c.payload)
+            select(U.c.update_id, U.c.lane, U.c.payload, U.c.touched_at.is_not(None))
             .where(U.c.lane.in_(lanes), U.c.processed_at.is_(None))
             .order_by(U.c.update_id)
         )
@@ -144,14 +145,19 @@ class Inbox:
 
     # -- finishing ------------------------------------------------------------------------------
     async def finish(
-        self, done: Sequence[tuple[int, str]], lanes: Iterable[int] = ()
-    ) -> list[InboxRow]:
-        """Mark ``done`` (update id, outcome) processed. Of ``lanes`` (whose claimed updates
-        are all done), those with newer updates stay ours and their updates are returned;
-        the others are released."""
+        self, done: Sequence[tuple[int, str]], lanes: Iterable[int] = (),
+        touched: Sequence[int] = (),
+    ) -> list[InboxRow]:  # fmt: skip
+        """Mark ``touched`` updates as touched and ``done`` (update id, outcome) processed. Of
+        ``lanes`` (whose claimed updates are all done), those with newer updates stay ours and
+        their updates are returned; the others are released."""
         lanes = list(lanes)
         now = utcnow()
         async with self._writing() as conn:
+            if touched:
+                await conn.execute(
+                    update(U).where(U.c.update_id.in_(touched)).values(touched_at=now)
+                )
             by_outcome: dict[str, list[int]] = {}
             for update_id, outcome in done:
                 by_outcome.setdefault(outcome, []).append(update_id)

@@ -21,7 +21,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from relove.bot.inbox.models import InboxUpdate
+from relove.bot.inbox.models import InboxLane, InboxUpdate
 from relove.cli import main
 from relove.events import Message
 from relove.sandbox.client import SandboxClient
@@ -166,13 +166,18 @@ async def test_two_instances_lose_nothing_and_keep_order_through_a_kill(
 
         await eventually(all_processed, timeout=120, interval=0.3)
         incoming = await _incoming(db)
+    # SIGTERM: the survivor finished its work, gave its lanes back and exited cleanly.
+    assert instances[1].proc is not None and instances[1].proc.returncode == 0
+    async with db.connect() as conn:
+        assert await conn.scalar(select(func.count()).select_from(InboxLane)) == 0
     assert sandbox.updates.webhook_info()["pending_update_count"] == 0
     for user_id in users:
-        # Nothing lost, in order; only an update in flight at the kill may have run twice
-        # (at-least-once), and then right after itself.
+        # Nothing lost, in order. An update whose touch was committed when its instance died
+        # is touched again without its events; only one killed in the few milliseconds
+        # between that commit and its record in the inbox could be recorded twice.
         collapsed = [t for i, t in enumerate(incoming[user_id])
                      if i == 0 or t != incoming[user_id][i - 1]]  # fmt: skip
         assert collapsed == sent[user_id]
     duplicates = sum(len(incoming[u]) - len(sent[u]) for u in users)
-    assert duplicates <= 5, incoming
+    assert duplicates <= 2, incoming
     assert balancer.forwarded[instances[1].url] > 0

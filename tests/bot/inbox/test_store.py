@@ -71,9 +71,9 @@ async def test_a_dead_owners_lanes_are_taken_over_after_the_lease(db: AsyncEngin
     live, other = Inbox(db, "live"), Inbox(db, "other")
     await _record(live, _msg(1, 10), _msg(2, 10), _msg(3, 20))
     assert [r.update_id for r in await dead.claim(1)] == [1, 2]
-    await dead.finish([(1, "handled")])  # it died after the first one
+    await dead.finish([(1, "handled")], touched=[2])  # it died while handling the second
     got = await live.claim(10)
-    assert [(r.update_id, r.lane) for r in got] == [(2, 10), (3, 20)]
+    assert [(r.update_id, r.lane, r.touched) for r in got] == [(2, 10, True), (3, 20, False)]
     assert await live.renew() == 2
     assert await other.claim(10) == []  # a live lease holds
     assert await live.release_all() == 2

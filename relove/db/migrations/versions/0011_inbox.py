@@ -25,6 +25,7 @@ def upgrade() -> None:
         sa.Column("lane", sa.BigInteger(), nullable=False),
         sa.Column("payload", sa.Text(), nullable=False),
         sa.Column("received_at", UTCDateTime(), nullable=False),
+        sa.Column("touched_at", UTCDateTime()),
         sa.Column("processed_at", UTCDateTime()),
         sa.Column("outcome", sa.String(16)),
         sa.PrimaryKeyConstraint("update_id", name="pk_bot_inbox"),
