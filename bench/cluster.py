@@ -210,7 +210,8 @@ async def run_once(bench: Bench, workdir: Path, n: int, args: argparse.Namespace
         "order_broken_users": disorder, "broadcast_sent": len(deliveries),
         "broadcast_twice": sum(1 for _, c in deliveries if c > 1),
         "peak_bot_per_s": stats["global_rate_peak"], "peak_chat_per_s": stats["chat_rate_peak"],
-        "429s": stats["retry_after"], "cpu_ms_per_update": round(1000 * cpu / args.updates, 2),
+        "429s": stats["retry_after"], "429_by": stats.get("limited_by"),
+        "cpu_ms_per_update": round(1000 * cpu / args.updates, 2),
     }
 
 
