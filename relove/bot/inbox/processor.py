@@ -72,6 +72,7 @@ class InboxProcessor:
         self._wake = asyncio.Event()
         self._flush = asyncio.Event()
         self._flush_lock = asyncio.Lock()
+        self._touch_event = asyncio.Event()
         self._claiming = True
         self._tasks: list[asyncio.Task[Any]] = []
 
@@ -87,6 +88,7 @@ class InboxProcessor:
             asyncio.create_task(self._every(self.inbox.lease.total_seconds() / 3, self._renew),
                                 name="inbox-renew"),  # fmt: skip
             asyncio.create_task(self._every(self.prune_every, self._prune), name="inbox-prune"),
+            asyncio.create_task(self._touched_loop(), name="inbox-touched"),
         ]
 
     async def stop(self, drain_timeout: float) -> None:
@@ -171,7 +173,22 @@ class InboxProcessor:
 
     def _touched_now(self, updates: list[Update]) -> None:
         self._touched.extend(u.update_id for u in updates if u.update_id in self._lane_of)
-        self._flush.set()
+        self._touch_event.set()  # recorded at once, not with the next flush: a crash in
+        # between makes a take-over record their events twice
+
+    async def _touched_loop(self) -> None:
+        while True:
+            await self._touch_event.wait()
+            self._touch_event.clear()
+            touched, self._touched = self._touched, []
+            if not touched:
+                continue
+            try:
+                await self.inbox.mark_touched(touched)
+            except Exception as e:  # noqa: BLE001 - the next flush records them
+                self._touched[:0] = touched
+                self._database_failed(e, "recording touched updates")
+                self._flush.set()
 
     def _settled(self, update: Update, outcome: str) -> None:
         lane = self._lane_of.pop(update.update_id, None)

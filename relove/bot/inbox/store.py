@@ -184,6 +184,13 @@ class Inbox:
                 )
             return more
 
+    async def mark_touched(self, update_ids: Sequence[int]) -> None:
+        """Their touch is committed (a take-over replays them without their events)."""
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(U).where(U.c.update_id.in_(update_ids)).values(touched_at=utcnow())
+            )
+
     async def renew(self) -> int:
         """Extend every lease this instance holds; how many it holds."""
         async with self.engine.begin() as conn:
