@@ -71,14 +71,15 @@ def cpu_seconds(pid: int) -> float:
 
 
 class Cluster:
-    def __init__(self, bench: Bench, workdir: Path, n: int, redis_url: str, token: str) -> None:
+    def __init__(self, bench: Bench, workdir: Path, n: int, redis_url: str, token: str,
+                 lease: float) -> None:  # fmt: skip
         self.bench, self.workdir, self.n = bench, workdir, n
         self.ports = [free_port() for _ in range(n)]
         self.proxy_port = free_port()
         self.env = bench.env(
             RELOVE_BOT_TOKEN=token, RELOVE_REDIS_URL=redis_url,
             RELOVE_WEBHOOK_URL=f"http://127.0.0.1:{self.proxy_port}/tg",
-            RELOVE_WEBHOOK_SECRET=SECRET, RELOVE_WEBHOOK_LEASE="5",
+            RELOVE_WEBHOOK_SECRET=SECRET, RELOVE_WEBHOOK_LEASE=str(lease),
             RELOVE_BROADCAST_IN_BOT="false",
         )  # fmt: skip
         self.bots: list[asyncio.subprocess.Process | None] = [None] * n
@@ -145,7 +146,7 @@ async def run_once(bench: Bench, workdir: Path, n: int, args: argparse.Namespace
     token = f"{secrets.randbelow(10**9) + 10**9}:BENCH{secrets.token_hex(8)}"  # own Redis keys
     await bench.prepare(args.recipients)
     users = [1_000_000 + i for i in range(args.users)]
-    cluster = Cluster(bench, workdir, n, redis_url, token)
+    cluster = Cluster(bench, workdir, n, redis_url, token, args.lease)
     sent: dict[int, list[str]] = defaultdict(list)
     try:
         await cluster.start(args.workers)
@@ -250,4 +251,5 @@ if __name__ == "__main__":
     parser.add_argument("--rate", type=float, default=100.0, help="updates sent per second")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--timeout", type=float, default=300.0)
+    parser.add_argument("--lease", type=float, default=5.0, help="RELOVE_WEBHOOK_LEASE")
     asyncio.run(main(parser.parse_args()))

@@ -37,6 +37,7 @@ class InboxStats:
     failed: int = 0  #: … of which failed or were dropped
     lanes: int = 0  #: lanes (users) claimed
     replayed: int = 0  #: taken over after a crash with their touch already recorded
+    lapsed: int = 0  #: lanes lost while in work here (lease ran out): may run twice
     pruned: int = 0
 
 
@@ -117,7 +118,7 @@ class InboxProcessor:
         s = self.stats
         return {"claimed": s.claimed, "processed": s.processed, "failed": s.failed,
                 "lanes": s.lanes, "replayed": s.replayed, "in_flight": self.ingest.pending,
-                "pruned": s.pruned}  # fmt: skip
+                "pruned": s.pruned, "lapsed": s.lapsed}  # fmt: skip
 
     async def lag(self) -> tuple[int, float]:
         """Unprocessed updates in the inbox (all instances) and the oldest one's age (s)."""
@@ -252,7 +253,12 @@ class InboxProcessor:
                 self._database_failed(e, job.__name__.strip("_"))
 
     async def _renew(self) -> None:
-        await self.inbox.renew()
+        held = await self.inbox.renew()
+        if held < len(self._open):
+            self.stats.lapsed += len(self._open) - held
+            log.warning("%d lanes were taken over while still in work here: their lease ran "
+                        "out (a stalled process? raise RELOVE_WEBHOOK_LEASE)",
+                        len(self._open) - held)  # fmt: skip
 
     async def _prune(self) -> None:
         pruned = await self.inbox.prune(self.keep)
