@@ -105,8 +105,12 @@ class Cluster:
 
     async def start_bot(self, i: int) -> None:
         listen = f"127.0.0.1:{self.ports[i]}"
-        self.bots[i] = await spawn(
-            "run", "--webhook", env={**self.env, "RELOVE_WEBHOOK_LISTEN": listen})
+        log = (self.workdir / f"bot{i}.log").open("ab")  # kept with --logs
+        self.bots[i] = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "relove", "run", "--webhook",
+            env={**os.environ, **self.env, "RELOVE_WEBHOOK_LISTEN": listen},
+            stdout=log, stderr=log)  # fmt: skip
+        log.close()
 
     async def ready(self, port: int, timeout: float = 120) -> None:
         deadline = time.monotonic() + timeout
@@ -228,7 +232,10 @@ async def main(args: argparse.Namespace) -> None:
         engine = create_engine(url)
         await upgrade(engine)
         await engine.dispose()
-        workdir = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        if args.logs:
+            workdir = Path(args.logs)  # made before the loop starts
+        else:
+            workdir = Path(stack.enter_context(tempfile.TemporaryDirectory()))
         port = free_port()
         sandbox = await spawn("sandbox", "--port", str(port), "--rate", "30", "--burst", "30",
                               env={"RELOVE_LOG_LEVEL": "WARNING"})
@@ -251,5 +258,9 @@ if __name__ == "__main__":
     parser.add_argument("--rate", type=float, default=100.0, help="updates sent per second")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--timeout", type=float, default=300.0)
+    parser.add_argument("--logs", help="keep the instances' logs in this folder")
     parser.add_argument("--lease", type=float, default=5.0, help="RELOVE_WEBHOOK_LEASE")
-    asyncio.run(main(parser.parse_args()))
+    arguments = parser.parse_args()
+    if arguments.logs:
+        Path(arguments.logs).mkdir(parents=True, exist_ok=True)
+    asyncio.run(main(arguments))
