@@ -105,9 +105,9 @@ class Inbox:
         if not lanes:
             return []
         async with self._writing() as conn:
-            insert = self._insert(L).values(
+            insert = self._insert(L).values(  # in lane order: instances lock rows alike
                 [{"lane": lane, "owner": self.owner, "lease_until": now + self.lease}
-                 for lane in lanes]
+                 for lane in sorted(lanes)]
             )  # fmt: skip
             take = insert.on_conflict_do_update(
                 index_elements=["lane"],
