@@ -6,8 +6,9 @@ A bad value stops start-up with one line naming the variable (see :func:`load_se
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -37,58 +38,98 @@ class Settings(BaseSettings):
     )
 
     # --- Telegram ---------------------------------------------------------------------------
+    #: the bot's token from @BotFather (`relove run` and `relove worker` refuse to start without it)
     bot_token: SecretStr | None = None
+    #: a custom Bot API server, e.g. the sandbox `http://127.0.0.1:8081` (default: Telegram)
     telegram_api_url: str | None = None
+    #: comma-separated Telegram user ids allowed to use the bot's admin commands
     admin_ids: Annotated[list[int], NoDecode] = Field(default_factory=list)
 
     # --- storage ----------------------------------------------------------------------------
+    #: `sqlite:///path.db` or `postgresql://user:password@host/db` (async drivers are picked
+    #: for you)
     database_url: str = DEFAULT_DATABASE_URL
+    #: Redis shared by every process of the bot (rate limits, LLM budgets, API limits);
+    #: unset: in-process
     redis_url: str | None = None
 
     # --- texts ------------------------------------------------------------------------------
+    #: the bot's texts: `ru` or `en`
     language: str = "ru"
+    #: a folder with your own `ru.yaml` / `en.yaml` overriding any shipped text
     texts_dir: Path | None = None
 
     # --- logging ----------------------------------------------------------------------------
+    #: `DEBUG`, `INFO`, `WARNING`, `ERROR` or `CRITICAL`
     log_level: str = "INFO"
 
     # --- sandbox ----------------------------------------------------------------------------
+    #: address the local sandbox Bot API (`relove sandbox`, `relove demo`) listens on
     sandbox_host: str = "127.0.0.1"
+    #: port of the local sandbox
     sandbox_port: int = Field(default=8081, ge=1, le=65535)
 
     # --- broadcasts -------------------------------------------------------------------------
+    #: messages per second one broadcast sends at most (below the bot's limit)
     broadcast_rate: float = Field(default=25.0, gt=0, le=1000)
+    #: messages per second of a paid broadcast (`allow_paid_broadcast`)
     broadcast_paid_rate: float = Field(default=1000.0, gt=0, le=1000)
+    #: a broadcast pauses after this many failed or unknown deliveries
     broadcast_max_errors: int = Field(default=1000, ge=1)
     #: the bot's whole outgoing budget (messages/s); broadcasts leave the rest to replies
     telegram_rate_limit: float = Field(default=30.0, gt=0, le=1000)
+    #: deliveries of one broadcast in flight at once
     broadcast_concurrency: int = Field(default=50, ge=1, le=1000)
+    #: attempts per delivery when nothing can have reached Telegram
     broadcast_max_attempts: int = Field(default=3, ge=1, le=20)
+    #: a worker's claim on a broadcast lasts this long without renewal (then another takes over)
     broadcast_lease_seconds: float = Field(default=30.0, gt=0)
+    #: how often workers look for due broadcasts
     broadcast_poll_seconds: float = Field(default=1.0, gt=0)
     #: run due broadcasts inside `relove run` (a separate `relove worker` can run them too)
     broadcast_in_bot: bool = True
 
     # --- conversation (LLM) -----------------------------------------------------------------
+    #: the model server (OpenAI-compatible), e.g. `http://127.0.0.1:11434/v1` for Ollama
     llm_base_url: str | None = None
+    #: the model server's API key
     llm_api_key: SecretStr | None = None
+    #: the model's name; unset: the bot runs without an LLM
     llm_model: str | None = None
+    #: overall deadline of one LLM call in seconds (retries included)
     llm_timeout: float = Field(default=30.0, gt=0)
+    #: SDK retries inside that deadline
     llm_retries: int = Field(default=1, ge=0)
+    #: the system prompt (default: the shipped relove/conversation/persona.md)
     persona_file: Path | None = None
+    #: question flows (YAML; example in relove/conversation/examples)
     scenarios_file: Path | None = None
+    #: the recommendation catalog (YAML)
     catalog_file: Path | None = None
+    #: the longest answer the model may write, in tokens
     llm_max_tokens: int = Field(default=800, ge=16, le=16000)
+    #: sampling temperature (default: the model's)
     llm_temperature: float | None = Field(default=None, ge=0, le=2)
+    #: recent conversation turns kept and sent to the model
     history_turns: int = Field(default=16, ge=2, le=100)
+    #: user messages between rewrites of the rolling summary
     summary_every: int = Field(default=6, ge=1, le=100)
+    #: LLM calls per user per `RELOVE_LLM_USER_RATE_PERIOD` (0: no limit); shared through
+    #: Redis when set
     llm_user_rate: int = Field(default=6, ge=0)
+    #: the window of that rate, in seconds
     llm_user_rate_period: float = Field(default=60.0, gt=0)
+    #: LLM calls per user per UTC day (0: unlimited); shared through Redis when set
     llm_daily_budget: int = Field(default=100, ge=0)
+    #: LLM calls in flight at once (per process, or for all processes with Redis)
     llm_concurrency: int = Field(default=8, ge=1, le=1000)
+    #: seconds a call waits for a free slot before the user gets a 'busy' reply
     llm_queue_timeout: float = Field(default=10.0, ge=0)
+    #: items per `/recommend`
     recommend_count: int = Field(default=3, ge=1, le=10)
+    #: items shown to a user remembered for rotation
     recommend_memory: int = Field(default=20, ge=0, le=200)
+    #: infer a user's gender from the first name
     gender_inference: bool = True
 
     # --- events (history) -------------------------------------------------------------------
@@ -100,6 +141,7 @@ class Settings(BaseSettings):
     # --- REST API (`relove serve`) -------------------------------------------------------------
     #: address and port `relove serve` listens on (the API under /api/v1)
     serve_host: str = "127.0.0.1"
+    #: port of `relove serve`
     serve_port: int = Field(default=8080, ge=1, le=65535)
     #: uvicorn worker processes of `relove serve` (they share only the database and Redis)
     serve_workers: int = Field(default=1, ge=1, le=64)
@@ -118,9 +160,14 @@ class Settings(BaseSettings):
     #: seconds a verified token is trusted before it is looked up again: a revocation reaches
     #: every process within this time (0: look the token up on every request)
     api_token_cache_seconds: float = Field(default=5.0, ge=0, le=300)
+    #: largest body of an import upload (POST /imports) in bytes
+    api_max_import_body: int = Field(default=256 * 1024 * 1024, ge=1024, le=16 * 1024**3)
+    #: seconds between two events of GET /broadcasts/{id}/progress (Server-Sent Events)
+    api_progress_every_seconds: float = Field(default=1.0, gt=0, le=60)
     # --- Telegram rate limits (shared through Redis when RELOVE_REDIS_URL is set) ---------------
     #: messages per second to one chat, and the short burst allowed above it
     telegram_chat_rate: float = Field(default=1.0, gt=0, le=30)
+    #: … the burst of messages one chat may get above that rate
     telegram_chat_burst: float = Field(default=3.0, ge=1, le=30)
     #: messages per minute to one group
     telegram_group_per_minute: float = Field(default=20.0, gt=0, le=600)
@@ -209,6 +256,89 @@ class Settings(BaseSettings):
     #: bulk marker actions on a filter: at most this many users per action
     console_bulk_max: int = Field(default=50_000, ge=1, le=10_000_000)
 
+    # --- operations (health, metrics, logs, replica) ------------------------------------------
+    #: ``text`` (human-readable lines) or ``json`` (one JSON object per line, with update_id,
+    #: user_id and broadcast_id when known)
+    log_format: Literal["text", "json"] = "text"
+    #: host:port where `relove run` (polling) and `relove worker` serve /healthz, /readyz and
+    #: /metrics (unset: no such server; `relove serve` always has them)
+    metrics_listen: str | None = None
+    #: when set, /metrics answers only requests with ``Authorization: Bearer <this token>``
+    metrics_token: SecretStr | None = None
+    #: a read replica for analytics, exports and console lists (unset: the primary)
+    database_read_url: str | None = None
+
+    @field_validator("metrics_listen")
+    @classmethod
+    def _check_metrics_listen(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        host, sep, port = value.strip().rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError("expected host:port, e.g. 0.0.0.0:9100")
+        return value.strip()
+
+    @field_validator("database_read_url")
+    @classmethod
+    def _check_read_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        try:
+            backend = make_url(value.strip()).get_backend_name()
+        except ArgumentError as e:
+            raise ValueError("not a database URL") from e
+        if backend != "postgresql":
+            raise ValueError("a read replica is a postgresql URL")
+        return value.strip()
+
+    # --- AI sessions (docs/ai-sessions.md) ------------------------------------------------------
+    #: how a mode's result is asked for: json_schema | json_object | off (the prompt only)
+    llm_structured_output: Literal["json_schema", "json_object", "off"] = "json_schema"
+    #: max_tokens of the final, structured answer of a mode
+    ai_result_max_tokens: int = Field(default=1200, ge=64, le=16000)
+    # --- automations (docs/automations.md) ------------------------------------------------
+    #: the YAML file of automations; unset: none run
+    automations_file: Path | None = None
+    #: messages per second automations may send (behind replies, within the bot's budget)
+    automations_rate: float = Field(default=25.0, gt=0, le=1000)
+    #: due runs claimed at once (also at most rate × lease / 4)
+    automations_batch: int = Field(default=200, ge=1, le=10_000)
+    #: runs one worker processes at once
+    automations_concurrency: int = Field(default=50, ge=1, le=1000)
+    #: a worker that dies loses its claimed runs after this long
+    automations_lease_seconds: float = Field(default=60.0, gt=0, le=3600)
+    #: how often the worker looks for new events and due runs
+    automations_poll_seconds: float = Field(default=1.0, gt=0, le=60)
+    #: PostgreSQL: how long a hole in the events' ids is waited for (a transaction still
+    #: committing) before it is taken for a rolled-back one
+    automations_event_lag_seconds: float = Field(default=2.0, ge=0, le=300)
+    #: run automations inside `relove run` too (a separate `relove worker` can run them)
+    automations_in_bot: bool = True
+    #: the time zone of users without a valid markers.tz (IANA name)
+    default_tz: str = "UTC"
+    #: no automation message in these local hours, e.g. 22-9 (sends wait until they end)
+    quiet_hours: str | None = None
+
+    @field_validator("default_tz")
+    @classmethod
+    def _check_default_tz(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as e:
+            raise ValueError(f"unknown time zone {value!r} (an IANA name: Europe/Moscow)") from e
+        return value
+
+    @field_validator("quiet_hours")
+    @classmethod
+    def _check_quiet_hours(cls, value: str | None) -> str | None:
+        quiet_range(value)
+        return value
+
     @field_validator("console_url")
     @classmethod
     def _check_console_url(cls, value: str | None) -> str | None:
@@ -277,6 +407,16 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [p for p in value.replace(";", ",").replace(" ", ",").split(",") if p]
         return value
+
+
+def quiet_range(value: str | None) -> tuple[int, int] | None:
+    """``"22-9"`` → (22, 9): quiet from 22:00 to 09:00 local time; None when unset."""
+    if value is None or not value.strip():
+        return None
+    m = re.fullmatch(r"\s*([01]?\d|2[0-3])\s*-\s*([01]?\d|2[0-3])\s*", value)
+    if not m or m.group(1) == m.group(2):
+        raise ValueError(f"quiet hours {value!r}: expected START-END hours like 22-9")
+    return int(m.group(1)), int(m.group(2))
 
 
 def load_settings(**overrides: Any) -> Settings:

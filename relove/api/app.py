@@ -25,16 +25,22 @@ from relove.api.deps import ApiContext
 from relove.api.docs import docs_router
 from relove.api.middleware import BodyLimit, SecurityHeaders
 from relove.api.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
+from relove.api.telegram import ApiBot
 from relove.api.vendor import STATIC_DIR
 from relove.config import Settings
 from relove.db.types import utcnow
 from relove.errors import NotFound
+from relove.ops.endpoints import Endpoints
+from relove.ops.health import Readiness
+from relove.ops.routes import RequestMetrics, ops_router
 
 log = logging.getLogger(__name__)
 
 API_PREFIX = "/api/v1"
 #: routes whose bodies may be up to ``RELOVE_API_MAX_BATCH_BODY``
 BATCH_PATHS = (f"{API_PREFIX}/users:batch", f"{API_PREFIX}/events")
+#: routes whose bodies may be up to ``RELOVE_API_MAX_IMPORT_BODY`` (uploads)
+UPLOAD_PATHS = (f"{API_PREFIX}/imports",)
 PRUNE_EVERY_SECONDS = 600.0
 
 DESCRIPTION = """\
@@ -87,10 +93,12 @@ def create_app(
         verifier=TokenVerifier(sessions, cache_seconds=settings.api_token_cache_seconds),
         limiter=limiter,
         clock=clock,
+        bot=ApiBot.from_settings(settings),
     )
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        await _fail_interrupted_imports(ctx)
         pruner = asyncio.create_task(_prune_forever(ctx), name="relove-api-prune")
         try:
             yield
@@ -99,6 +107,10 @@ def create_app(
             with contextlib.suppress(asyncio.CancelledError):
                 await pruner
             await ctx.limiter.close()
+            for task in list(ctx.tasks):
+                task.cancel()
+            if ctx.bot is not None:
+                await ctx.bot.close()
             for m in mounts:
                 if m.close is not None:
                     await m.close()
@@ -120,6 +132,10 @@ def create_app(
     for router in _routers():
         app.include_router(router, prefix=API_PREFIX)  # type: ignore[arg-type]
     app.include_router(docs_router(API_PREFIX))
+    # /healthz, /readyz, /metrics (relove.ops; docs/operations.md)
+    metrics_token = settings.metrics_token.get_secret_value() if settings.metrics_token else None
+    readiness = Readiness.for_process(engine, settings.redis_url)
+    app.include_router(ops_router(Endpoints(readiness, metrics_token)))
     app.mount(f"{API_PREFIX}/static", StaticFiles(directory=STATIC_DIR), name="api-static")
 
     @app.api_route(
@@ -132,10 +148,13 @@ def create_app(
         raise NotFound(f"no such API endpoint: {API_PREFIX}/{path}")
 
     def limit_for(path: str) -> int:
+        if path in UPLOAD_PATHS:
+            return settings.api_max_import_body
         return settings.api_max_batch_body if path in BATCH_PATHS else settings.api_max_body
 
     app.add_middleware(BodyLimit, prefix=API_PREFIX, limit_for=limit_for)
     app.add_middleware(SecurityHeaders, prefix=API_PREFIX, docs_path=f"{API_PREFIX}/docs")
+    app.add_middleware(RequestMetrics)
     for m in mounts:
         app.mount(m.path, m.app)
     return app
@@ -152,3 +171,16 @@ async def _prune_forever(ctx: ApiContext) -> None:
                 log.info("removed %s expired idempotency keys", removed)
         except Exception:  # keep pruning later; the API itself is unaffected
             log.exception("pruning idempotency keys failed")
+
+
+async def _fail_interrupted_imports(ctx: ApiContext) -> None:
+    """Import jobs whose process died (no heartbeat for 5 minutes) are marked failed."""
+    from relove.bulk.jobs import fail_interrupted_jobs
+
+    try:
+        async with ctx.sessions.begin() as session:
+            failed = await fail_interrupted_jobs(session)
+        if failed:
+            log.warning("marked %s interrupted import job(s) failed", failed)
+    except Exception:  # the API serves anyway; the jobs stay as they were
+        log.exception("checking for interrupted import jobs failed")

@@ -10,8 +10,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 
@@ -22,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from relove.api import idempotency
 from relove.api.auth import TokenVerifier
 from relove.api.ratelimit import RateLimiter, retry_after_seconds
+from relove.api.telegram import ApiBot
 from relove.api.tokens import Principal
 from relove.config import Settings
 from relove.errors import PermissionDenied, RateLimited, Unauthorized
@@ -37,6 +39,10 @@ class ApiContext:
     verifier: TokenVerifier
     limiter: RateLimiter
     clock: Callable[[], datetime]
+    #: the bot as a sender (test-sends); None without RELOVE_BOT_TOKEN
+    bot: ApiBot | None = None
+    #: background work started by requests (import jobs), kept referenced until done
+    tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
 
 def api_context(request: Request) -> ApiContext:

@@ -78,3 +78,35 @@ def install(app: FastAPI, prefix: str) -> None:
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def offline_app() -> FastAPI:
+    """The API app on a database it never connects to: for its routes and its document."""
+    from relove.api.app import create_app
+    from relove.api.ratelimit import MemoryRateLimiter
+    from relove.config import Settings
+    from relove.db.engine import create_engine, create_session_factory
+
+    settings = Settings(database_url="sqlite+aiosqlite://", redis_url=None, _env_file=None)
+    engine = create_engine(settings.database_url)
+    return create_app(settings, engine, create_session_factory(engine),
+                      limiter=MemoryRateLimiter())  # fmt: skip
+
+
+def document() -> dict[str, Any]:
+    """The API's OpenAPI document, built without a database (nothing connects): what
+    ``relove serve --print-openapi`` prints and docs/openapi.json holds."""
+    return offline_app().openapi()
+
+
+def document_text() -> str:
+    """:func:`document` as the committed file's text (stable: indented, UTF-8, final newline)."""
+    import json
+
+    return json.dumps(document(), ensure_ascii=False, indent=2) + "\n"
+
+
+if __name__ == "__main__":  # python -m relove.api.openapi > docs/openapi.json
+    import sys
+
+    sys.stdout.write(document_text())

@@ -134,8 +134,14 @@ def validation_problem(exc: RequestValidationError) -> ProblemResponse:
     return problem(422, detail, code="validation_error", errors=errors)
 
 
+#: FastAPI's answer to a body it cannot decode (not UTF-8): the same 422 as malformed JSON.
+_UNPARSABLE_BODY = "There was an error parsing the body"
+
+
 def http_problem(exc: StarletteHTTPException) -> ProblemResponse:
     status = exc.status_code
+    if status == 400 and exc.detail == _UNPARSABLE_BODY:
+        return problem(422, "body: cannot be parsed as JSON (UTF-8)", code="validation_error")
     try:
         phrase = HTTPStatus(status).phrase
     except ValueError:

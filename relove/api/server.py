@@ -9,12 +9,20 @@ from fastapi import FastAPI
 from relove.api.app import Mounted, create_app
 from relove.config import load_settings
 from relove.db.engine import create_engine, create_session_factory
+from relove.ops.logs import configure_logging
 from relove.web.app import console_mount
 
 
 def create_server_app() -> FastAPI:
     settings = load_settings()
+    configure_logging(settings.log_level, settings.log_format)
     engine = create_engine(settings.database_url)
     sessions = create_session_factory(engine)
-    mounts: list[Mounted] = [console_mount(settings, sessions)]
-    return create_app(settings, engine, sessions, mounts=mounts, closers=[engine.dispose])
+    closers = [engine.dispose]
+    read_sessions = None
+    if settings.database_read_url:  # lists, counts, dashboard and exports read the replica
+        read_engine = create_engine(settings.database_read_url)
+        read_sessions = create_session_factory(read_engine)
+        closers.append(read_engine.dispose)
+    mounts: list[Mounted] = [console_mount(settings, sessions, read_sessions=read_sessions)]
+    return create_app(settings, engine, sessions, mounts=mounts, closers=closers)

@@ -25,7 +25,7 @@ from aiogram import Bot
 from aiogram.client.session.middlewares.base import BaseRequestMiddleware, NextRequestMiddlewareType
 from aiogram.methods import TelegramMethod
 from aiogram.methods.base import Response, TelegramType
-from sqlalchemy import event
+from sqlalchemy import event, exc
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 
@@ -104,7 +104,20 @@ def _on_commit(conn: Any) -> None:
 
 
 def _on_rollback(conn: Any) -> None:
-    conn.info.pop(_WROTE, None)
+    # This listener runs BEFORE the driver's rollback: it must never raise, or the rollback is
+    # skipped and the connection keeps its transaction (on SQLite: the write lock, for every
+    # other writer, forever). An invalidated connection refuses `.info`; its flag is dropped at
+    # check-in instead (_on_checkin).
+    if conn.invalidated:
+        return
+    try:
+        conn.info.pop(_WROTE, None)
+    except exc.SQLAlchemyError:
+        pass
+
+
+def _on_checkin(dbapi_connection: Any, record: Any) -> None:
+    record.info.pop(_WROTE, None)  # a flag never outlives its checkout
 
 
 def track_commits(engine: AsyncEngine) -> None:
@@ -114,3 +127,4 @@ def track_commits(engine: AsyncEngine) -> None:
         event.listen(sync, "after_cursor_execute", _after_execute)
         event.listen(sync, "commit", _on_commit)
         event.listen(sync, "rollback", _on_rollback)
+        event.listen(sync.pool, "checkin", _on_checkin)

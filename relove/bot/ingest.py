@@ -45,6 +45,8 @@ from relove.bot.texts import Texts
 from relove.db.health import DatabaseHealth, Failure, classify, describe
 from relove.db.models import UserSnapshot
 from relove.errors import DatabaseUnavailable
+from relove.ops import metrics
+from relove.ops.logs import log_context
 from relove.users.touch import TouchWriter
 
 log = logging.getLogger(__name__)
@@ -190,6 +192,8 @@ class Ingest:
         self._pending += len(updates)
         self._last_accepted = updates[-1].update_id
         self.stats.received += len(updates)
+        metrics.UPDATES_RECEIVED.inc(len(updates))
+        metrics.UPDATES_PENDING.inc(len(updates))
         self._idle.clear()
         if touches:
             self._spawn(self._touch_page(touched, touches, deadline))
@@ -219,10 +223,13 @@ class Ingest:
 
     # -- touch ----------------------------------------------------------------------------------
     async def _touch_page(self, items: list[_Item], touches: list[Any], deadline: float) -> None:
+        metrics.TOUCH_BATCH.observe(len(touches))
+        started = time.perf_counter()
         try:
             results = await self.writer.touch_many(touches, deadline=deadline)
         except Exception as e:  # noqa: BLE001 - the writer reports per touch; be safe anyway
             results = [e] * len(items)
+        metrics.TOUCH_SECONDS.observe(time.perf_counter() - started)
         if self.on_touched is not None:
             self.on_touched([item.update for item, result in zip(items, results, strict=True)
                              if not isinstance(result, BaseException)])  # fmt: skip
@@ -275,6 +282,7 @@ class Ingest:
             self.health.release()
         item.settled = True
         self._pending -= 1
+        metrics.UPDATES_PENDING.dec()
         if self._pending < self.max_pending:
             self._room.set()
         if not self._pending:
@@ -285,6 +293,11 @@ class Ingest:
 
     # -- one update -----------------------------------------------------------------------------
     async def _process(self, item: _Item) -> None:
+        with log_context(update_id=item.update.update_id,
+                         user_id=item.key if item.touched else None):  # fmt: skip
+            await self._process_update(item)
+
+    async def _process_update(self, item: _Item) -> None:
         update = item.update
         if item.error is not None:
             if isinstance(item.error, DatabaseUnavailable):
@@ -355,6 +368,7 @@ class Ingest:
             log.error("Failed to make answer: %s: %s", type(e).__name__, e)
 
     def _finish(self, update: Update, outcome: str) -> None:
+        metrics.UPDATES_PROCESSED.labels(outcome).inc()
         if self.on_settled is not None:
             self.on_settled(update, outcome)
 

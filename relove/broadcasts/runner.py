@@ -35,6 +35,8 @@ from relove.broadcasts.store import SqlDeliveryStore, claim_running, claimable_i
 from relove.config import Settings
 from relove.db.engine import create_session_factory
 from relove.errors import InvalidInput
+from relove.ops import metrics
+from relove.ops.logs import log_context
 from relove.telegram.ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)
@@ -143,6 +145,14 @@ class BroadcastRunner:
     # --- sending -----------------------------------------------------------------------------
     async def run_claimed(self, broadcast_id: int) -> SenderReport | None:
         """Send a broadcast whose lease this runner holds, until it finishes or stops."""
+        metrics.BROADCASTS_RUNNING.inc()
+        try:
+            with log_context(broadcast_id=broadcast_id):
+                return await self._send_claimed(broadcast_id)
+        finally:
+            metrics.BROADCASTS_RUNNING.dec()
+
+    async def _send_claimed(self, broadcast_id: int) -> SenderReport | None:
         try:
             async with self.sessions() as session:
                 broadcast = await get_broadcast(session, broadcast_id)

@@ -47,6 +47,7 @@ from relove.broadcasts.base import (
 from relove.broadcasts.content import MessageTemplate
 from relove.broadcasts.models import BroadcastStatus, DeliveryStatus
 from relove.db.types import utcnow
+from relove.ops import metrics
 from relove.telegram.ratelimit import BroadcastLane
 from relove.templating import TemplateRenderError
 
@@ -135,6 +136,7 @@ class BroadcastSender:
         self._tasks: set[asyncio.Task[None]] = set()
         self._stop: str | None = None
         self._stopped = asyncio.Event()
+        self._end_heartbeat = asyncio.Event()
         self._closing = False
         self._flush_lock = asyncio.Lock()
         self._flushed = asyncio.Event()
@@ -173,7 +175,9 @@ class BroadcastSender:
             try:
                 await self._drain()
             finally:
-                heartbeat.cancel()
+                # never cancel a renewal mid-statement: a cancelled SQLite statement can leave
+                # its connection holding the write lock; the loop ends at its next wait instead
+                self._end_heartbeat.set()
                 self._closing = True
                 self._has_results.set()
                 self._flush_now.set()
@@ -228,8 +232,7 @@ class BroadcastSender:
                         return
                     await self._dispatch(page[start : start + chunk_size])
         finally:
-            if not next_page.done():
-                next_page.cancel()
+            # let a prefetch in flight finish (one short read) rather than cancel a statement
             await asyncio.gather(next_page, return_exceptions=True)
 
     async def _dispatch(self, chunk: list[PendingDelivery]) -> None:
@@ -396,6 +399,8 @@ class BroadcastSender:
             for attempt in range(attempts):
                 try:
                     await self.store.record(self.broadcast_id, batch)
+                    for result in batch:
+                        metrics.BROADCAST_DELIVERIES.labels(result.status.value).inc()
                     break
                 except Exception:
                     if attempt == attempts - 1:
@@ -449,7 +454,11 @@ class BroadcastSender:
         opts = self.options
         delay = opts.heartbeat_every
         while self._stop != STORE_ERROR:
-            await asyncio.sleep(delay)
+            try:
+                await asyncio.wait_for(self._end_heartbeat.wait(), delay)
+                return
+            except TimeoutError:
+                pass
             if self._stop == STORE_ERROR:
                 return
             try:

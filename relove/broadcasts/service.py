@@ -50,8 +50,14 @@ async def get_broadcast(session: AsyncSession, broadcast_id: int) -> Broadcast:
     return broadcast
 
 
-async def list_broadcasts(session: AsyncSession, limit: int = 50) -> Sequence[Broadcast]:
-    rows = await session.execute(select(Broadcast).order_by(Broadcast.id.desc()).limit(limit))
+async def list_broadcasts(
+    session: AsyncSession, limit: int = 50, *, before_id: int | None = None
+) -> Sequence[Broadcast]:
+    """The newest first; page with ``before_id`` (the last id seen)."""
+    stmt = select(Broadcast).order_by(Broadcast.id.desc()).limit(limit)
+    if before_id is not None:
+        stmt = stmt.where(Broadcast.id < before_id)
+    rows = await session.execute(stmt)
     return rows.scalars().all()
 
 

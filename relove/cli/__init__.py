@@ -12,6 +12,7 @@ import typer
 from sqlalchemy.exc import SQLAlchemyError
 
 from relove.cli import admins, broadcast, db, users
+from relove.cli import automations as automations_cli
 from relove.cli import conversation as conversation_cli
 from relove.cli import event_stats as event_stats_cli
 from relove.cli import events as events_cli
@@ -52,6 +53,7 @@ app.command("serve", help="Serve the REST API (and the console) over HTTP.")(ser
 app.add_typer(tokens_cli.app, name="tokens")
 app.add_typer(admins.app, name="admins")
 app.add_typer(admins.console_app, name="console")
+app.add_typer(automations_cli.app, name="automations")
 app.add_typer(webhook_cli.app, name="webhook")
 
 

@@ -23,6 +23,7 @@ from relove.cli.common import (
     open_db,
     plain,
     print_json,
+    probes,
     run,
     settings,
 )
@@ -329,7 +330,7 @@ async def _work(s: Settings, *, follow: int | None = None) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
-        async with open_db(s) as (engine, _):
+        async with open_db(s) as (engine, _), probes(s, engine):
             runner = BroadcastRunner(
                 engine, lambda paid: HttpSend(client, paid=paid), limiter, s,
                 progress=ProgressMessages(client, Texts.load(s.language, s.texts_dir)),
@@ -339,6 +340,13 @@ async def _work(s: Settings, *, follow: int | None = None) -> None:
             # collection thresholds stay at Python's defaults: this process is sized by memory.
             gc.collect()
             gc.freeze()
+            automations = None
+            if s.automations_file is not None:  # a broken file stops start-up with its lines
+                from relove.automations.runner import AutomationRunner
+
+                automation_runner = AutomationRunner.from_settings(
+                    engine, HttpSend(client), limiter, s)
+                automations = asyncio.create_task(automation_runner.run_forever(stop))
             worker = asyncio.create_task(runner.run_forever(stop))
             history = asyncio.create_task(HistoryMaintenance.from_settings(engine, s)
                                           .run_forever(stop))  # fmt: skip
@@ -349,6 +357,8 @@ async def _work(s: Settings, *, follow: int | None = None) -> None:
                     stop.set()
             await worker
             await history
+            if automations is not None:
+                await automations
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)

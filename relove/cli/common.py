@@ -8,7 +8,7 @@ import json
 import logging
 import re
 from collections.abc import AsyncIterator, Coroutine
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, TypeVar
 
 from rich.console import Console
@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from relove.config import Settings, load_settings
 from relove.db.engine import create_engine, create_session_factory, is_sqlite
 from relove.db.migrate import ensure_schema
+from relove.ops.logs import configure_logging
 
 T = TypeVar("T")
 
@@ -56,9 +57,7 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
 
 def settings() -> Settings:
     s = load_settings()
-    logging.basicConfig(
-        level=s.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(s.log_level, s.log_format)
     if s.log_level != "DEBUG":
         for noisy in ("alembic", "aiogram.event"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
@@ -78,6 +77,18 @@ async def open_db(
         yield engine, create_session_factory(engine)
     finally:
         await engine.dispose()
+
+
+def probes(s: Settings, engine: AsyncEngine) -> AbstractAsyncContextManager[object]:
+    """/healthz, /readyz and /metrics at ``RELOVE_METRICS_LISTEN`` while the block runs (for
+    `relove run` and `relove worker`; nothing when unset). See docs/operations.md."""
+    from relove.ops.endpoints import Endpoints
+    from relove.ops.health import Readiness
+    from relove.ops.server import serving_probes
+
+    token = s.metrics_token.get_secret_value() if s.metrics_token else None
+    endpoints = Endpoints(Readiness.for_process(engine, s.redis_url), token)
+    return serving_probes(s.metrics_listen, endpoints)
 
 
 def cli_actor() -> str | None:

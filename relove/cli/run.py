@@ -6,7 +6,7 @@ import logging
 
 import typer
 
-from relove.cli.common import console, open_db, run, settings
+from relove.cli.common import console, open_db, probes, run, settings
 from relove.db.engine import display_url
 
 log = logging.getLogger(__name__)
@@ -28,15 +28,13 @@ def run_bot(
 
     s = settings()
     bot = create_bot(s)  # refuses with one line when no token is set
-    server = None
     if webhook:
         from relove.bot.inbox.server import WebhookServer
 
         WebhookServer.check_settings(s)  # one line before anything starts
 
     async def _run() -> None:
-        nonlocal server
-        async with open_db(s) as (engine, sessions):
+        async with open_db(s) as (engine, sessions), probes(s, engine):
             try:
                 me = await bot.get_me()
                 console.print(

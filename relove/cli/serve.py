@@ -24,8 +24,20 @@ def serve(
         int | None,
         typer.Option("--workers", min=1, max=64, help="Worker processes (RELOVE_SERVE_WORKERS)."),
     ] = None,
+    print_openapi: Annotated[
+        bool,
+        typer.Option("--print-openapi", help="Print the API's OpenAPI document and exit "
+                     "(relove serve --print-openapi > docs/openapi.json)."),
+    ] = False,
 ) -> None:
     """Serve the REST API under /api/v1 (docs at /api/v1/docs) and the console at /."""
+    if print_openapi:
+        import sys
+
+        from relove.api.openapi import document_text
+
+        sys.stdout.write(document_text())
+        return
     import uvicorn
 
     s = settings()
@@ -49,4 +61,6 @@ def serve(
         log_level=s.log_level.lower(),
         proxy_headers=True,
         server_header=False,
+        # JSON logs: uvicorn's loggers pass their lines to ours (relove.ops.logs)
+        log_config=None if s.log_format == "json" else uvicorn.config.LOGGING_CONFIG,
     )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from relove.errors import ReloveError
 
@@ -69,6 +69,22 @@ class BaseLLMProvider(ABC):
         timeout: float | None = None,
     ) -> str:
         """The model's reply text (stripped, non-empty) or :class:`LLMError`."""
+
+    async def complete_json(
+        self,
+        messages: list[ChatMessage],
+        *,
+        schema: dict[str, Any],
+        name: str,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+        timeout: float | None = None,
+    ) -> str:
+        """The model's answer, asked to be one JSON object matching ``schema`` (the backend's
+        structured output where it has one). The caller validates it; this only asks."""
+        return await self.complete(
+            messages, max_tokens=max_tokens, temperature=temperature, timeout=timeout
+        )
 
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Release network resources."""

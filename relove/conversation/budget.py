@@ -1,8 +1,11 @@
 """Cost and abuse control for LLM calls: a per-user rate, a per-user daily budget and a global
 concurrency cap. Past any of them the caller gets a refusal reason and makes no call.
 
-In-process (one bot process); the counters are small (one deque and one day counter per active
-user) and pruned as they age.
+:class:`LLMBudget` keeps them in this process (the counters are small: one deque and one day
+counter per active user, pruned as they age). With ``RELOVE_REDIS_URL`` every bot instance
+shares them through Redis instead (:class:`relove.conversation.budget_redis.RedisLLMBudget`);
+:func:`build_budget` picks one. Both also give the per-user *summary lock* (one rolling-summary
+pass per user at a time, across processes with Redis): :meth:`BaseLLMBudget.exclusive`.
 """
 
 from __future__ import annotations
@@ -10,9 +13,10 @@ from __future__ import annotations
 import asyncio
 import enum
 import time
+from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -38,7 +42,28 @@ class _UserUsage:
     day_count: int = 0
 
 
-class LLMBudget:
+class BaseLLMBudget(ABC):
+    """What the conversation service needs: a refusal check and an admission."""
+
+    @abstractmethod
+    async def refusal(self, user_id: int) -> Refusal | None:
+        """Why a call for this user would be refused now (without admitting it)."""
+
+    @abstractmethod
+    def call(self, user_id: int, *, count: bool = True) -> AbstractAsyncContextManager[None]:
+        """Admit one call or raise :class:`BudgetExceeded` (see :class:`LLMBudget`)."""
+
+    @abstractmethod
+    def exclusive(self, key: str, ttl: float) -> AbstractAsyncContextManager[bool]:
+        """``async with budget.exclusive("summary:42", ttl) as held:`` — ``held`` is True for
+        at most one holder of ``key`` at a time (False: someone else has it; skip the work).
+        ``ttl`` bounds how long a holder that died keeps it."""
+
+    async def close(self) -> None:  # noqa: B027 - optional: only shared budgets hold any
+        """Release connections."""
+
+
+class LLMBudget(BaseLLMBudget):
     """``async with budget.call(user_id):`` — admits one LLM call or raises
     :class:`BudgetExceeded`.
 
@@ -66,6 +91,7 @@ class LLMBudget:
         self._clock, self._today = clock, today
         self._users: dict[int, _UserUsage] = {}
         self._slots = asyncio.Semaphore(concurrency)
+        self._held: set[str] = set()
 
     def _usage(self, user_id: int) -> _UserUsage:
         usage = self._users.get(user_id)
@@ -98,6 +124,20 @@ class LLMBudget:
         if self.daily and usage.day_count >= self.daily:
             return Refusal.daily
         return None
+
+    async def refusal(self, user_id: int) -> Refusal | None:
+        return self.check(user_id)
+
+    @asynccontextmanager
+    async def exclusive(self, key: str, ttl: float) -> AsyncIterator[bool]:
+        if key in self._held:
+            yield False
+            return
+        self._held.add(key)
+        try:
+            yield True
+        finally:
+            self._held.discard(key)
 
     def _admit(self, user_id: int) -> None:
         usage = self._usage(user_id)
@@ -134,3 +174,24 @@ class LLMBudget:
     def used_today(self, user_id: int) -> int:
         usage = self._users.get(user_id)
         return usage.day_count if usage and usage.day == self._today() else 0
+
+
+def budget_prefix(token: str | None) -> str:
+    """Redis keys of one bot's budget: ``relove:llm:<bot id>`` (bots never share one)."""
+    return f"relove:llm:{(token or '').partition(':')[0] or 'bot'}"
+
+
+def build_budget(
+    *, redis_url: str | None, prefix: str, rate: int, rate_period: float, daily: int,
+    concurrency: int, queue_timeout: float, slot_ttl: float,
+) -> BaseLLMBudget:
+    """Shared through Redis when ``redis_url`` is set, else in this process."""
+    if redis_url:
+        from relove.conversation.budget_redis import RedisLLMBudget
+
+        return RedisLLMBudget.from_url(
+            redis_url, prefix, rate=rate, rate_period=rate_period, daily=daily,
+            concurrency=concurrency, queue_timeout=queue_timeout, slot_ttl=slot_ttl,
+        )
+    return LLMBudget(rate=rate, rate_period=rate_period, daily=daily, concurrency=concurrency,
+                     queue_timeout=queue_timeout)

@@ -13,8 +13,9 @@ from typing import TypeVar
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from relove.config import Settings
+from relove.conversation.ai_sessions.service import AIConfig, AISessionService
 from relove.conversation.base import BaseLLMProvider
-from relove.conversation.budget import LLMBudget
+from relove.conversation.budget import budget_prefix, build_budget
 from relove.conversation.catalog import CatalogRegistry
 from relove.conversation.gender import GenderGuesser, infer_and_store
 from relove.conversation.prompt import load_persona
@@ -43,6 +44,7 @@ def create_provider(settings: Settings) -> BaseLLMProvider | None:
         api_key=settings.llm_api_key.get_secret_value() if settings.llm_api_key else None,
         timeout=settings.llm_timeout,
         retries=settings.llm_retries,
+        structured=settings.llm_structured_output,
     )
 
 
@@ -55,6 +57,7 @@ class ConversationComponents:
     recommender: Recommender
     chat: ConversationService | None = None
     gender: GenderGuesser | None = None
+    ai: AISessionService | None = None
     _background: set[asyncio.Task[None]] = field(default_factory=set)
     _inferring: set[int] = field(default_factory=set)
 
@@ -131,6 +134,7 @@ def build_components(
         catalog.path = settings.catalog_file
     provider = provider or create_provider(settings)
     chat = None
+    persona = load_persona(None)
     if provider is not None:
         try:
             persona = load_persona(settings.persona_file)
@@ -139,12 +143,16 @@ def build_components(
                 raise
             log.error("%s; using the shipped persona", e)
             persona = load_persona(None)
-        budget = LLMBudget(
+        # shared by every bot instance through Redis when RELOVE_REDIS_URL is set
+        budget = build_budget(
+            redis_url=settings.redis_url,
+            prefix=budget_prefix(settings.token),
             rate=settings.llm_user_rate,
             rate_period=settings.llm_user_rate_period,
             daily=settings.llm_daily_budget,
             concurrency=settings.llm_concurrency,
             queue_timeout=settings.llm_queue_timeout,
+            slot_ttl=settings.llm_timeout + 60,
         )
         chat = ConversationService(
             provider,
@@ -159,7 +167,22 @@ def build_components(
                 temperature=settings.llm_temperature,
             ),
         )
+    ai = AISessionService(
+        session_factory,
+        scenarios,
+        catalog,
+        provider,
+        chat.budget if chat is not None else None,
+        persona,
+        AIConfig(
+            timeout=settings.llm_timeout,
+            max_tokens=settings.llm_max_tokens,
+            result_max_tokens=settings.ai_result_max_tokens,
+            temperature=settings.llm_temperature,
+        ),
+    )
     return ConversationComponents(
+        ai=ai,
         session_factory=session_factory,
         scenarios=scenarios,
         engine=ScenarioEngine(scenarios),

@@ -1,5 +1,8 @@
 """``when`` conditions in the segment language, compiled once at load time and evaluated in
-Python against a user (``relove.segments.parse_filter`` / ``matches``)."""
+Python against a user (``relove.segments.parse_filter`` / ``matches``).
+
+They see the user's columns and documents, not the event history: a ``did …`` condition is
+refused when the scenario or catalog loads, rather than evaluated on missing data."""
 
 from __future__ import annotations
 
@@ -22,13 +25,17 @@ class Condition:
     @classmethod
     def parse(cls, text: str) -> Condition:
         """Raises ``ValueError`` with the parser's reason (for pydantic validators)."""
-        from relove.segments import parse_filter
+        from relove.segments import parse_filter, uses_events
 
         try:
-            return cls(text, parse_filter(text))
+            tree = parse_filter(text)
         except FilterError as e:
             pos = f" at position {e.position}" if getattr(e, "position", None) else ""
             raise ValueError(f"invalid condition {text!r}{pos}: {e}") from None
+        if uses_events(tree):
+            raise ValueError(f"invalid condition {text!r}: did … reads the event history, which "
+                             "scenario and catalog conditions do not see")  # fmt: skip
+        return cls(text, tree)
 
     def matches(self, user: dict[str, Any], now: datetime | None = None) -> bool:
         """Whether the user qualifies; a condition that cannot be evaluated (e.g. it names a

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
 import openai
 from openai import AsyncOpenAI
@@ -41,9 +42,11 @@ class OpenAIProvider(BaseLLMProvider):
         api_key: str | None = None,
         timeout: float = 30.0,
         retries: int = 1,
+        structured: str = "json_schema",
     ) -> None:
         self.model = model
         self.timeout = timeout
+        self.structured = structured
         # Local servers (Ollama, vLLM) accept any key, but the SDK insists on one.
         self._client = AsyncOpenAI(
             base_url=base_url,
@@ -60,7 +63,50 @@ class OpenAIProvider(BaseLLMProvider):
         temperature: float | None = None,
         timeout: float | None = None,
     ) -> str:
+        return await self._create(
+            messages, max_tokens=max_tokens, temperature=temperature, timeout=timeout
+        )
+
+    async def complete_json(
+        self,
+        messages: list[ChatMessage],
+        *,
+        schema: dict[str, Any],
+        name: str,
+        max_tokens: int | None = None,
+        temperature: float | None = None,
+        timeout: float | None = None,
+    ) -> str:
+        """``response_format``: a JSON schema (``structured="json_schema"``), JSON mode
+        (``"json_object"``, servers without schemas) or nothing (``"off"``: the prompt asks)."""
+        response_format: dict[str, Any] | None = None
+        if self.structured == "json_schema":
+            response_format = {
+                "type": "json_schema",
+                "json_schema": {"name": name, "schema": schema, "strict": False},
+            }
+        elif self.structured == "json_object":
+            response_format = {"type": "json_object"}
+        return await self._create(
+            messages,
+            max_tokens=max_tokens,
+            temperature=temperature,
+            timeout=timeout,
+            response_format=response_format,
+        )
+
+    async def _create(
+        self,
+        messages: list[ChatMessage],
+        *,
+        max_tokens: int | None,
+        temperature: float | None,
+        timeout: float | None,
+        response_format: dict[str, Any] | None = None,
+    ) -> str:
         kwargs: dict = {}
+        if response_format is not None:
+            kwargs["response_format"] = response_format
         if max_tokens is not None:
             kwargs["max_tokens"] = max_tokens
         if temperature is not None:

@@ -18,14 +18,15 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from relove.conversation.base import BaseLLMProvider, ChatMessage, LLMError
-from relove.conversation.budget import BudgetExceeded, LLMBudget
+from relove.conversation.base import BaseLLMProvider, ChatMessage, Completion, LLMError
+from relove.conversation.budget import BaseLLMBudget, BudgetExceeded
 from relove.conversation.prompt import conversation_messages, summary_messages, turns_of
 from relove.db.models import UserSnapshot
 from relove.db.types import utcnow
 from relove.errors import DocumentTooLarge
 from relove.events import EventSource, record
 from relove.events.catalog import LLM_REPLIED
+from relove.ops import metrics
 from relove.users.service import (
     append_bounded,
     get_user_documents,
@@ -34,6 +35,9 @@ from relove.users.service import (
 )
 
 log = logging.getLogger(__name__)
+
+#: rounds of one summary pass at most
+SUMMARY_ROUNDS = 10
 
 MAX_TURN_CHARS = 1500
 MAX_SUMMARY_CHARS = 2000
@@ -81,7 +85,7 @@ class ConversationService:
         self,
         provider: BaseLLMProvider,
         session_factory: async_sessionmaker[AsyncSession],
-        budget: LLMBudget,
+        budget: BaseLLMBudget,
         persona: str,
         config: ConversationConfig | None = None,
     ) -> None:
@@ -103,8 +107,9 @@ class ConversationService:
     # -- the reply ------------------------------------------------------------------------------
     async def reply(self, user: UserSnapshot, text: str) -> Reply:
         """Answer one message. Never raises for model trouble: returns a fallback instead."""
-        refusal = self.budget.check(user.id)
+        refusal = await self.budget.refusal(user.id)
         if refusal is not None:
+            metrics.LLM_REFUSED.labels(refusal.value).inc()
             log.info("user %s: LLM call refused (%s)", user.id, refusal)
             return Reply(ReplyKind(refusal.value))
         try:
@@ -117,6 +122,7 @@ class ConversationService:
             async with self.budget.call(user.id):
                 answer = await self._complete(conversation_messages(self.persona, data))
         except BudgetExceeded as e:
+            metrics.LLM_REFUSED.labels(e.reason.value).inc()
             log.info("user %s: LLM call refused (%s)", user.id, e.reason)
             return Reply(ReplyKind(e.reason.value))
         except LLMError as e:
@@ -131,22 +137,36 @@ class ConversationService:
         return Reply(ReplyKind.answer, answer)
 
     async def _complete(
-        self, messages: list[ChatMessage], *, max_tokens: int | None = None
+        self, messages: list[ChatMessage], *, max_tokens: int | None = None,
+        kind: str = "reply",
     ) -> str:
+        metrics.LLM_CALLS.labels(kind).inc()
+        started = time.perf_counter()
         try:
             async with asyncio.timeout(self.config.timeout):
-                return await self.provider.complete(
+                answer = await self.provider.complete(
                     messages,
                     max_tokens=max_tokens or self.config.max_tokens,
                     temperature=self.config.temperature,
                 )
         except TimeoutError as e:
+            metrics.LLM_ERRORS.labels(kind).inc()
             raise LLMError(f"no answer within {self.config.timeout:g}s") from e
         except LLMError:
+            metrics.LLM_ERRORS.labels(kind).inc()
             raise
         except Exception as e:  # a provider bug must not reach the user as a crash
+            metrics.LLM_ERRORS.labels(kind).inc()
             log.exception("LLM provider raised unexpectedly")
             raise LLMError(f"provider error: {type(e).__name__}") from e
+        finally:
+            metrics.LLM_SECONDS.labels(kind).observe(time.perf_counter() - started)
+        if isinstance(answer, Completion):
+            if answer.prompt_tokens:
+                metrics.LLM_TOKENS.labels("prompt").inc(answer.prompt_tokens)
+            if answer.completion_tokens:
+                metrics.LLM_TOKENS.labels("completion").inc(answer.completion_tokens)
+        return answer
 
     async def _record_user_turn(self, user: UserSnapshot, text: str) -> tuple[int, dict[str, Any]]:
         async with self.session_factory() as s:
@@ -196,8 +216,14 @@ class ConversationService:
     async def _summary_loop(self, user_id: int) -> None:
         while True:
             self._summary_dirty.discard(user_id)
+            # one pass per user at a time, across processes when the budget lives in Redis
+            ttl = self.config.timeout * (SUMMARY_ROUNDS + 1)
             try:
-                await self.update_summary(user_id)
+                async with self.budget.exclusive(f"summary:{user_id}", ttl) as held:
+                    if not held:
+                        log.info("user %s: summary being updated elsewhere", user_id)
+                        return
+                    await self.update_summary(user_id)
             except Exception:
                 log.exception("user %s: summary update failed; the old summary stays", user_id)
                 return
@@ -209,7 +235,7 @@ class ConversationService:
         it yet. A compare-and-set on ``context.summary_count`` makes sure two processes never
         both apply an update; a model failure keeps the old summary. True if one was written."""
         wrote = False
-        for _ in range(10):  # bounded: each round consumes at least summary_every messages
+        for _ in range(SUMMARY_ROUNDS):  # bounded: each round takes summary_every messages
             async with self.session_factory() as s:
                 context = (await get_user_documents(s, user_id))["context"]
             count = int(context.get("user_messages") or 0)
@@ -222,7 +248,7 @@ class ConversationService:
             try:
                 async with self.budget.call(user_id, count=False):
                     summary = await self._complete(
-                        summary_messages(previous, new_turns), max_tokens=600
+                        summary_messages(previous, new_turns), max_tokens=600, kind="summary"
                     )
             except (LLMError, BudgetExceeded) as e:
                 log.warning("user %s: summary not updated, the old one stays: %s", user_id, e)
@@ -255,3 +281,4 @@ class ConversationService:
     async def close(self) -> None:
         await self.drain()
         await self.provider.close()
+        await self.budget.close()

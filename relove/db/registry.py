@@ -13,6 +13,8 @@ MODEL_MODULES = [
     "relove.bulk.models",
     "relove.admins.models",
     "relove.broadcasts.links",
+    "relove.conversation.ai_sessions.models",
+    "relove.automations.models",
     "relove.bot.inbox.models",
 ]
 

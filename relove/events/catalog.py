@@ -52,6 +52,14 @@ DELIVERY_UNKNOWN = "delivery.unknown"
 LINK_CLICKED = "link.clicked"
 LLM_REPLIED = "llm.replied"
 IMPORT_COMPLETED = "import.completed"
+AI_SESSION_STARTED = "ai_session.started"
+AI_SESSION_TURN = "ai_session.turn"
+AI_SESSION_COMPLETED = "ai_session.completed"
+AI_SESSION_ABANDONED = "ai_session.abandoned"
+AUTOMATION_STARTED = "automation.started"
+AUTOMATION_STEP = "automation.step"
+AUTOMATION_COMPLETED = "automation.completed"
+AUTOMATION_STOPPED = "automation.stopped"
 
 #: What the user did themselves: "active" in retention, the default of ``did`` examples.
 USER_ACTIONS = (MESSAGE_RECEIVED, COMMAND_USED, BUTTON_PRESSED, LINK_CLICKED)

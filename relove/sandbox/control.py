@@ -1,6 +1,6 @@
 """The control API (JSON under ``/api``): simulated users act, tests read what the bot sent.
 
-Documented in the README's "Sandbox" section; :class:`relove.sandbox.client.SandboxClient` is
+Documented in docs/sandbox.md; :class:`relove.sandbox.client.SandboxClient` is
 its Python client.
 
 Closed to other web sites: requests from another site's page are refused before they get here

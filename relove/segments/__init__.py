@@ -8,6 +8,7 @@ evaluator · ``resolve_filter(session, text_or_tree)`` loads referenced saved se
 from relove.segments.compiler import compile_filter
 from relove.segments.evaluator import matches
 from relove.segments.jsonform import field_from_text
+from relove.segments.lower import uses_events
 from relove.segments.parser import parse_filter
 from relove.segments.service import (
     count_users,
@@ -23,6 +24,7 @@ from relove.segments.tree import (
     And,
     Condition,
     DateValue,
+    Did,
     Field,
     FilterTree,
     Not,
@@ -35,6 +37,7 @@ __all__ = [
     "And",
     "Condition",
     "DateValue",
+    "Did",
     "Field",
     "FilterTree",
     "Not",
@@ -53,4 +56,5 @@ __all__ = [
     "parse_filter",
     "resolve_filter",
     "save_segment",
+    "uses_events",
 ]

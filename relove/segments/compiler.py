@@ -40,11 +40,13 @@ from sqlalchemy.sql.visitors import InternalTraversal
 from relove.db.models import User
 from relove.db.types import utcnow
 from relove.errors import FilterError
+from relove.events.models import Event
 from relove.segments.lower import lower
 from relove.segments.parser import parse_filter
 from relove.segments.primitives import (
     Cmp,
     Contains,
+    DidAtLeast,
     Exists,
     IContains,
     In,
@@ -93,6 +95,9 @@ def compile_filter(
 
 #: Core columns: cheaper to build expressions on than the ORM-instrumented attributes.
 _TABLE: Any = User.__table__
+_EVENTS: Any = Event.__table__
+
+
 
 
 def pg_extract(doc: Any, path: tuple[str, ...], *, as_text: bool = False) -> Any:
@@ -190,6 +195,17 @@ def _json_list(values: Sequence[Any]) -> Any:
 class _Compiler:
     def __init__(self, pg: bool) -> None:
         self.pg = pg
+        #: The events alias of the ``did`` being compiled (its where-clause reads ``props``).
+        self.events: Any = None
+
+    def _document(self, name: str | None) -> Any:
+        """The JSON column a field names: ``markers`` / ``context`` of users, or ``props`` of
+        the event a ``did … where`` looks at."""
+        assert name is not None, "a column is not a document"
+        if name == "props":
+            assert self.events is not None, "props are read only inside did … where"
+            return self.events.c.props
+        return _TABLE.c[name]
 
     def _combine(
         self, combine: Callable[..., ColumnElement[bool]], exprs: Sequence[ColumnElement[bool]]
@@ -205,6 +221,8 @@ class _Compiler:
             return self._combine(or_, [self.compile(i) for i in p.items])
         if isinstance(p, PNot):
             return not_(self.compile(p.item))
+        if isinstance(p, DidAtLeast):
+            return self._did(p)
         if not isinstance(p, Leaf):
             raise FilterError(f"unsupported predicate {p!r}")
         f = p.field
@@ -226,9 +244,45 @@ class _Compiler:
         out: list[Any] = []
         for doc_name, obj in merged.items():
             if obj:
-                doc: Any = _TABLE.c[doc_name]
+                doc: Any = self._document(doc_name)
                 out.append(doc.op("@>", return_type=Boolean)(literal(obj, JSONB())))
         return out + rest
+
+    # -- behaviour -----------------------------------------------------------------------------
+    def _did(self, p: DidAtLeast) -> ColumnElement[bool]:
+        """At least once: ``EXISTS (SELECT 1 FROM events WHERE user_id = users.id AND name =
+        :event [AND at >= :since] [AND <where on props>])`` — PostgreSQL runs it as a semi-join
+        (over ``(name, at)`` for a whole audience, or probing ``(user_id, at)`` per user).
+
+        At least N times (N ≥ 2): ``EXISTS (SELECT 1 FROM (SELECT user_id FROM events WHERE …
+        GROUP BY user_id HAVING count(*) >= N) AS g WHERE g.user_id = users.id)``: the events in
+        the window are counted once for everyone (a hash semi-join, or an anti-join under
+        ``not``), instead of one counting probe per user (measured: 1M probes take minutes)."""
+        if p.count == 0:
+            return true()
+        # An alias of its own: the filter may sit inside a query over ``events`` (analytics).
+        e = _EVENTS.alias("did_events")
+        conds = [e.c.name == literal(p.event, Text())]
+        if p.since is not None:
+            conds.append(e.c.at >= p.since)
+        if p.where is not None:
+            self.events = e
+            try:
+                conds.append(self.compile(p.where))
+            finally:
+                self.events = None
+        if p.count == 1:
+            sub = select(literal(1)).select_from(e).where(e.c.user_id == _TABLE.c.id, *conds)
+            return sub.correlate(_TABLE).exists()
+        counted = (
+            select(e.c.user_id)
+            .where(e.c.user_id.is_not(None), *conds)
+            .group_by(e.c.user_id)
+            .having(func.count() >= p.count)
+            .subquery("did_counts")
+        )
+        sub = select(literal(1)).select_from(counted).where(counted.c.user_id == _TABLE.c.id)
+        return sub.correlate(_TABLE).exists()
 
     # -- columns -------------------------------------------------------------------------------
     def _lower(self, expr: Any) -> Any:
@@ -266,7 +320,7 @@ class _Compiler:
 
     # -- PostgreSQL documents ------------------------------------------------------------------
     def _pg(self, p: Pred, f: Field) -> ColumnElement[bool]:
-        doc: Any = _TABLE.c[f.doc]
+        doc: Any = self._document(f.doc)
 
         def value_text() -> Any:
             return pg_extract(doc, f.path, as_text=True)
@@ -307,7 +361,7 @@ class _Compiler:
 
     # -- SQLite documents ----------------------------------------------------------------------
     def _sqlite(self, p: Pred, f: Field) -> ColumnElement[bool]:
-        doc: Any = _TABLE.c[f.doc]
+        doc: Any = self._document(f.doc)
         path = literal("$" + "".join(f'."{k}"' for k in f.path), Text())
         typ = func.json_type(doc, path, type_=Text)
         value = func.json_extract(doc, path)

@@ -4,6 +4,10 @@ It interprets the same primitives as the SQL compiler (each primitive's ``test``
 :mod:`relove.segments.primitives`), so the property test can check the compiled queries against
 it, and scenario conditions can test a user without a database round trip. ``user`` is shaped
 like ``User.to_dict()``; datetimes may be ``datetime`` objects or ISO strings.
+
+``did …`` conditions read ``user["events"]``: the user's events as dicts with ``name``,
+``props`` and ``at`` (at least those the filter's windows reach). Without that key a ``did``
+cannot be decided, and :class:`FilterError` says so — never a guess.
 """
 
 from __future__ import annotations
@@ -13,9 +17,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from relove.db.types import utcnow
+from relove.errors import FilterError
 from relove.segments.compiler import as_tree
 from relove.segments.lower import lower
-from relove.segments.primitives import MISSING, Leaf, PAnd, PNot, POr, Pred
+from relove.segments.primitives import MISSING, DidAtLeast, Leaf, PAnd, PNot, POr, Pred
 from relove.segments.tree import Field, FilterTree
 
 
@@ -37,6 +42,32 @@ def _get(user: Mapping[str, Any], f: Field) -> Any:
     return MISSING if node is None else node
 
 
+def _moment(value: Any) -> datetime:
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+def _did(p: DidAtLeast, user: Mapping[str, Any]) -> bool:
+    events = user.get("events")
+    if events is None:
+        raise FilterError("did … needs the user's events, which are not available here")
+    if p.count == 0:
+        return True
+    found = 0
+    for e in events:
+        if e["name"] != p.event:
+            continue
+        if p.since is not None and _moment(e["at"]) < p.since:
+            continue
+        if p.where is not None and not evaluate(p.where, {"props": e.get("props") or {}}):
+            continue
+        found += 1
+        if found >= p.count:
+            return True
+    return False
+
+
 def evaluate(p: Pred, user: Mapping[str, Any]) -> bool:
     if isinstance(p, PAnd):
         return all(evaluate(i, user) for i in p.items)
@@ -46,6 +77,8 @@ def evaluate(p: Pred, user: Mapping[str, Any]) -> bool:
         return not evaluate(p.item, user)
     if isinstance(p, Leaf):
         return p.test(_get(user, p.field))
+    if isinstance(p, DidAtLeast):
+        return _did(p, user)
     raise ValueError(f"unknown predicate {p!r}")
 
 

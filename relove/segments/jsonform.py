@@ -13,6 +13,7 @@ from relove.segments.tree import (
     And,
     Condition,
     DateValue,
+    Did,
     Field,
     FilterTree,
     Not,
@@ -42,6 +43,47 @@ def field_from_text(text: str) -> Field:
         raise FilterError(str(e)) from e
 
 
+def prop_field_from_text(text: str) -> Field:
+    """A field inside ``did … where``: ``"command"`` or ``"props.command"`` → the event's
+    ``props`` path."""
+    if not isinstance(text, str) or not text.strip():
+        raise FilterError("a field must be a non-empty string")
+    parts = text.split(".")
+    if len(parts) > 1 and parts[0] == "props":
+        parts = parts[1:]
+    try:
+        return Field("props", parse_path(parts))
+    except InvalidKey as e:
+        raise FilterError(str(e)) from e
+
+
+_DID_KEYS = {"did", "where", "op", "count", "within"}
+
+
+def _did_from_json(data: dict[str, Any], depth: int) -> Did:
+    unknown = set(data) - _DID_KEYS
+    if unknown:
+        raise FilterError(f"did: unknown key {sorted(unknown)[0]!r}; expected "
+                          + ", ".join(sorted(_DID_KEYS)))  # fmt: skip
+    if ("op" in data) != ("count" in data):
+        raise FilterError("did: op and count go together, e.g. \"op\": \">=\", \"count\": 5")
+    where = data.get("where")
+    within = data.get("within")
+    if within is not None and not isinstance(within, str):
+        raise FilterError("did: within must be a duration text like \"7d\"")
+    op = data.get("op", ">=")
+    if not isinstance(op, str):
+        raise FilterError("did: op must be a string")
+    op = {"==": "=", "<>": "!="}.get(op.strip(), op.strip())
+    return Did(
+        data["did"],
+        None if where is None else tree_from_json(where, depth + 1, props=True),
+        op,
+        data.get("count", 1),
+        within,
+    )
+
+
 def _value(data: Any) -> Any:
     if isinstance(data, dict):
         if set(data) == {"date"} and isinstance(data["date"], str):
@@ -61,7 +103,9 @@ def _value(data: Any) -> Any:
     return data
 
 
-def tree_from_json(data: Any, depth: int = 0) -> FilterTree:
+def tree_from_json(data: Any, depth: int = 0, *, props: bool = False) -> FilterTree:
+    """The tree of a JSON filter; ``props``: inside ``did … where`` (fields are the event's
+    props, no ``did`` or ``segment`` inside)."""
     if depth > MAX_NESTING:
         raise FilterError(f"the filter is nested too deeply: more than {MAX_NESTING} levels of "
                           "and / or / not")  # fmt: skip
@@ -73,12 +117,17 @@ def tree_from_json(data: Any, depth: int = 0) -> FilterTree:
         items = data[key]
         if not isinstance(items, list) or not items:
             raise FilterError(f"{key!r} needs a non-empty list")
-        nodes = tuple(tree_from_json(i, depth + 1) for i in items)
+        nodes = tuple(tree_from_json(i, depth + 1, props=props) for i in items)
         if len(nodes) == 1:
             return nodes[0]
         return And(nodes) if key == "and" else Or(nodes)
     if keys == {"not"}:
-        return Not(tree_from_json(data["not"], depth + 1))
+        return Not(tree_from_json(data["not"], depth + 1, props=props))
+    if props and keys & {"segment", "did"}:
+        raise FilterError("did … where: its fields are the event's props; a segment or another "
+                          "did cannot be used inside")  # fmt: skip
+    if "did" in keys:
+        return _did_from_json(data, depth)
     if keys == {"segment"}:
         name = data["segment"]
         if not isinstance(name, str) or not name.strip():
@@ -101,7 +150,8 @@ def tree_from_json(data: Any, depth: int = 0) -> FilterTree:
             value = _value(data["value"])
             if op.arity is Arity.ONE and isinstance(value, tuple):
                 raise FilterError(f"{op.name} takes a single value, not a list")
-        return check_condition(Condition(field_from_text(data["field"]), op.name, value))
+        field = (prop_field_from_text if props else field_from_text)(data["field"])
+        return check_condition(Condition(field, op.name, value))
     raise FilterError(
         "expected {\"and\": [...]}, {\"or\": [...]}, {\"not\": {...}}, {\"segment\": name} "
         f"or {{\"field\", \"op\", \"value\"}}, got keys {sorted(keys)}"

@@ -24,8 +24,8 @@ from datetime import datetime
 
 from relove.errors import FilterError
 from relove.segments.operators import lower_condition
-from relove.segments.primitives import PAnd, PNot, POr, Pred, weight
-from relove.segments.tree import And, Condition, FilterTree, Not, Or, SegmentRef
+from relove.segments.primitives import DidAtLeast, PAnd, PNot, POr, Pred, weight
+from relove.segments.tree import And, Condition, Did, FilterTree, Not, Or, SegmentRef
 
 #: References deep a filter reaches through saved segments using saved segments.
 MAX_SEGMENT_DEPTH = 10
@@ -40,16 +40,27 @@ class _Lowering:
         self.now = now
         self.segments = segments
         self.terms = 0
+        #: Lowering the where-clause of a ``did`` (its fields are the event's props).
+        self.in_where = False
+
+    def spend(self, terms: int, stack: tuple[str, ...]) -> None:
+        self.terms += terms
+        if self.terms > MAX_TERMS:
+            raise FilterError(
+                f"the filter is too large: more than {MAX_TERMS} comparisons"
+                + (" once its saved segments are included" if stack else "")
+            )
 
     def lower(self, tree: FilterTree, stack: tuple[str, ...], depth: int) -> Pred:
         if isinstance(tree, Condition):
-            pred, negated = lower_condition(tree, self.now)
-            self.terms += _weight(pred)
-            if self.terms > MAX_TERMS:
+            if (tree.field.doc == "props") != self.in_where:
                 raise FilterError(
-                    f"the filter is too large: more than {MAX_TERMS} comparisons"
-                    + (" once its saved segments are included" if stack else "")
-                )
+                    f"{tree.field.to_text()}: event props are named only inside did … where"
+                    if not self.in_where else
+                    f"{tree.field.to_text()}: inside did … where, fields are the event's props"
+                )  # fmt: skip
+            pred, negated = lower_condition(tree, self.now)
+            self.spend(_weight(pred), stack)
             return PNot(pred) if negated else pred
         if depth >= MAX_NESTING:
             raise FilterError(
@@ -62,9 +73,43 @@ class _Lowering:
             return POr(tuple(self.lower(i, stack, depth + 1) for i in tree.items))
         if isinstance(tree, Not):
             return PNot(self.lower(tree.item, stack, depth + 1))
+        if self.in_where and isinstance(tree, SegmentRef | Did):
+            raise FilterError("did … where: its fields are the event's props; a segment or "
+                              "another did cannot be used inside")  # fmt: skip
         if isinstance(tree, SegmentRef):
             return self.segment(tree, stack, depth)
+        if isinstance(tree, Did):
+            return self.did(tree, stack, depth)
         raise FilterError(f"not a filter: {tree!r}")
+
+    def did(self, tree: Did, stack: tuple[str, ...], depth: int) -> Pred:
+        """``did`` as at-least counts: ``< 5`` is not at-least-5, ``= 5`` at-least-5 and not
+        at-least-6, so ``0 times`` / ``< N`` also match users without any such event."""
+        where = None
+        if tree.where is not None:
+            self.in_where = True
+            try:
+                where = self.lower(tree.where, stack, depth + 1)
+            finally:
+                self.in_where = False
+        duration = tree.duration
+        since = None if duration is None else self.now - duration
+        op, n = tree.op, tree.count
+        self.spend(2 if op in ("=", "!=") else 1, stack)
+
+        def at_least(k: int) -> Pred:
+            return DidAtLeast(tree.event, where, since, k)
+
+        if op == ">=":
+            return at_least(n)
+        if op == ">":
+            return at_least(n + 1)
+        if op == "<":
+            return PNot(at_least(n))
+        if op == "<=":
+            return PNot(at_least(n + 1))
+        exactly = PAnd((at_least(n), PNot(at_least(n + 1))))
+        return exactly if op == "=" else PNot(exactly)
 
     def segment(self, ref: SegmentRef, stack: tuple[str, ...], depth: int) -> Pred:
         if ref.name in stack:
@@ -101,6 +146,20 @@ def lower(
     """``tree`` as primitives; saved segments referenced by name are inlined from ``segments``
     (``_stack``: the saved segment being defined, when checking one before saving it)."""
     return _Lowering(now, segments).lower(tree, _stack, 0)
+
+
+def uses_events(tree: FilterTree) -> bool:
+    """Whether the tree has a ``did …`` condition (it reads the users' events)."""
+    pending = [tree]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, Did):
+            return True
+        if isinstance(node, And | Or):
+            pending.extend(node.items)
+        elif isinstance(node, Not):
+            pending.append(node.item)
+    return False
 
 
 def segment_names(tree: FilterTree) -> set[str]:

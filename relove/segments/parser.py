@@ -8,7 +8,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from lark import Lark, Token, Transformer, v_args
+from lark import Lark, Token, Transformer, Tree, v_args
 from lark.exceptions import (
     LarkError,
     UnexpectedCharacters,
@@ -24,15 +24,18 @@ from relove.segments.operators import by_alias, check_condition, token_names
 from relove.segments.operators import grammar as operator_grammar
 from relove.segments.tree import (
     COLUMNS,
+    MAX_TIMES,
     And,
     Condition,
     DateValue,
+    Did,
     Field,
     FilterTree,
     Not,
     Or,
     RelativeDate,
     SegmentRef,
+    parse_duration,
 )
 from relove.users.paths import parse_path, text_problem
 
@@ -56,6 +59,11 @@ _EXPECTED = {
     "_OR": "or",
     "_NOT": "not",
     "_SEGMENT": "segment",
+    "_DID": "did",
+    "_WHERE": "where",
+    "_TIMES": "times",
+    "_WITHIN": "within",
+    "DURATION": "a duration like 7d",
     "LPAR": "(",
     "RPAR": ")",
     "COMMA": ",",
@@ -66,7 +74,8 @@ _EXPECTED = {
 _OPERATOR_TERMINALS = set(_OPERATOR_NAMES)
 _VALUE_TERMINALS = {"STRING", "NUMBER", "DATE", "RELATIVE", "TRUE", "FALSE"}
 _ORDER = ["NAME", *_OPERATOR_NAMES, "STRING", "NUMBER", "DATE", "RELATIVE", "TRUE", "FALSE",
-          "_AND", "_OR", "_NOT", "LPAR", "RPAR"]  # fmt: skip
+          "_AND", "_OR", "_NOT", "_WHERE", "_TIMES", "_WITHIN", "DURATION", "LPAR",
+          "RPAR"]  # fmt: skip
 #: "an operator (=, !=, <, …)": every operator with a word or symbol of its own.
 _ANY_OPERATOR = "an operator (" + ", ".join(_OPERATOR_NAMES.values()) + ")"
 
@@ -159,6 +168,53 @@ class _Build(Transformer):
         except InvalidKey as e:
             raise FilterError(str(e), position=_pos(meta)) from e
 
+    @v_args(meta=True)
+    def prop_field(self, meta: Any, children: list[Token]) -> tuple[Field, int | None]:
+        """A field inside ``did … where``: a path into the event's ``props`` (``props.`` may
+        lead, for a key that is a keyword or not a plain name)."""
+        parts = [unquote(t) if t.type == "STRING" else str(t) for t in children]
+        if len(parts) > 1 and parts[0] == "props" and children[0].type == "NAME":
+            parts = parts[1:]
+        try:
+            return Field("props", parse_path(parts)), _pos(meta)
+        except InvalidKey as e:
+            raise FilterError(str(e), position=_pos(meta)) from e
+
+    # -- behaviour (did …) ---------------------------------------------------------------------
+    @v_args(meta=True)
+    def did(self, meta: Any, children: list[Any]) -> Did:
+        name_tok, *rest = children
+        parts: dict[str, Any] = dict(rest)
+        op, count = parts.get("count", (">=", 1))
+        return Did(unquote(name_tok), parts.get("where"), op, count, parts.get("within"),
+                   position=_pos(meta))  # fmt: skip
+
+    def did_where(self, children: list[Any]) -> tuple[str, FilterTree]:
+        return "where", children[0]
+
+    def did_op(self, children: list[Token]) -> str:
+        return "!=" if str(children[0]) == "<>" else "=" if str(children[0]) == "==" else str(
+            children[0])
+
+    def did_count(self, children: list[Any]) -> tuple[str, tuple[str, int]]:
+        op, tok = children
+        text = str(tok)
+        if not text.isdigit():
+            raise FilterError(f"did … {op} {text} times: the count must be a whole number from 0",
+                              position=_pos(tok))  # fmt: skip
+        count = int(text)
+        if count > MAX_TIMES:
+            raise FilterError(f"did …: the count must be at most {MAX_TIMES}", position=_pos(tok))
+        return "count", (op, count)
+
+    def did_within(self, children: list[Token]) -> tuple[str, str]:
+        (tok,) = children
+        try:
+            parse_duration(str(tok))
+        except FilterError as e:
+            raise FilterError(str(e), position=_pos(tok)) from e
+        return "within", str(tok)
+
     # -- conditions ----------------------------------------------------------------------------
     def _cond(self, f: tuple[Field, int | None], op: str, value: Any, vtok: Any) -> Condition:
         cond = Condition(f[0], op, value, position=f[1], value_position=_pos(vtok))
@@ -226,7 +282,7 @@ def _parse_cached(text: str) -> FilterTree:
     if not text.strip():
         raise FilterError("the filter is empty", position=1)
     try:
-        tree = _parser().parse(text)
+        tree = _mark_where_fields(_parser().parse(text))
         return check_nesting(_Build().transform(tree))
     except VisitError as e:
         if isinstance(e.orig_exc, FilterError):
@@ -244,12 +300,33 @@ def _parse_cached(text: str) -> FilterTree:
         raise FilterError("the filter is nested too deeply") from None
 
 
+def _mark_where_fields(tree: Tree) -> Tree:
+    """Fields inside ``did … where`` name the event's props: rename them ``prop_field`` (the
+    grammar shares its conditions). A ``did`` or ``segment:`` inside a where is refused."""
+    for where in tree.find_data("did_where"):
+        for node in where.iter_subtrees():
+            if node is where:
+                continue
+            if node.data in ("did", "segment_ref"):
+                what = "did" if node.data == "did" else "segment:"
+                pos = _pos(node.meta)
+                raise FilterError(f"{what} cannot be used inside did … where: its fields are the "
+                                  f"event's props (at position {pos})", position=pos)  # fmt: skip
+            if node.data == "field":
+                node.data = "prop_field"
+    return tree
+
+
 def check_nesting(tree: FilterTree) -> FilterTree:
     """``tree`` if its and / or / not nest at most ``MAX_NESTING`` levels (counted without
-    recursion, so any depth is measured safely)."""
+    recursion, so any depth is measured safely); a ``did … where`` counts one level."""
     pending: list[tuple[FilterTree, int]] = [(tree, 0)]
     while pending:
         node, depth = pending.pop()
+        if isinstance(node, Did):
+            if node.where is not None:
+                pending.append((node.where, depth + 1))
+            continue
         if isinstance(node, And | Or | Not):
             if depth >= MAX_NESTING:
                 raise FilterError(f"the filter is nested too deeply: more than {MAX_NESTING} "
@@ -263,6 +340,8 @@ def _expected(names: set[str]) -> str:
     if names & _OPERATOR_TERMINALS and len(names & _OPERATOR_TERMINALS) >= 6:
         rest = [_EXPECTED[n] for n in _ORDER if n in names and n not in _OPERATOR_TERMINALS]
         return _ANY_OPERATOR + (" or " + ", ".join(rest) if rest else "")
+    if names == {"STRING"}:
+        return 'an event name in quotes, like "message.received"'
     if names and names <= _VALUE_TERMINALS | {"NULL", "LPAR"} and names & _VALUE_TERMINALS:
         return "a value (a string in quotes, a number, true, false, a date or -30d)"
     known = [_EXPECTED[n] for n in _ORDER if n in names]

@@ -14,7 +14,11 @@ the property test checks one against the other on both databases.
 * ``IContains(field, text)`` — case-insensitive substring of a string;
 * ``Regex(field, pattern)`` — case-insensitive regular-expression search in a string
   (:mod:`relove.regexp`; a search past its time limit raises ``RegexTooSlow``);
-* ``Exists(field)`` — the key is present and not JSON ``null`` (a column is not NULL).
+* ``Exists(field)`` — the key is present and not JSON ``null`` (a column is not NULL);
+* ``DidAtLeast(event, where, since, count)`` — the user has at least ``count`` events named
+  ``event`` at or after ``since`` (any time when None) whose ``props`` match ``where`` (a
+  predicate on fields of the ``props`` document); ``count`` 0 is always true. Not a leaf: it
+  reads the user's events (``user["events"]`` in Python, the ``events`` table in SQL).
 
 ``test(value)`` is the Python meaning: ``value`` is the field's value in one user, or
 :data:`MISSING` (no such key, JSON ``null`` or a NULL column).
@@ -159,6 +163,14 @@ class Exists(Leaf):
 
     def test(self, value: Any) -> bool:
         return value is not MISSING
+
+
+@dataclass(frozen=True)
+class DidAtLeast(Pred):
+    event: str
+    where: Pred | None
+    since: datetime | None
+    count: int
 
 
 def weight(p: Pred) -> int:

@@ -45,7 +45,8 @@ GENDERS = ("male", "female", "unknown")
 
 #: Words a bare marker name cannot be (it needs ``markers.``); operator words are added from
 #: the operator table (:func:`keywords`).
-_LOGIC_KEYWORDS = {"and", "or", "not", "true", "false", "segment", "markers", "context", "null"}
+_LOGIC_KEYWORDS = {"and", "or", "not", "true", "false", "segment", "markers", "context", "null",
+                   "did"}  # fmt: skip
 #: Dates a filter can name: a day on either side stays representable in every timezone.
 MIN_DATE, MAX_DATE = date(1, 1, 2), date(9999, 12, 30)
 #: How far a relative date reaches (``-36500d`` is fine, ``-999999w`` is not).
@@ -155,6 +156,10 @@ class Field:
         parts = [k if _SEGMENT_KEY_RE.match(k) else json.dumps(k, ensure_ascii=False)
                  for k in self.path]  # fmt: skip
         first = self.path[0]
+        if self.doc == "props":  # an event's property, inside ``did … where``
+            plain = (_SIMPLE_KEY_RE.match(first) and first.lower() not in keywords()
+                     and first != "props")  # fmt: skip
+            return ".".join(parts if plain else ["props", *parts])
         if (
             self.doc == "markers"
             and _SIMPLE_KEY_RE.match(first)
@@ -238,6 +243,89 @@ class SegmentRef(FilterTree):
         return {"segment": self.name}
 
 
+#: Units of a ``within`` duration, and the longest one (ten years).
+DURATION_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+MAX_DURATION = timedelta(days=3650)
+#: The largest count ``did … N times`` takes.
+MAX_TIMES = 1_000_000
+#: How a ``did`` count compares (the symbols of the comparison operators).
+COUNT_OPS = ("=", "!=", "<", "<=", ">", ">=")
+_DURATION_RE = re.compile(r"^(\d{1,7})([smhdw])$")
+
+
+def parse_duration(text: str) -> timedelta:
+    """``"7d"`` → 7 days; a positive whole number of s, m, h, d or w up to ten years."""
+    m = _DURATION_RE.match(text.strip()) if isinstance(text, str) else None
+    if not m:
+        raise FilterError(f"{text!r} is not a duration like 7d, 12h, 30m or 2w")
+    amount, unit = m.groups()
+    d = timedelta(**{DURATION_UNITS[unit]: int(amount)})
+    if not timedelta(0) < d <= MAX_DURATION:
+        raise FilterError(f"within {text}: a duration must be more than 0 and at most "
+                          f"{MAX_DURATION.days}d")  # fmt: skip
+    return d
+
+
+@dataclass(frozen=True)
+class Did(FilterTree):
+    """``did "message.received" where (…) >= 5 times within 30d``: a user's events named
+    ``event`` (those whose ``props`` match ``where``, at most ``within`` old) number ``op count``.
+    Without a count it means ``>= 1 times``; without ``within``, all of the user's history."""
+
+    event: str
+    where: FilterTree | None = None
+    op: str = ">="
+    count: int = 1
+    within: str | None = None
+    position: int | None = dataclasses.field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        check_event_name(self.event, self.position)
+        if self.op not in COUNT_OPS:
+            raise FilterError(f"did …: unknown comparison {self.op!r}: expected one of "
+                              + ", ".join(COUNT_OPS), position=self.position)  # fmt: skip
+        if isinstance(self.count, bool) or not isinstance(self.count, int):
+            raise FilterError(f"did …: the count must be a whole number, got {self.count!r}",
+                              position=self.position)  # fmt: skip
+        if not 0 <= self.count <= MAX_TIMES:
+            raise FilterError(f"did …: the count must be between 0 and {MAX_TIMES}",
+                              position=self.position)  # fmt: skip
+        if self.within is not None:
+            parse_duration(self.within)
+
+    @property
+    def duration(self) -> timedelta | None:
+        return None if self.within is None else parse_duration(self.within)
+
+    def to_json(self) -> Any:
+        out: dict[str, Any] = {"did": self.event}
+        if self.where is not None:
+            out["where"] = self.where.to_json()
+        if (self.op, self.count) != (">=", 1):
+            out["op"], out["count"] = self.op, self.count
+        if self.within is not None:
+            out["within"] = self.within
+        return out
+
+
+#: The longest event name (as ``events.name`` holds).
+EVENT_NAME_MAX = 100
+
+
+def check_event_name(name: Any, position: int | None = None) -> str:
+    from relove.users.paths import text_problem
+
+    if not isinstance(name, str) or not name.strip():
+        raise FilterError("did …: the event name must be a non-empty string", position=position)
+    if len(name) > EVENT_NAME_MAX:
+        raise FilterError(f"did …: an event name has at most {EVENT_NAME_MAX} characters",
+                          position=position)  # fmt: skip
+    problem = text_problem(name)
+    if problem:
+        raise FilterError(f"did …: the event name {problem}", position=position)
+    return name
+
+
 def _json_field(f: Field) -> str:
     if f.doc is None:
         return f.path[0]
@@ -290,6 +378,16 @@ def _render(node: FilterTree, parent: int) -> str:
         return f"{f} {node.op} {render_value(node.value)}"
     if isinstance(node, SegmentRef):
         return "segment:" + json.dumps(node.name, ensure_ascii=False)
+    if isinstance(node, Did):
+        text = "did " + json.dumps(node.event, ensure_ascii=False)
+        if node.where is not None:
+            inner = _render(node.where, 0)
+            text += f" where {inner}" if isinstance(node.where, Condition) else f" where ({inner})"
+        if (node.op, node.count) != (">=", 1):
+            text += f" {node.op} {node.count} times"
+        if node.within is not None:
+            text += f" within {node.within}"
+        return text
     prec = _PREC[type(node)]
     if isinstance(node, Not):
         text = "not " + _render(node.item, prec)

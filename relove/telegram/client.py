@@ -20,6 +20,7 @@ import aiohttp
 
 from relove.config import Settings
 from relove.errors import ConfigError
+from relove.ops import metrics
 from relove.telegram.message import OutgoingMessage, encode
 from relove.telegram.outcomes import SendResult, classify, network_outcome
 
@@ -86,7 +87,11 @@ class BotApiClient:
         self, chat_id: int | str, message: OutgoingMessage, *, paid: bool = False
     ) -> SendResult:
         """Send one message (see :func:`~relove.telegram.message.encode`)."""
-        return await self.call(*encode(chat_id, message, paid=paid))
+        result = await self.call(*encode(chat_id, message, paid=paid))
+        metrics.TELEGRAM_SENDS.labels(result.outcome.value, "lean").inc()
+        if result.retry_after is not None:
+            metrics.TELEGRAM_429.inc()
+        return result
 
     async def edit_message_text(self, chat_id: int, message_id: int, text: str) -> SendResult:
         return await self.call("editMessageText", {

@@ -45,6 +45,7 @@ NAV = [
     NavItem("/segments", "nav.segments"),
     NavItem("/broadcasts", "nav.broadcasts"),
     NavItem("/log", "nav.log"),
+    NavItem("/ai-sessions", "nav.ai_sessions"),
 ]
 SETTINGS_NAV = NavItem("/settings", "nav.settings", Role.owner)
 
@@ -56,10 +57,12 @@ def create_console(
     bot: ConsoleBot | None = None,
     extensions: Sequence[ConsoleExtension] = (),
     clock: Callable[[], datetime] = utcnow,
+    read_sessions: async_sessionmaker[AsyncSession] | None = None,
 ) -> FastAPI:
     """The console app. ``bot`` sends live-chat messages and test sends (default: one built
     from ``RELOVE_BOT_TOKEN``; none without a token)."""
     from relove.web.routes import (
+        ai_sessions,
         audience,
         auth,
         broadcasts,
@@ -85,6 +88,7 @@ def create_console(
         nav=[*NAV, *(e.nav for e in extensions), SETTINGS_NAV],
         chat_limiter=PerKeyLimiter(settings.console_chat_per_minute),
         clock=clock,
+        read_sessions=read_sessions,
     )
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -97,7 +101,7 @@ def create_console(
     app.add_middleware(SecurityHeaders)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     for module in (auth, links, dashboard, audience, users, segments, broadcasts, log_routes,
-                   settings_routes):
+                   settings_routes, ai_sessions):
         app.include_router(module.router)
     for extension in extensions:
         app.include_router(extension.router)

@@ -53,9 +53,24 @@ class Console:
     chat_limiter: PerKeyLimiter
     cache: StaleCache = field(default_factory=StaleCache)
     clock: Callable[[], datetime] = field(default=utcnow)
+    #: sessions on the read replica (RELOVE_DATABASE_READ_URL); None: the primary
+    read_sessions: async_sessionmaker[AsyncSession] | None = None
 
     def now(self) -> datetime:
         return self.clock()
+
+    @property
+    def reader(self) -> async_sessionmaker[AsyncSession]:
+        """Sessions for reads that may lag the primary a little — lists, counts, the dashboard,
+        exports: the replica when ``RELOVE_DATABASE_READ_URL`` is set, else the primary."""
+        return self.read_sessions or self.sessions
+
+    @property
+    def read_engine(self) -> AsyncEngine:
+        """The engine :attr:`reader` is bound to (streamed exports read over it)."""
+        engine = self.reader.kw["bind"]
+        assert isinstance(engine, AsyncEngine)
+        return engine
 
     @property
     def engine(self) -> AsyncEngine:

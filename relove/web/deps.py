@@ -52,6 +52,13 @@ async def db_session(request: Request) -> AsyncIterator[AsyncSession]:
         yield session
 
 
+async def read_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """A session on the read replica when one is configured (else the primary), for pages
+    that only list and count (they may lag the primary by the replica's delay)."""
+    async with console_of(request).reader() as session:
+        yield session
+
+
 async def current_admin(request: Request) -> Signed:
     console = console_of(request)
     s = console.settings
@@ -66,6 +73,7 @@ async def current_admin(request: Request) -> Signed:
 
 
 DbDep = Annotated[AsyncSession, Depends(db_session)]
+ReadDbDep = Annotated[AsyncSession, Depends(read_session)]
 AdminDep = Annotated[Signed, Depends(current_admin)]
 
 

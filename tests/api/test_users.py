@@ -196,3 +196,18 @@ async def test_fifty_parallel_patches_lose_nothing(
     assert markers["count"] == 50
     assert sorted(markers["seen"]) == list(range(50))
     assert all(markers[f"k{i}"] == i for i in range(50))
+
+
+async def test_list_filter_takes_did(client, session_factory, admin_headers) -> None:
+    from relove.events.record import record
+
+    await add_users(session_factory, *({"id": i} for i in range(1, 4)))
+    async with session_factory.begin() as s:
+        await record(s, 2, "message.received", {}, source="bot")
+    r = await client.get("/api/v1/users", params={"filter": 'not did "message.received"',
+                                                  "count": "true"}, headers=admin_headers)
+    assert r.status_code == 200, r.text
+    assert [u["id"] for u in r.json()["users"]] == [1, 3] and r.json()["count"] == 2
+    r = await client.get("/api/v1/users", params={"filter": 'did "x" >= 2000000 times'},
+                         headers=admin_headers)  # fmt: skip
+    assert r.status_code == 422 and r.json()["code"] == "invalid_filter"

@@ -94,3 +94,15 @@ async def test_admin_commands_refuse_ids_outside_64_bits_politely(
         before = len(harness.telegram.sent_texts(ADMIN_ID))
         await harness.feed(message_update(ADMIN, command))
         assert len(harness.telegram.sent_texts(ADMIN_ID)[before:]) == 1
+
+
+async def test_find_takes_behavioural_conditions(harness: BotHarness, session_factory):
+    from relove.events.record import record
+
+    await _people(session_factory)
+    async with session_factory.begin() as s:
+        await record(s, 3, "link.clicked", {"link": "sale"}, source="bot")
+    flt = 'did "link.clicked" where link = "sale" within 7d'
+    await harness.feed(message_update(ADMIN, f"/find {flt}"))
+    reply = harness.telegram.sent_texts(ADMIN_ID)[-1]
+    assert "<b>1</b>" in reply and "Олег" in reply and "Анна" not in reply

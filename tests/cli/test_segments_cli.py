@@ -94,3 +94,25 @@ def test_stats_overview_and_breakdown(cli_db, capsys):
     assert {r["value"]: r["count"] for r in b["rows"]} == {"yoga": 3, "art": 1}
     code, out, _ = _run(capsys, "stats", "breakdown", "city", "--filter", "is_active", "--top", "1")
     assert code == 0 and "(other: 1 values)" in out
+
+
+@pytest.fixture
+async def tracked_db(cli_db, session_factory):
+    from relove.events.record import record
+
+    async with session_factory.begin() as s:
+        for _ in range(2):
+            await record(s, 2, "message.received", {"chat": 1}, source="bot")
+        await record(s, 1, "command.used", {"command": "start"}, source="bot")
+    return cli_db
+
+
+def test_users_find_and_segment_save_take_did(tracked_db, capsys):
+    code, out, _ = _run(capsys, "users", "find", 'did "message.received" >= 2 times within 7d',
+                        "--json")  # fmt: skip
+    assert code == 0 and [u["id"] for u in json.loads(out)["users"]] == [2]
+    code, out, _ = _run(capsys, "segment", "save", "silent",
+                        'not did "command.used" where command = "start"')  # fmt: skip
+    assert code == 0 and "2 users match" in out
+    code, out, err = _run(capsys, "users", "count", 'did "message.received" within 0d')
+    assert code == 2 and "at most 3650d" in err and len(err.strip().splitlines()) == 1

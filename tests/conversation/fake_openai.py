@@ -38,6 +38,8 @@ class FakeOpenAI:
         self.queue: deque[Behaviour] = deque()
         self.responder: Callable[[dict[str, Any]], str] = default_responder
         self.delay = 0.0
+        #: when set, every answer waits for this event (hold calls in flight, no timing)
+        self.gate: asyncio.Event | None = None
         self.in_flight = 0
         self.max_in_flight = 0
         self.generation = 0
@@ -56,6 +58,7 @@ class FakeOpenAI:
         self.queue.clear()
         self.responder = default_responder
         self.delay = 0.0
+        self.gate = None
         self.max_in_flight = 0
         self.in_flight = 0
         self.generation += 1
@@ -70,6 +73,8 @@ class FakeOpenAI:
         try:
             if b.delay:
                 await asyncio.sleep(b.delay)
+            if self.gate is not None:
+                await self.gate.wait()
             if b.status != 200:
                 return web.json_response(
                     {"error": {"message": "scripted failure", "type": "server_error"}},

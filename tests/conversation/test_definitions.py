@@ -44,6 +44,8 @@ def test_shipped_examples_load():
         (GOOD.replace("id: q1", "id: Q 1"), 5, "ids are 1-20"),
         (GOOD.replace("commands: [quiz]", "commands: ['bad cmd']"), 3, "bad command"),
         (GOOD.replace("    steps:", "    when: city = \n    steps:"), 4, "invalid condition"),
+        (GOOD.replace("    steps:", "    when: 'did \"message.received\" within 7d'\n    steps:"),
+         4, "did … reads the event history"),
         (GOOD.replace("text: Город?", "text: Город?\n        colour: red"), 7, "Extra inputs"),
         (GOOD + "  - id: quiz\n    steps: [{id: a, text: b, marker: c}]\n", 8, "repeats"),
         (GOOD.replace("        marker: city\n",
@@ -92,6 +94,8 @@ def test_missing_file_is_a_definition_error(tmp_path):
         ("items:\n  - id: a\n    title: A\n    url: ftp://x\n", 4, "should match pattern"),
         ("items:\n  - {id: a, title: A, text: t}\n  - {id: a, title: B, text: t}\n", 3, "repeats"),
         ("items:\n  - id: a\n    title: A\n    text: t\n    when: 'city ='\n", 5, "condition"),
+        ("items:\n  - id: a\n    title: A\n    text: t\n    when: 'not did \"link.clicked\"'\n",
+         5, "did … reads the event history"),
     ],
 )
 def test_broken_catalog_files(tmp_path, text, line, reason):

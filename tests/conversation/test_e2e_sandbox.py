@@ -5,6 +5,7 @@ was recorded — the real bot polling the sandbox Bot API over HTTP, on SQLite a
 from __future__ import annotations
 
 import asyncio
+import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -30,6 +31,7 @@ async def companion(db, sandbox, sandbox_client, fake_openai: FakeOpenAI, tmp_pa
     scenarios = tmp_path / "scenarios.yaml"
     scenarios.write_text((EXAMPLES / "scenarios.yaml").read_text(encoding="utf-8"),
                          encoding="utf-8")
+    shutil.copytree(EXAMPLES / "personas", tmp_path / "personas")  # the AI modes' personas
     settings = Settings(
         bot_token=DEFAULT_TOKEN,
         telegram_api_url=sandbox.url,

@@ -3,6 +3,7 @@ split replies, refusals, scenario edge cases, stale buttons."""
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -214,6 +215,7 @@ async def test_broken_scenario_file_at_start_up_runs_without_flows(db, tmp_path,
     assert any("s.yaml:3" in r.getMessage() for r in caplog.records)
     # the admin fixes the file and reloads
     broken.write_text((EXAMPLES / "scenarios.yaml").read_text(encoding="utf-8"), encoding="utf-8")
+    shutil.copytree(EXAMPLES / "personas", tmp_path / "personas")  # the AI modes' personas
     await h.feed(message_update(tg_user(777, "Админ"), "/reload"))
     assert h.sent()[-1].text == TEXTS("scenarios_reloaded", flows=2, items=7)
     await h.feed(message_update(tg_user(18), "/onboarding"))

@@ -271,14 +271,20 @@ async def test_rate_and_daily_budget_hold_without_calls(fake_openai, session_fac
 
 async def test_global_concurrency_cap(fake_openai, session_factory):
     users = [await make_user(session_factory, uid=i) for i in range(1, 9)]
-    fake_openai.delay = 0.3
+    fake_openai.gate = asyncio.Event()  # the model answers nobody until the others gave up
     service = make_service(
         fake_openai,
         session_factory,
         budget=LLMBudget(rate=0, daily=0, concurrency=3, queue_timeout=0.1),
         summary_every=100,
     )
-    replies = await asyncio.gather(*(service.reply(u, "привет") for u in users))
+    tasks = [asyncio.create_task(service.reply(u, "привет")) for u in users]
+    for _ in range(6000):  # the five beyond the cap are refused after the queue timeout
+        if sum(t.done() for t in tasks) >= 5:
+            break
+        await asyncio.sleep(0.01)
+    fake_openai.gate.set()
+    replies = await asyncio.gather(*tasks)
     kinds = [r.kind for r in replies]
     assert fake_openai.max_in_flight == 3
     assert kinds.count(ReplyKind.answer) == 3

@@ -65,6 +65,8 @@ async def test_web_chat_start_reply_and_button(live_bot: LiveBot, chromium_path:
             await expect(page.locator(".msg.in .text a").last).to_have_attribute(
                 "href", "http://relove.ru")
             assert errors == []
+            if shots := os.environ.get("RELOVE_SCREENSHOTS"):  # for the docs, as tests/web does
+                await page.screenshot(path=os.path.join(shots, "sandbox-chat.png"))
         finally:
             await browser.close()
 

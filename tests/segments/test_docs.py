@@ -54,3 +54,12 @@ def test_the_limits_table_states_the_enforced_limits():
         f"{regexp.STATEMENT_BUDGET_S:g} s of searching",
     ):
         assert figure in table
+
+
+def test_the_did_examples_parse_and_the_did_limits_are_stated():
+    from relove.segments.tree import MAX_DURATION, MAX_TIMES
+
+    for line in _block("text", "## Behaviour").splitlines():
+        assert parse_filter(line).to_text()
+    table = DOC[DOC.index("## Limits") : DOC.index("## Errors")]
+    assert f"at most {MAX_DURATION.days}d" in table and f"0 to {MAX_TIMES}" in table

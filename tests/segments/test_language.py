@@ -1,4 +1,4 @@
-"""The filter language: the README examples, the JSON form, and clear errors."""
+"""The filter language: the documented examples, the JSON form, and clear errors."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
 """Property test: the compiled SQL selects exactly the users the Python reference evaluator
-selects, for random users with heterogeneous markers and random filters — on every backend."""
+selects, for random users with heterogeneous markers and event histories, and random filters
+(``did …`` included) — on every backend."""
 
 from __future__ import annotations
 
@@ -12,12 +13,14 @@ from sqlalchemy import delete, select
 
 from relove.db.models import User
 from relove.errors import FilterError
+from relove.events.models import Event
 from relove.segments import compile_filter, matches, parse_filter
 from relove.segments.operators import check_condition
 from relove.segments.tree import (
     And,
     Condition,
     DateValue,
+    Did,
     Field,
     FilterTree,
     Not,
@@ -48,9 +51,24 @@ documents = st.dictionaries(
 moments = st.one_of(
     st.none(), st.integers(0, 24 * 90).map(lambda h: NOW - timedelta(hours=h, minutes=7))
 )
+EVENT_NAMES = ["message.received", "command.used", "marker.changed"]
+PROP_KEYS = ["command", "key", "new", "n"]
+# Whole hours back from NOW: 168 h is exactly the edge of ``within 7d``, 24 h of ``within 1d``.
+events = st.lists(
+    st.fixed_dictionaries(
+        {
+            "name": st.sampled_from(EVENT_NAMES),
+            "props": st.dictionaries(st.sampled_from(PROP_KEYS), json_values, max_size=3),
+            "at": st.one_of(st.integers(0, 24 * 40), st.sampled_from([24, 36, 168, 720]))
+            .map(lambda h: NOW - timedelta(hours=h)),
+        }
+    ),
+    max_size=6,
+)
 users = st.lists(
     st.fixed_dictionaries(
         {
+            "events": events,
             "username": st.one_of(st.none(), texts),
             "first_name": st.one_of(st.none(), texts),
             "is_active": st.booleans(),
@@ -131,8 +149,53 @@ def conditions(draw: st.DrawFn) -> Condition:
     return check_condition(Condition(field, op, value))
 
 
+prop_fields = st.sampled_from(
+    [Field("props", (k,)) for k in PROP_KEYS] + [Field("props", ("n", "x"))]
+)
+
+
+@st.composite
+def prop_conditions(draw: st.DrawFn) -> Condition:
+    op = draw(st.sampled_from(["=", "!=", "<", ">=", "in", "contains", "icontains", "~",
+                               "exists", "not exists", "between"]))  # fmt: skip
+    if op in ("exists", "not exists"):
+        value = None
+    elif op == "~":
+        value = draw(patterns)
+    elif op == "icontains":
+        value = draw(texts)
+    elif op == "in":
+        value = tuple(draw(st.lists(st.one_of(numbers, texts), min_size=1, max_size=3)))
+    elif op == "between":
+        kinds = draw(st.sampled_from([numbers, texts]))
+        value = (draw(kinds), draw(kinds))
+    elif op in ("<", ">="):
+        value = draw(st.one_of(numbers, texts))
+    else:
+        value = draw(st.one_of(st.booleans(), numbers, texts))
+    return check_condition(Condition(draw(prop_fields), op, value))
+
+
+wheres: st.SearchStrategy[FilterTree] = st.recursive(
+    prop_conditions(),
+    lambda children: st.one_of(
+        st.lists(children, min_size=2, max_size=2).map(lambda xs: And(tuple(xs))),
+        st.lists(children, min_size=2, max_size=2).map(lambda xs: Or(tuple(xs))),
+        children.map(Not),
+    ),
+    max_leaves=3,
+)
+dids = st.builds(
+    Did,
+    st.sampled_from(EVENT_NAMES + ["link.clicked"]),
+    st.one_of(st.none(), wheres),
+    st.sampled_from(["=", "!=", "<", "<=", ">", ">="]),
+    st.integers(0, 3),
+    st.sampled_from([None, "1d", "36h", "7d", "30d", "90m"]),
+)
+
 filters: st.SearchStrategy[FilterTree] = st.recursive(
-    conditions(),
+    st.one_of(conditions(), dids),
     lambda children: st.one_of(
         st.lists(children, min_size=2, max_size=3).map(lambda xs: And(tuple(xs))),
         st.lists(children, min_size=2, max_size=3).map(lambda xs: Or(tuple(xs))),
@@ -152,12 +215,21 @@ async def test_compiled_filters_select_what_the_reference_evaluator_selects(
     engine, population, trees
 ):
     dialect = engine.dialect.name
+    history = [{"user_id": i + 1, "source": "bot", **e}
+               for i, u in enumerate(population) for e in u["events"]]  # fmt: skip
+    # Events of no one user, and of someone who is not a user, match no user.
+    history += [{"user_id": None, "source": "system", "name": n, "props": {}, "at": NOW}
+                for n in EVENT_NAMES] + [{"user_id": 10_000, "source": "bot",
+                                          "name": "message.received", "props": {}, "at": NOW}]
     async with engine.begin() as conn:
         await conn.execute(delete(User))
+        await conn.execute(delete(Event))
         await conn.execute(
             User.__table__.insert(),
-            [{"id": i + 1, "updated_at": NOW, **u} for i, u in enumerate(population)],
-        )
+            [{"id": i + 1, "updated_at": NOW, **{k: v for k, v in u.items() if k != "events"}}
+             for i, u in enumerate(population)],
+        )  # fmt: skip
+        await conn.execute(Event.__table__.insert(), history)
     reference = [{"id": i + 1, **u} for i, u in enumerate(population)]
     async with engine.connect() as conn:
         for tree in trees:

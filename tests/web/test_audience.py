@@ -144,3 +144,17 @@ async def test_save_filter_as_segment(operator: Browser, console: ConsoleHarness
     r = await operator.post_form("/segments/delete", {"name": "VIP Москва"})
     assert r.status_code == 204
     assert "VIP Москва" not in (await operator.get("/segments")).text
+
+
+async def test_live_count_takes_did(owner: Browser, console: ConsoleHarness) -> None:
+    from relove.events.record import record
+
+    await _seed(console, 12)
+    async with console.sessions.begin() as s:
+        for uid in (3, 6, 9):
+            await record(s, uid, "message.received", {}, source="bot")
+    r = await owner.get("/audience/count", params={"filter": 'did "message.received" within 1d'})
+    assert _count(r.text) == 3
+    r = await owner.get("/audience/count",
+                        params={"filter": 'city = "Москва" and did "message.received" = 0 times'})
+    assert _count(r.text) == 1  # user 12

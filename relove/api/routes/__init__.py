@@ -4,9 +4,14 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from relove.api.routes import me, users
+from relove.api.routes import analytics, broadcasts, bulk, events, me, segments, users
 
 ROUTERS: list[APIRouter] = [
     me.router,
     users.router,
+    events.router,
+    segments.router,
+    analytics.router,
+    broadcasts.router,
+    bulk.router,
 ]

@@ -30,6 +30,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
+from relove.conversation.ai_sessions.modes import AIMode, resolve_personas
 from relove.conversation.conditions import Condition, condition_or_none
 from relove.conversation.yamlfile import read_yaml_file, validate
 from relove.errors import InvalidKey
@@ -172,6 +173,7 @@ class Flow(_Strict):
 
 class ScenarioFile(_Strict):
     flows: list[Flow] = Field(default_factory=list)
+    ai_sessions: list[AIMode] = Field(default_factory=list, max_length=50)
 
     @model_validator(mode="after")
     def _unique(self) -> ScenarioFile:
@@ -189,10 +191,27 @@ class ScenarioFile(_Strict):
                         f"@flows.{i}.start: {trig} starts both {triggers[trig]!r} and {flow.id!r}"
                     )
                 triggers[trig] = flow.id
+        modes: set[str] = set()
+        for i, mode in enumerate(self.ai_sessions):
+            if mode.id in modes:
+                raise ValueError(f"@ai_sessions.{i}.id: mode id {mode.id!r} repeats")
+            modes.add(mode.id)
+            for trig in [f"/{c}" for c in mode.start.commands + mode.end.commands] + [
+                f"deep link {p}" for p in mode.start.deep_links
+            ]:
+                if trig in triggers:
+                    raise ValueError(
+                        f"@ai_sessions.{i}.start: {trig} is used by both "
+                        f"{triggers[trig]!r} and {mode.id!r}"
+                    )
+                triggers[trig] = mode.id
         return self
 
     def flow(self, flow_id: str) -> Flow | None:
         return next((f for f in self.flows if f.id == flow_id), None)
+
+    def mode(self, mode_id: str) -> AIMode | None:
+        return next((m for m in self.ai_sessions if m.id == mode_id), None)
 
 
 def parse_scenarios(data: Any, source: str = "scenarios") -> ScenarioFile:
@@ -210,4 +229,8 @@ def parse_scenarios(data: Any, source: str = "scenarios") -> ScenarioFile:
 def load_scenarios(path: Path) -> ScenarioFile:
     """Read and validate a scenario file or raise ``DefinitionError`` naming line and reason."""
     data, source = read_yaml_file(path)
-    return parse_scenarios(data, source)
+    parsed = parse_scenarios(data, source)
+    if parsed.ai_sessions:
+        modes = resolve_personas(parsed.ai_sessions, Path(path).parent, data, source)
+        parsed = parsed.model_copy(update={"ai_sessions": modes})
+    return parsed

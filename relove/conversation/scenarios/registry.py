@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from relove.conversation.ai_sessions.modes import AIMode
 from relove.conversation.scenarios.model import Flow, ScenarioFile, load_scenarios
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,20 @@ class ScenarioRegistry:
             flows += [f for f in self.flows if payload in f.start.deep_links]
         flows += [f for f in self.flows if "start" in f.start.commands and f not in flows]
         return flows
+
+    def mode(self, mode_id: str) -> AIMode | None:
+        return self.current.mode(mode_id)
+
+    def mode_for_command(self, command: str) -> AIMode | None:
+        return next((m for m in self.current.ai_sessions if command in m.start.commands), None)
+
+    def mode_for_deep_link(self, payload: str | None) -> AIMode | None:
+        if not payload:
+            return None
+        return next((m for m in self.current.ai_sessions if payload in m.start.deep_links), None)
+
+    def mode_ending_with(self, command: str) -> AIMode | None:
+        return next((m for m in self.current.ai_sessions if command in m.end.commands), None)
 
     def commands(self) -> set[str]:
         return {c for f in self.flows for c in f.start.commands if c != "start"}

@@ -31,6 +31,8 @@ from dataclasses import dataclass
 
 from aiolimiter import AsyncLimiter
 
+from relove.ops import metrics
+
 log = logging.getLogger(__name__)
 
 #: Share of a second a bucket may send in one burst (a small burst keeps the pace even).
@@ -140,12 +142,18 @@ class RateLimiter:
 
     # --- taking slots ------------------------------------------------------------------------
     async def _take(self, buckets: Sequence[Bucket]) -> None:
+        waited = False
         while True:
             await self.wait_pause()
             wait = await self.storage.take(buckets)
             if wait <= 0:
                 return
-            await asyncio.sleep(min(wait, MAX_WAIT_S))
+            if not waited:
+                waited = True
+                metrics.LIMITER_WAITS.inc()
+            wait = min(wait, MAX_WAIT_S)
+            metrics.LIMITER_WAIT_SECONDS.inc(wait)
+            await asyncio.sleep(wait)
 
     async def acquire(
         self, chat_id: int | str | None, *, priority: Priority = Priority.reply,

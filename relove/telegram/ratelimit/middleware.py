@@ -8,10 +8,11 @@ import logging
 from typing import TYPE_CHECKING
 
 from aiogram.client.session.middlewares.base import BaseRequestMiddleware, NextRequestMiddlewareType
-from aiogram.exceptions import TelegramRetryAfter
+from aiogram.exceptions import TelegramAPIError, TelegramForbiddenError, TelegramRetryAfter
 from aiogram.methods import TelegramMethod
 from aiogram.methods.base import Response, TelegramType
 
+from relove.ops import metrics
 from relove.telegram.ratelimit.base import Priority, RateLimiter, counts_as_message
 
 if TYPE_CHECKING:
@@ -45,12 +46,23 @@ class RateLimitMiddleware(BaseRequestMiddleware):
         for attempt in range(1, self.retries + 1):
             await self.limiter.acquire(chat, priority=Priority.reply, paid=paid)
             try:
-                return await make_request(bot, method)
+                response = await make_request(bot, method)
             except TelegramRetryAfter as e:
+                metrics.TELEGRAM_SENDS.labels("retry_after", "bot").inc()
+                metrics.TELEGRAM_429.inc()
                 await self.limiter.pause(e.retry_after)
                 log.warning("429 on %s: all sending paused for %ss", name, e.retry_after)
                 if attempt == self.retries:
                     raise
+                continue
+            except TelegramForbiddenError:
+                metrics.TELEGRAM_SENDS.labels("blocked", "bot").inc()
+                raise
+            except TelegramAPIError:
+                metrics.TELEGRAM_SENDS.labels("failed", "bot").inc()
+                raise
+            metrics.TELEGRAM_SENDS.labels("sent", "bot").inc()
+            return response
         raise AssertionError("unreachable")
 
 

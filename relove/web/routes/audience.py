@@ -17,7 +17,16 @@ from relove.errors import FilterError, InvalidInput
 from relove.segments.parser import parse_filter
 from relove.segments.service import count_users, find_users, resolve_filter
 from relove.web.audit import BULK_APPLIED, SOURCE, USERS_EXPORTED, actor_of, audit
-from relove.web.deps import AdminDep, DbDep, console_of, page, require, section, texts_for
+from relove.web.deps import (
+    AdminDep,
+    DbDep,
+    ReadDbDep,
+    console_of,
+    page,
+    require,
+    section,
+    texts_for,
+)
 from relove.web.export import users_csv
 from relove.web.values import parse_typed
 
@@ -42,7 +51,7 @@ async def _keys(request: Request) -> KeyStats:
     console = console_of(request)
 
     async def compute() -> KeyStats:
-        async with console.sessions() as session:
+        async with console.reader() as session:
             return await key_stats(session)
 
     stats, _ = await console.cache.get("marker-keys", compute)
@@ -60,7 +69,7 @@ def _is_timeout(e: FilterError) -> bool:
 
 
 @router.get("/audience")
-async def show(request: Request, admin: AdminDep, db: DbDep, filter: FilterQ = "",  # noqa: A002
+async def show(request: Request, admin: AdminDep, db: ReadDbDep, filter: FilterQ = "",  # noqa: A002
                cols: Annotated[list[str] | None, Query()] = None) -> HTMLResponse:
     keys = await _keys(request)
     columns = _columns(cols, keys)
@@ -77,7 +86,7 @@ async def show(request: Request, admin: AdminDep, db: DbDep, filter: FilterQ = "
 
 
 @router.get("/audience/count")
-async def live_count(request: Request, admin: AdminDep, db: DbDep, filter: FilterQ = "",  # noqa: A002
+async def live_count(request: Request, admin: AdminDep, db: ReadDbDep, filter: FilterQ = "",  # noqa: A002
                      active: bool = False) -> HTMLResponse:
     """The live count under a filter field (``active``: only users who have not blocked the
     bot, as broadcasts count)."""
@@ -97,7 +106,7 @@ async def live_count(request: Request, admin: AdminDep, db: DbDep, filter: Filte
 
 
 @router.get("/audience/rows")
-async def rows(request: Request, admin: AdminDep, db: DbDep, filter: FilterQ = "",  # noqa: A002
+async def rows(request: Request, admin: AdminDep, db: ReadDbDep, filter: FilterQ = "",  # noqa: A002
                after: int | None = None,
                cols: Annotated[list[str] | None, Query()] = None) -> HTMLResponse:
     keys = await _keys(request)
@@ -151,6 +160,6 @@ async def export(request: Request, admin: AdminDep, filter: FilterQ = "") -> Res
         await audit(session, admin.admin_id, USERS_EXPORTED, {"filter": flt or ""})
     name = "relove-users.csv"
     return StreamingResponse(
-        users_csv(console.engine, flt), media_type="text/csv; charset=utf-8",
+        users_csv(console.read_engine, flt), media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="{name}"'},
     )

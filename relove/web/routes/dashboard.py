@@ -15,7 +15,7 @@ router = section()
 async def show(request: Request, admin: AdminDep, db: DbDep) -> HTMLResponse:
     console = console_of(request)
     data, age = await console.cache.get(
-        "dashboard", lambda: dashboard.compute(console.sessions, console.now()),
+        "dashboard", lambda: dashboard.compute(console.reader, console.now()),
         ttl=dashboard.REFRESH_SECONDS)
     running, scheduled = await dashboard.live_broadcasts(db)
     return await page(request, db, admin, "dashboard.html", d=data, age=int(age),

@@ -1,7 +1,7 @@
 """inbox: the durable inbox of webhook updates and the per-user lanes being processed
 
 Revision ID: 0011_inbox
-Revises: 0006_console
+Revises: 0010_automations
 Create Date: 2026-12-01
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 from relove.db.types import UTCDateTime
 
 revision = "0011_inbox"
-down_revision = "0006_console"
+down_revision = "0010_automations"
 branch_labels = None
 depends_on = None
 
