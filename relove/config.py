@@ -180,6 +180,56 @@ class Settings(BaseSettings):
     #: updates held at most (touched, queued per user or being handled); polling pauses past it
     ingest_max_pending: int = Field(default=5000, ge=100, le=1_000_000)
 
+    # --- webhook mode (`relove run --webhook`, `relove webhook set|info|delete`) ---------------
+    #: the public HTTPS address Telegram posts updates to (its path is the path served)
+    webhook_url: str | None = None
+    #: the secret Telegram sends in X-Telegram-Bot-Api-Secret-Token (1-256 of A-Z a-z 0-9 _ -)
+    webhook_secret: SecretStr | None = None
+    #: host:port the webhook server listens on (behind the TLS proxy / load balancer)
+    webhook_listen: str = "127.0.0.1:8443"
+    #: simultaneous connections Telegram may open to deliver updates (setWebhook)
+    webhook_max_connections: int = Field(default=40, ge=1, le=100)
+    #: largest update body in bytes (413 above it)
+    webhook_max_body: int = Field(default=1024 * 1024, ge=1024, le=64 * 1024 * 1024)
+    #: seconds an instance holds a user's lane without renewing; a dead instance's lanes are
+    #: taken over by the others after this
+    webhook_lease: float = Field(default=30.0, ge=1, le=3600)
+    #: hours processed updates are kept, so a late redelivery is still recognised
+    webhook_keep_hours: float = Field(default=24.0, gt=0, le=24 * 30)
+    #: seconds a stopping instance waits for the updates in flight (SIGTERM)
+    webhook_drain_seconds: float = Field(default=10.0, ge=0, le=600)
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _check_webhook_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        import re
+
+        if value is None or not value.get_secret_value():
+            return None
+        if not re.fullmatch(r"[A-Za-z0-9_-]{1,256}", value.get_secret_value()):
+            raise ValueError("expected 1-256 characters of A-Z, a-z, 0-9, _ and -")
+        return value
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _check_webhook_url(cls, value: str | None) -> str | None:
+        from urllib.parse import urlsplit
+
+        if value is None or not value.strip():
+            return None
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.fragment:
+            raise ValueError("expected the public address, e.g. https://bot.example.org/tg")
+        return value.strip()
+
+    @field_validator("webhook_listen")
+    @classmethod
+    def _check_webhook_listen(cls, value: str) -> str:
+        host, sep, port = value.strip().rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
+            raise ValueError("expected host:port, e.g. 0.0.0.0:8443 (port 0: any free port)")
+        return value.strip()
+
     # --- bulk import / export ---------------------------------------------------------------
     #: rows per import batch (one transaction, one COPY + upsert on PostgreSQL)
     bulk_batch_size: int = Field(default=10_000, ge=100, le=200_000)

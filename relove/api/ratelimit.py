@@ -94,9 +94,9 @@ class RedisRateLimiter:
 
     @classmethod
     def from_url(cls, url: str, *, prefix: str = "relove:api:rate:") -> RedisRateLimiter:
-        from redis.asyncio import Redis
+        from relove.redis_client import open_redis
 
-        return cls(Redis.from_url(url), prefix=prefix)
+        return cls(open_redis(url), prefix=prefix)
 
     async def acquire(self, key: str, rate: float, burst: int) -> float:
         from redis.exceptions import RedisError

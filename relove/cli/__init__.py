@@ -21,6 +21,7 @@ from relove.cli import segments as segments_cli
 from relove.cli import serve as serve_cli
 from relove.cli import stats as stats_cli
 from relove.cli import tokens as tokens_cli
+from relove.cli import webhook as webhook_cli
 from relove.cli import webhooks as webhooks_cli
 from relove.cli.common import err_console, markup_line
 from relove.cli.run import run_bot
@@ -33,7 +34,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-app.command("run", help="Run the bot (long polling).")(run_bot)
+app.command(
+    "run", help="Run the bot (long polling; --webhook: webhook server with a durable inbox)."
+)(run_bot)
 app.add_typer(db.app, name="db")
 app.add_typer(users.app, name="users")
 app.add_typer(broadcast.app, name="broadcast")
@@ -53,6 +56,7 @@ app.add_typer(admins.app, name="admins")
 app.add_typer(admins.console_app, name="console")
 app.add_typer(automations_cli.app, name="automations")
 app.add_typer(webhooks_cli.app, name="webhooks")
+app.add_typer(webhook_cli.app, name="webhook")
 
 
 def _fail(message: str, code: int) -> int:

@@ -1,4 +1,4 @@
-"""`relove run`: the bot, by long polling."""
+"""`relove run`: the bot, by long polling or (``--webhook``) as a webhook server."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import typer
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from relove.cli.common import console, open_db, probes, run, settings
@@ -16,8 +17,15 @@ from relove.db.engine import display_url
 log = logging.getLogger(__name__)
 
 
-def run_bot() -> None:
-    """Run the bot by long polling (the SQLite default upgrades its schema by itself)."""
+def run_bot(
+    webhook: bool = typer.Option(
+        False, "--webhook",
+        help="Serve Telegram's webhook posts on RELOVE_WEBHOOK_LISTEN (durable inbox; several "
+             "instances may run behind a proxy) instead of long polling.",
+    ),
+) -> None:  # fmt: skip
+    """Run the bot: long polling, or with --webhook a webhook server over the durable inbox
+    (the SQLite default upgrades its schema by itself)."""
     # aiogram loads slowly: only the commands that run the bot import it.
     from relove.bot.factory import close_bot, create_bot, create_dispatcher
     from relove.bot.polling import poll
@@ -25,6 +33,10 @@ def run_bot() -> None:
 
     s = settings()
     bot = create_bot(s)  # refuses with one line when no token is set
+    if webhook:
+        from relove.bot.inbox.server import WebhookServer
+
+        WebhookServer.check_settings(s)  # one line before anything starts
 
     async def _run() -> None:
         async with open_db(s) as (engine, sessions), probes(s, engine):
@@ -33,6 +45,7 @@ def run_bot() -> None:
                 console.print(
                     f"Running @{me.username} on {display_url(s.database_url)}"
                     + (f" via {s.telegram_api_url}" if s.telegram_api_url else "")
+                    + (f", webhook on {s.webhook_listen}" if webhook else "")
                 )
                 # A broken scenario / catalog / persona file stops start-up with one line.
                 conversation = build_components(s, sessions, strict=True)
@@ -40,7 +53,12 @@ def run_bot() -> None:
                     s, engine, session_factory=sessions, conversation=conversation
                 )
                 async with _webhooks(s, engine):
-                    await poll(bot, dp)
+                    if webhook:
+                        from relove.bot.inbox.server import serve_webhook
+
+                        await serve_webhook(bot, dp, s)
+                    else:
+                        await poll(bot, dp)
             finally:
                 await close_bot(bot)
 

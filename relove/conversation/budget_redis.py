@@ -27,11 +27,11 @@ from contextlib import asynccontextmanager
 from datetime import date
 from typing import Any
 
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from relove.conversation.budget import BaseLLMBudget, BudgetExceeded, Refusal
 from relove.db.types import utcnow
+from relove.redis_client import open_redis
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +114,7 @@ class RedisLLMBudget(BaseLLMBudget):
 
     @classmethod
     def from_url(cls, url: str, prefix: str, **kwargs: Any) -> RedisLLMBudget:
-        client = Redis.from_url(url, socket_connect_timeout=5, socket_timeout=5)
+        client = open_redis(url, socket_timeout=5)
         return cls(client, prefix, **kwargs)
 
     async def close(self) -> None:

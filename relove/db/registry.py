@@ -16,6 +16,7 @@ MODEL_MODULES = [
     "relove.conversation.ai_sessions.models",
     "relove.automations.models",
     "relove.webhooks.models",
+    "relove.bot.inbox.models",
 ]
 
 

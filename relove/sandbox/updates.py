@@ -199,39 +199,76 @@ class UpdateQueue:
     async def deliver_webhook(
         self, session: aiohttp.ClientSession, on_reply: Callable[[dict[str, Any]], Awaitable[Any]]
     ) -> None:
-        """POST pending updates one by one to the webhook URL until it is deleted."""
+        """POST pending updates to the webhook URL until it is deleted, like Telegram: up to
+        ``max_connections`` at once, but one at a time per chat (a chat's next update waits
+        until the previous one was answered with 2xx; a failed one is retried first)."""
+        hook = self.webhook
+        if hook is None:
+            return
+        connections = max(1, min(int(hook.get("max_connections") or 40), 100))
+        busy: set[Any] = set()  # chats with a delivery in flight
+        await asyncio.gather(*(self._webhook_worker(session, on_reply, busy)
+                               for _ in range(connections)))  # fmt: skip
+
+    def _next_for_webhook(self, busy: set[Any]) -> tuple[dict[str, Any], Any] | None:
+        for update in self.pending:
+            chat = _chat_of(update)
+            if chat not in busy:
+                return update, chat
+        return None
+
+    async def _webhook_worker(
+        self, session: aiohttp.ClientSession,
+        on_reply: Callable[[dict[str, Any]], Awaitable[Any]], busy: set[Any],
+    ) -> None:  # fmt: skip
         backoff = 0.2
         while self.webhook is not None:
-            await self.wait_pending()
+            arrived = self._arrived
+            picked = self._next_for_webhook(busy)
+            if picked is None:
+                await arrived.wait()
+                continue
             hook = self.webhook
             if hook is None:
                 return
-            update = self.pending[0]
-            headers = {"Content-Type": "application/json"}
-            if hook.get("secret_token"):
-                headers["X-Telegram-Bot-Api-Secret-Token"] = hook["secret_token"]
+            update, chat = picked
+            busy.add(chat)
             try:
-                async with session.post(
-                    hook["url"], data=json.dumps(update), headers=headers,
-                    timeout=aiohttp.ClientTimeout(total=60),
-                ) as resp:
-                    body = await resp.read()
-                    ok = 200 <= resp.status < 300
-                    error = f"Wrong response from the webhook: {resp.status} {resp.reason}"
-            except (aiohttp.ClientError, TimeoutError) as e:
-                ok, body = False, b""
-                error = f"Connection failed: {type(e).__name__}"
+                ok, body, error = await self._post_update(session, hook, update)
+            finally:
+                busy.discard(chat)
             if not ok:
                 self.webhook_error = (int(time.time()), error)
                 log.info("webhook delivery failed: %s", error)
+                self._wake()  # the chat is free again for another connection
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 10.0)
                 continue
             backoff = 0.2
-            if self.pending and self.pending[0] is update:
-                self.pending.popleft()
-                self.stamps.popleft()
+            for i, pending in enumerate(self.pending):
+                if pending is update:
+                    del self.pending[i]
+                    del self.stamps[i]
+                    break
+            self._wake()
             await self._reply_in_response(body, on_reply)
+
+    async def _post_update(
+        self, session: aiohttp.ClientSession, hook: dict[str, Any], update: dict[str, Any]
+    ) -> tuple[bool, bytes, str]:
+        headers = {"Content-Type": "application/json"}
+        if hook.get("secret_token"):
+            headers["X-Telegram-Bot-Api-Secret-Token"] = hook["secret_token"]
+        try:
+            async with session.post(
+                hook["url"], data=json.dumps(update), headers=headers,
+                timeout=aiohttp.ClientTimeout(total=60),
+            ) as resp:
+                body = await resp.read()
+                ok = 200 <= resp.status < 300
+                return ok, body, f"Wrong response from the webhook: {resp.status} {resp.reason}"
+        except (aiohttp.ClientError, TimeoutError) as e:
+            return False, b"", f"Connection failed: {type(e).__name__}"
 
     async def _reply_in_response(
         self, body: bytes, on_reply: Callable[[dict[str, Any]], Awaitable[Any]]
@@ -248,3 +285,14 @@ class UpdateQueue:
                 await on_reply(call)
             except Exception:  # the bot never sees the result of such a call
                 log.exception("method in webhook response failed")
+
+
+def _chat_of(update: dict[str, Any]) -> Any:
+    """The chat whose updates Telegram delivers one at a time (else the update on its own)."""
+    for key, body in update.items():
+        if key == "update_id" or not isinstance(body, dict):
+            continue
+        chat = body.get("chat") or (body.get("message") or {}).get("chat") or body.get("from")
+        if isinstance(chat, dict) and "id" in chat:
+            return chat["id"]
+    return ("update", update.get("update_id"))

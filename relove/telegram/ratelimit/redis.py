@@ -25,6 +25,7 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
+from relove.redis_client import open_redis
 from relove.telegram.ratelimit.base import Bucket, RateLimitStorage
 from relove.telegram.ratelimit.memory import MemoryRateLimitStorage
 
@@ -112,7 +113,7 @@ class RedisRateLimitStorage(RateLimitStorage):
 
     @classmethod
     def from_url(cls, url: str, prefix: str) -> RedisRateLimitStorage:
-        return cls(Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2), prefix)
+        return cls(open_redis(url), prefix)
 
     # --- the pause mirror --------------------------------------------------------------------
     def _note_pause(self, seconds: float) -> None:
