@@ -50,6 +50,8 @@ NAV = [
     NavItem("/scenarios", "nav.scenarios"),
     NavItem("/log", "nav.log"),
     NavItem("/ai-sessions", "nav.ai_sessions"),
+    NavItem("/automations", "nav.automations"),
+    NavItem("/webhooks", "nav.webhooks", Role.owner),
 ]
 SETTINGS_NAV = NavItem("/settings", "nav.settings", Role.owner)
 
@@ -79,6 +81,7 @@ def create_console(
         segments,
         users,
     )
+    from relove.web.routes import automations as automation_routes
     from relove.web.routes import (
         log as log_routes,
     )
@@ -87,6 +90,9 @@ def create_console(
     )
     from relove.web.routes import (
         settings as settings_routes,
+    )
+    from relove.web.routes import (
+        webhooks as webhook_routes,
     )
 
     texts = {lang: ConsoleTexts.load(lang, settings.texts_dir) for lang in LANGUAGES}
@@ -116,7 +122,8 @@ def create_console(
     app.add_middleware(SecurityHeaders)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     for module in (auth, links, dashboard, audience, users, segments, broadcasts, log_routes,
-                   settings_routes, ai_sessions, scenario_routes):
+                   settings_routes, ai_sessions, scenario_routes, webhook_routes,
+                   automation_routes):
         app.include_router(module.router)
     for extension in extensions:
         app.include_router(extension.router)

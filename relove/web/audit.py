@@ -35,6 +35,14 @@ USERS_EXPORTED = "users.exported"
 TOKEN_CREATED = "token.created"
 TOKEN_REVOKED = "token.revoked"
 SCENARIOS_RELOADED = "scenarios.reloaded"
+WEBHOOK_ADDED = "webhook.added"
+WEBHOOK_ENABLED = "webhook.enabled"
+WEBHOOK_DISABLED = "webhook.disabled"
+WEBHOOK_SECRET_ROTATED = "webhook.secret_rotated"
+WEBHOOK_TESTED = "webhook.tested"
+WEBHOOK_REPLAYED = "webhook.replayed"
+AUTOMATION_PAUSED = "automation.paused"
+AUTOMATION_RESUMED = "automation.resumed"
 
 
 def actor_of(admin_id: int) -> str:

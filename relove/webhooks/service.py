@@ -341,3 +341,14 @@ def delivery_dict(d: WebhookDelivery) -> dict[str, Any]:
         "created_at": d.created_at.isoformat(),
         "delivered_at": d.delivered_at.isoformat() if d.delivered_at else None,
     }
+
+
+async def failed_counts(session: AsyncSession) -> dict[int, int]:
+    """Per endpoint id, how many of its deliveries gave up (``failed``)."""
+    d = WebhookDelivery.__table__
+    rows = await session.execute(
+        select(d.c.endpoint_id, func.count())
+        .where(d.c.status == DeliveryStatus.failed.value)
+        .group_by(d.c.endpoint_id)
+    )
+    return {int(endpoint_id): int(n) for endpoint_id, n in rows}
