@@ -1,47 +1,10 @@
-"""How the console talks to Telegram as the bot: live-chat messages and test sends.
-
-One :class:`ConsoleBot` per console process: the lean Bot API client, paced by the bot's rate
-limiter (shared with the bot's processes through Redis when ``RELOVE_REDIS_URL`` is set) as a
-reply — ahead of broadcast messages; a 429 pauses all sending and the message is retried once
-the pause is over."""
+"""How the console talks to Telegram as the bot (live-chat messages, test sends): one
+:class:`ConsoleBot` per console process, see :mod:`relove.telegram.paced`."""
 
 from __future__ import annotations
 
-import logging
-
-from relove.config import Settings
-from relove.telegram.client import BotApiClient
-from relove.telegram.message import OutgoingMessage
-from relove.telegram.outcomes import Outcome, SendResult
-from relove.telegram.ratelimit import Priority, RateLimiter, build_limiter
-
-log = logging.getLogger(__name__)
-RETRIES = 3
+from relove.telegram.paced import PacedBot
 
 
-class ConsoleBot:
-    def __init__(self, client: BotApiClient, limiter: RateLimiter) -> None:
-        self.client = client
-        self.limiter = limiter
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> ConsoleBot | None:
-        """None when no bot token is configured (the console then sends nothing)."""
-        if not settings.token:
-            return None
-        return cls(BotApiClient.from_settings(settings), build_limiter(settings))
-
-    async def send(self, chat_id: int, message: OutgoingMessage) -> SendResult:
-        result = SendResult(Outcome.unknown, error="not sent")
-        for _ in range(RETRIES):
-            await self.limiter.acquire(chat_id, priority=Priority.reply)
-            result = await self.client.send(chat_id, message)
-            if result.outcome is not Outcome.retry_after:
-                return result
-            await self.limiter.pause(result.retry_after or 1.0)
-            log.warning("429 while sending from the console: paused %ss", result.retry_after)
-        return result
-
-    async def close(self) -> None:
-        await self.client.close()
-        await self.limiter.close()
+class ConsoleBot(PacedBot):
+    who = "the console"

@@ -10,6 +10,7 @@ from aiogram import Bot, Dispatcher, Router
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from relove.automations.runner import AutomationRunner
+from relove.bot.background import stopper
 from relove.broadcasts.telegram import HttpSend
 from relove.config import Settings
 from relove.telegram.client import BotApiClient
@@ -40,18 +41,7 @@ async def start_runner(**data: object) -> None:
     dispatcher[_WORKER_KEY] = (stop, task, client)
 
 
-async def stop_runner(**data: object) -> None:
-    dispatcher = data.get("dispatcher")
-    if not isinstance(dispatcher, Dispatcher):
-        return
-    worker = dispatcher.workflow_data.pop(_WORKER_KEY, None)
-    if worker is not None:
-        stop, task, client = worker
-        stop.set()
-        try:
-            await task
-        finally:
-            await client.close()
+stop_runner = stopper(_WORKER_KEY)
 
 
 def create_router() -> Router:

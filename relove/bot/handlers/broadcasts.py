@@ -15,6 +15,7 @@ from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMar
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from relove.admins.models import Role
+from relove.bot.background import stopper
 from relove.bot.filters import IsAdmin
 from relove.bot.texts import Texts
 from relove.broadcasts import service
@@ -177,18 +178,7 @@ async def start_runner(**data: object) -> None:
     dispatcher[_WORKER_KEY] = (stop, task, client)
 
 
-async def stop_runner(**data: object) -> None:
-    dispatcher = data.get("dispatcher")
-    if not isinstance(dispatcher, Dispatcher):
-        return
-    worker = dispatcher.workflow_data.pop(_WORKER_KEY, None)
-    if worker is not None:
-        stop, task, client = worker
-        stop.set()
-        try:
-            await task
-        finally:
-            await client.close()
+stop_runner = stopper(_WORKER_KEY)
 
 
 def create_router() -> Router:
