@@ -150,24 +150,56 @@ async def apply_batch(
     source: EventSource | str,
     actor: str | None,
 ) -> list[ItemResult]:
-    """Apply each item in its own savepoint: an item that fails changes nothing and the others
-    still apply (partial success). The caller commits."""
-    results: list[ItemResult] = []
+    """Apply each item as a unit: an item that fails changes nothing and the others still
+    apply (partial success). The caller commits.
+
+    The common case — every item applies — runs all items in ONE savepoint (one statement per
+    operation, no per-item round trips). Only when an item fails is that savepoint rolled
+    back and the items redone one savepoint each, so the failure is pinned to its item."""
+    results: list[ItemResult | None] = [None] * len(items)
+    valid: list[int] = []
     for index, (user_id, change) in enumerate(items):
         try:
             check_change(change)
         except ReloveError as e:
-            results.append(ItemResult(index, user_id, e))
-            continue
+            results[index] = ItemResult(index, user_id, e)
+        else:
+            valid.append(index)
+    if valid:
         try:
             async with session.begin_nested():
-                await apply_change(session, user_id, change, source=source, actor=actor)
-                await _exists(session, user_id)
-        except ReloveError as e:
-            results.append(ItemResult(index, user_id, e))
+                for index in valid:
+                    user_id, change = items[index]
+                    await _apply_item(session, user_id, change, source=source, actor=actor)
+        except ReloveError:
+            for index in valid:
+                user_id, change = items[index]
+                try:
+                    async with session.begin_nested():
+                        await _apply_item(session, user_id, change, source=source, actor=actor)
+                except ReloveError as e:
+                    results[index] = ItemResult(index, user_id, e)
+                else:
+                    results[index] = ItemResult(index, user_id)
         else:
-            results.append(ItemResult(index, user_id))
-    return results
+            for index in valid:
+                results[index] = ItemResult(index, items[index][0])
+    return [r for r in results if r is not None]
+
+
+async def _apply_item(
+    session: AsyncSession,
+    user_id: int,
+    change: UserChange,
+    *,
+    source: EventSource | str,
+    actor: str | None,
+) -> None:
+    await apply_change(session, user_id, change, source=source, actor=actor)
+    if not (change.markers or change.context):
+        # markers/context operations already refuse a missing user (NotFound); gender and
+        # is_active alone update nothing for one, so ask
+        await _exists(session, user_id)
 
 
 async def _exists(session: AsyncSession, user_id: int) -> None:

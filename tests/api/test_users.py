@@ -158,6 +158,42 @@ async def test_batch_reports_each_item(client, session_factory, admin_headers) -
     assert docs[3]["markers"] == {"visits": 1}
 
 
+async def test_batch_failure_rolls_back_only_its_item(
+    client, session_factory, admin_headers
+) -> None:
+    # all items are tried together first; one failing item must not leave the others
+    # applied twice nor lose them, and a gender-only item for a missing user is a 404
+    await add_users(session_factory, {"id": 1}, {"id": 2})
+    items = [
+        {"id": 1, "markers": {"$set": {"plan": "pro"}, "$inc": {"visits": 1}}},
+        {"id": 2, "gender": "female"},
+        {"id": 77, "gender": "male"},
+        {"id": 2, "markers": {"$inc": {"visits": 2}}},
+    ]
+    r = await client.post("/api/v1/users:batch", json={"items": items}, headers=admin_headers)
+    assert r.status_code == 200, r.text
+    assert [x["status"] for x in r.json()["results"]] == [200, 200, 404, 200]
+    one = (await client.get("/api/v1/users/1", headers=admin_headers)).json()
+    two = (await client.get("/api/v1/users/2", headers=admin_headers)).json()
+    assert one["markers"] == {"plan": "pro", "visits": 1}
+    assert two["markers"] == {"visits": 2} and two["gender"] == "female"
+    async with session_factory() as session:
+        names = (await session.scalars(
+            select(Event.name).where(Event.user_id.in_([1, 2])).order_by(Event.id)
+        )).all()  # fmt: skip
+    assert sorted(names) == sorted(
+        ["marker.changed", "marker.changed", "user.gender_changed", "marker.changed"]
+    )
+
+    # every item applies: one pass, each change recorded once
+    items = [{"id": 1, "markers": {"$inc": {"visits": 1}}}, {"id": 2, "is_active": False}]
+    r = await client.post("/api/v1/users:batch", json={"items": items}, headers=admin_headers)
+    assert r.json()["succeeded"] == 2
+    one = (await client.get("/api/v1/users/1", headers=admin_headers)).json()
+    two = (await client.get("/api/v1/users/2", headers=admin_headers)).json()
+    assert one["markers"]["visits"] == 2 and two["is_active"] is False
+
+
 async def test_batch_limits(client, admin_headers) -> None:
     items = [{"id": i + 1, "markers": {"$set": {"a": 1}}} for i in range(1001)]
     r = await client.post("/api/v1/users:batch", json={"items": items}, headers=admin_headers)
