@@ -16,12 +16,14 @@ from relove.web.app import console_mount
 def create_server_app() -> FastAPI:
     settings = load_settings()
     configure_logging(settings.log_level, settings.log_format)
-    engine = create_engine(settings.database_url)
+    engine = create_engine(settings.database_url, pool_pre_ping=settings.api_pool_pre_ping)
     sessions = create_session_factory(engine)
     closers = [engine.dispose]
     read_sessions = None
     if settings.database_read_url:  # lists, counts, dashboard and exports read the replica
-        read_engine = create_engine(settings.database_read_url)
+        read_engine = create_engine(
+            settings.database_read_url, pool_pre_ping=settings.api_pool_pre_ping
+        )
         read_sessions = create_session_factory(read_engine)
         closers.append(read_engine.dispose)
     mounts: list[Mounted] = [console_mount(settings, sessions, read_sessions=read_sessions)]
