@@ -55,8 +55,18 @@ def get_session(request: Request) -> AsyncSession:
     return session
 
 
-SessionDep = Annotated[AsyncSession, Depends(get_session)]
-ContextDep = Annotated[ApiContext, Depends(api_context)]
+async def _session_dep(request: Request) -> AsyncSession:
+    # async on purpose: FastAPI runs a plain ``def`` dependency in a worker thread, a hop
+    # that cost more than the route's own query did (see docs/benchmarks.md, API)
+    return get_session(request)
+
+
+async def _context_dep(request: Request) -> ApiContext:
+    return api_context(request)
+
+
+SessionDep = Annotated[AsyncSession, Depends(_session_dep)]
+ContextDep = Annotated[ApiContext, Depends(_context_dep)]
 
 bearer = HTTPBearer(
     auto_error=False,

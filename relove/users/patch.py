@@ -10,19 +10,23 @@ operations (``$set: {a: 1}`` with ``$unset: [a]`` is ambiguous and refused).
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select, text
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from relove.db.models import User
+from relove.db.types import UTCDateTime, utcnow
 from relove.errors import InvalidInput, NotFound, ReloveError
-from relove.events.catalog import EventSource
+from relove.events.catalog import MARKER_CHANGED, EventSource
 from relove.users import lifecycle, service
-from relove.users.paths import Document, parse_path
+from relove.users.changes import _pg_props, origin
+from relove.users.paths import Document, check_user_id, parse_path, to_json
 
 Scalar = str | int | float | bool
 
@@ -150,24 +154,127 @@ async def apply_batch(
     source: EventSource | str,
     actor: str | None,
 ) -> list[ItemResult]:
-    """Apply each item in its own savepoint: an item that fails changes nothing and the others
-    still apply (partial success). The caller commits."""
-    results: list[ItemResult] = []
+    """Apply each item as a unit: an item that fails changes nothing and the others still
+    apply (partial success). The caller commits.
+
+    The common case — every item applies — runs all items in ONE savepoint (one statement per
+    operation, no per-item round trips). Only when an item fails is that savepoint rolled
+    back and the items redone one savepoint each, so the failure is pinned to its item."""
+    results: list[ItemResult | None] = [None] * len(items)
+    valid: list[int] = []
     for index, (user_id, change) in enumerate(items):
         try:
             check_change(change)
         except ReloveError as e:
-            results.append(ItemResult(index, user_id, e))
-            continue
+            results[index] = ItemResult(index, user_id, e)
+        else:
+            valid.append(index)
+    if valid and await _set_markers_at_once(session, items, valid, results, source, actor):
+        return [r for r in results if r is not None]
+    if valid:
         try:
             async with session.begin_nested():
-                await apply_change(session, user_id, change, source=source, actor=actor)
-                await _exists(session, user_id)
-        except ReloveError as e:
-            results.append(ItemResult(index, user_id, e))
+                for index in valid:
+                    user_id, change = items[index]
+                    await _apply_item(session, user_id, change, source=source, actor=actor)
+        except ReloveError:
+            for index in valid:
+                user_id, change = items[index]
+                try:
+                    async with session.begin_nested():
+                        await _apply_item(session, user_id, change, source=source, actor=actor)
+                except ReloveError as e:
+                    results[index] = ItemResult(index, user_id, e)
+                else:
+                    results[index] = ItemResult(index, user_id)
         else:
-            results.append(ItemResult(index, user_id))
-    return results
+            for index in valid:
+                results[index] = ItemResult(index, items[index][0])
+    return [r for r in results if r is not None]
+
+
+#: one statement for a batch whose items only ``$set`` top-level markers (PostgreSQL): the
+#: users locked, updated and their ``marker.changed`` events written as for one user (see
+#: relove.users.changes), the users it did not find returned as missing
+_SET_MARKERS_SQL = f"""
+WITH items AS (SELECT x.i, x.u, x.v FROM jsonb_to_recordset(CAST(:items AS jsonb))
+                AS x(i integer, u bigint, v jsonb)),
+old AS (SELECT users.id AS old_id, users.markers AS old_doc, items.i, items.v
+        FROM users JOIN items ON users.id = items.u ORDER BY users.id FOR UPDATE OF users),
+upd AS (UPDATE users SET markers = users.markers || old.v, updated_at = CAST(:now AS timestamptz)
+        FROM old WHERE users.id = old.old_id
+        RETURNING users.id AS uid, old.i, old.old_doc, users.markers AS new_doc, old.v),
+ev AS (INSERT INTO events (user_id, name, props, source, actor, at)
+       SELECT upd.uid, CAST(:name AS text), {_pg_props("(upd.old_doc #> k.path)",
+                                                      "(upd.new_doc #> k.path)")},
+              CAST(:src AS text), CAST(:actor AS text), CAST(:now AS timestamptz)
+       FROM upd CROSS JOIN LATERAL (SELECT key, ARRAY[key] AS path
+                                    FROM jsonb_object_keys(upd.v) AS key) AS k
+       WHERE (upd.old_doc #> k.path) IS DISTINCT FROM (upd.new_doc #> k.path))
+SELECT i FROM upd
+"""
+
+
+async def _set_markers_at_once(
+    session: AsyncSession,
+    items: Sequence[tuple[int, UserChange]],
+    valid: list[int],
+    results: list[ItemResult | None],
+    source: EventSource | str,
+    actor: str | None,
+) -> bool:
+    """The common batch — every item only ``$set``s top-level markers of distinct users — as
+    ONE statement on PostgreSQL. False (nothing done) when the batch is not that, or when the
+    statement fails (a document over its size limit): the caller then goes item by item."""
+    if session.get_bind().dialect.name != "postgresql":
+        return False
+    payload: list[dict[str, Any]] = []
+    seen: set[int] = set()
+    try:
+        for index in valid:
+            user_id, change = items[index]
+            m = change.markers
+            if (
+                change.context or change.gender is not None or change.is_active is not None
+                or m.set_once or m.unset or m.inc or m.add or m.remove or not m.set
+                or user_id in seen or any(len(parse_path(k)) != 1 for k in m.set)
+            ):  # fmt: skip
+                return False
+            seen.add(user_id)
+            check_user_id(user_id)
+            payload.append({"i": index, "u": user_id, "v": {k: json.loads(to_json(v))
+                                                            for k, v in m.set.items()}})
+        who = origin(source, actor)
+    except ReloveError:
+        return False
+    stmt = text(_SET_MARKERS_SQL).bindparams(bindparam("now", type_=UTCDateTime()))
+    params = {"items": json.dumps(payload, ensure_ascii=False), "now": utcnow(),
+              "name": MARKER_CHANGED, "src": who.source, "actor": who.actor}  # fmt: skip
+    try:
+        async with session.begin_nested():
+            done = {row[0] for row in await session.execute(stmt, params)}
+    except IntegrityError:
+        return False
+    for index in valid:
+        user_id = items[index][0]
+        error = None if index in done else NotFound(f"user {user_id} not found")
+        results[index] = ItemResult(index, user_id, error)
+    return True
+
+
+async def _apply_item(
+    session: AsyncSession,
+    user_id: int,
+    change: UserChange,
+    *,
+    source: EventSource | str,
+    actor: str | None,
+) -> None:
+    await apply_change(session, user_id, change, source=source, actor=actor)
+    if not (change.markers or change.context):
+        # markers/context operations already refuse a missing user (NotFound); gender and
+        # is_active alone update nothing for one, so ask
+        await _exists(session, user_id)
 
 
 async def _exists(session: AsyncSession, user_id: int) -> None:

@@ -46,11 +46,11 @@ async def test_bench_scenarios_succeed_over_http(db, session_factory, make_token
         await eventually(started, timeout=DEADLINE_S)
         token = await make_token("admin")
         base = f"http://127.0.0.1:{port}"
-        for kind in ("get", "patch", "list1", "list900k", "batch"):
+        for kind in ("get", "patch", "list1", "list900k", "batch", "batchset"):
             run = _load_run(base, token, kind, 0.2, USERS, BATCH)
             result = await asyncio.wait_for(run, DEADLINE_S)
             assert result["requests"] > 0 and result["errors"] == 0, result
-            assert result["ops"] == result["requests"] * (BATCH if kind == "batch" else 1)
+            assert result["ops"] == result["requests"] * (BATCH if kind.startswith("batch") else 1)
     finally:
         server.should_exit = True
         await asyncio.wait_for(serving, DEADLINE_S)

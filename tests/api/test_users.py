@@ -158,6 +158,71 @@ async def test_batch_reports_each_item(client, session_factory, admin_headers) -
     assert docs[3]["markers"] == {"visits": 1}
 
 
+async def test_batch_failure_rolls_back_only_its_item(
+    client, session_factory, admin_headers
+) -> None:
+    # all items are tried together first; one failing item must not leave the others
+    # applied twice nor lose them, and a gender-only item for a missing user is a 404
+    await add_users(session_factory, {"id": 1}, {"id": 2})
+    items = [
+        {"id": 1, "markers": {"$set": {"plan": "pro"}, "$inc": {"visits": 1}}},
+        {"id": 2, "gender": "female"},
+        {"id": 77, "gender": "male"},
+        {"id": 2, "markers": {"$inc": {"visits": 2}}},
+    ]
+    r = await client.post("/api/v1/users:batch", json={"items": items}, headers=admin_headers)
+    assert r.status_code == 200, r.text
+    assert [x["status"] for x in r.json()["results"]] == [200, 200, 404, 200]
+    one = (await client.get("/api/v1/users/1", headers=admin_headers)).json()
+    two = (await client.get("/api/v1/users/2", headers=admin_headers)).json()
+    assert one["markers"] == {"plan": "pro", "visits": 1}
+    assert two["markers"] == {"visits": 2} and two["gender"] == "female"
+    async with session_factory() as session:
+        names = (await session.scalars(
+            select(Event.name).where(Event.user_id.in_([1, 2])).order_by(Event.id)
+        )).all()  # fmt: skip
+    assert sorted(names) == sorted(
+        ["marker.changed", "marker.changed", "user.gender_changed", "marker.changed"]
+    )
+
+    # every item applies: one pass, each change recorded once
+    items = [{"id": 1, "markers": {"$inc": {"visits": 1}}}, {"id": 2, "is_active": False}]
+    r = await client.post("/api/v1/users:batch", json={"items": items}, headers=admin_headers)
+    assert r.json()["succeeded"] == 2
+    one = (await client.get("/api/v1/users/1", headers=admin_headers)).json()
+    two = (await client.get("/api/v1/users/2", headers=admin_headers)).json()
+    assert one["markers"]["visits"] == 2 and two["is_active"] is False
+
+
+async def test_batch_of_marker_sets(client, session_factory, admin_headers) -> None:
+    # the common batch (only $set of top-level markers; one statement on PostgreSQL): per-item
+    # results, an event per value that really changes, a too-large document refused alone
+    await add_users(session_factory, {"id": 1, "markers": {"plan": "pro"}}, {"id": 2}, {"id": 3})
+    items = [
+        {"id": 1, "markers": {"$set": {"plan": "pro", "city": "Тверь"}}},
+        {"id": 404, "markers": {"$set": {"plan": "pro"}}},
+        {"id": 2, "markers": {"$set": {"tags": ["a", "b"], "vip": True}}},
+    ]
+    r = await client.post("/api/v1/users:batch", json={"items": items}, headers=admin_headers)
+    assert [x["status"] for x in r.json()["results"]] == [200, 404, 200]
+    one = (await client.get("/api/v1/users/1", headers=admin_headers)).json()
+    two = (await client.get("/api/v1/users/2", headers=admin_headers)).json()
+    assert one["markers"] == {"plan": "pro", "city": "Тверь"}
+    assert two["markers"] == {"tags": ["a", "b"], "vip": True}
+    async with session_factory() as session:
+        events = (await session.scalars(select(Event).order_by(Event.id))).all()
+    changed = sorted((e.user_id, e.props["key"], e.source) for e in events)
+    assert changed == [(1, "city", "api"), (2, "tags", "api"), (2, "vip", "api")]
+    assert next(e for e in events if e.props["key"] == "city").props["new"] == "Тверь"
+
+    big = "x" * 70_000
+    items = [{"id": 3, "markers": {"$set": {"ok": 1}}}, {"id": 2, "markers": {"$set": {"b": big}}}]
+    r = await client.post("/api/v1/users:batch", json={"items": items}, headers=admin_headers)
+    assert [x["status"] for x in r.json()["results"]] == [200, 422]
+    three = (await client.get("/api/v1/users/3", headers=admin_headers)).json()
+    assert three["markers"] == {"ok": 1}
+
+
 async def test_batch_limits(client, admin_headers) -> None:
     items = [{"id": i + 1, "markers": {"$set": {"a": 1}}} for i in range(1001)]
     r = await client.post("/api/v1/users:batch", json={"items": items}, headers=admin_headers)
