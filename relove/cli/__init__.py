@@ -35,22 +35,29 @@ app = typer.Typer(
     add_completion=False,
 )
 app.command(
-    "run", help="Run the bot (long polling; --webhook: webhook server with a durable inbox)."
+    "run", help="Run the bot (long polling; --webhook: webhook server with a durable inbox).",
+    epilog="Guides: docs/bot.md, docs/deployment.md",
 )(run_bot)
 app.add_typer(db.app, name="db")
 app.add_typer(users.app, name="users")
 app.add_typer(broadcast.app, name="broadcast")
 app.command(
-    "worker", help="Send scheduled and started broadcasts (alongside `relove run`)."
+    "worker", help="Send scheduled and started broadcasts (alongside `relove run`).",
+    epilog="Guides: docs/broadcasts.md, docs/automations.md, docs/operations.md",
 )(broadcast.worker)
 app.add_typer(segments_cli.app, name="segment")
 app.add_typer(stats_cli.app, name="stats")
 app.add_typer(conversation_cli.app, name="conversation")
 app.add_typer(events_cli.app, name="events")
 event_stats_cli.register(stats_cli.app)
-app.command("sandbox", help=sandbox_cli.SANDBOX_HELP)(sandbox_cli.sandbox)
-app.command("demo", help=sandbox_cli.DEMO_HELP)(sandbox_cli.demo)
-app.command("serve", help="Serve the REST API (and the console) over HTTP.")(serve_cli.serve)
+app.command("sandbox", help=sandbox_cli.SANDBOX_HELP, epilog="Guide: docs/sandbox.md")(
+    sandbox_cli.sandbox
+)
+app.command("demo", help=sandbox_cli.DEMO_HELP, epilog="Guide: docs/sandbox.md")(sandbox_cli.demo)
+app.command(
+    "serve", help="Serve the REST API (and the console) over HTTP.",
+    epilog="Guides: docs/api.md, docs/console.md, docs/deployment.md",
+)(serve_cli.serve)
 app.add_typer(tokens_cli.app, name="tokens")
 app.add_typer(admins.app, name="admins")
 app.add_typer(admins.console_app, name="console")

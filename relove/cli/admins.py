@@ -18,9 +18,10 @@ from relove.events import record
 app = typer.Typer(
     help="Admins and their roles (owner, operator, viewer); RELOVE_ADMIN_IDS are owners.",
     no_args_is_help=True,
+    epilog="Guide: docs/console.md (roles)",
 )
 console_app = typer.Typer(help="The operator console (pages served by `relove serve`).",
-                          no_args_is_help=True)
+                          no_args_is_help=True, epilog="Guide: docs/console.md")
 
 RoleOpt = Annotated[str, typer.Option("--role", "-r", help="owner, operator or viewer.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for programs.")]

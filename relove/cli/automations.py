@@ -17,7 +17,7 @@ from relove.cli.common import console, err_console, open_db, plain, print_json, 
 from relove.errors import ConfigError, NotFound
 
 app = typer.Typer(help="Automations: triggered sequences (docs/automations.md).",
-                  no_args_is_help=True)  # fmt: skip
+                  no_args_is_help=True, epilog="Guide: docs/automations.md")  # fmt: skip
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for programs.")]
 

@@ -31,7 +31,7 @@ from relove.config import Settings
 from relove.errors import InvalidInput
 
 app = typer.Typer(help="Broadcasts: create, preview, start, pause, resume, cancel, status.",
-                  no_args_is_help=True)
+                  no_args_is_help=True, epilog="Guide: docs/broadcasts.md")
 
 IdArg = Annotated[int, typer.Argument(metavar="ID", help="The broadcast's id.")]
 _ACTIVE = {BroadcastStatus.scheduled.value, BroadcastStatus.running.value}

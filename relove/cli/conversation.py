@@ -8,7 +8,8 @@ import typer
 
 from relove.cli.common import console, markup_line, plain, run, settings
 
-app = typer.Typer(help="Conversation: scenarios, catalog, persona, LLM.", no_args_is_help=True)
+app = typer.Typer(help="Conversation: scenarios, catalog, persona, LLM.", no_args_is_help=True,
+                  epilog="Guide: docs/conversation.md")
 
 
 @app.command("check")

@@ -8,7 +8,8 @@ from relove.cli.common import console, run, settings
 from relove.db.engine import create_engine, display_url
 from relove.db.migrate import current_revision, head_revision, upgrade
 
-app = typer.Typer(help="Database schema.", no_args_is_help=True)
+app = typer.Typer(help="Database schema.", no_args_is_help=True,
+                  epilog="Guide: docs/operations.md")
 
 
 @app.command("upgrade")

@@ -17,7 +17,8 @@ from relove.events.retention import PruneReport, prune
 from relove.events.timeline import Page, timeline
 from relove.users.paths import parse_assignment
 
-app = typer.Typer(help="History: record custom events, apply the retention.", no_args_is_help=True)
+app = typer.Typer(help="History: record custom events, apply the retention.", no_args_is_help=True,
+                  epilog="Guide: docs/events.md")
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for programs.")]
 

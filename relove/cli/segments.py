@@ -23,7 +23,7 @@ from relove.segments import (
 )
 
 app = typer.Typer(help="Saved segments: named filters, usable as segment:\"name\".",
-                  no_args_is_help=True)  # fmt: skip
+                  no_args_is_help=True, epilog="Guide: docs/segments.md")  # fmt: skip
 
 FilterArg = Annotated[
     str, typer.Argument(metavar="FILTER", help='e.g. \'city = "Москва" and VIP\'')

@@ -16,6 +16,7 @@ from relove.segments import field_from_text, parse_filter
 app = typer.Typer(
     help="Analytics: totals, new users, activity, breakdowns by any column or marker.",
     invoke_without_command=True,
+    epilog="Guide: docs/analytics.md",
 )
 
 FilterOpt = Annotated[

@@ -12,7 +12,8 @@ from relove.api.models import ApiToken
 from relove.api.tokens import SCOPES, create_token, list_tokens, revoke_token
 from relove.cli.common import cli_actor, console, err_console, open_db, print_json, run, settings
 
-app = typer.Typer(help="API tokens for the REST API (`relove serve`).", no_args_is_help=True)
+app = typer.Typer(help="API tokens for the REST API (`relove serve`).", no_args_is_help=True,
+                  epilog="Guide: docs/api.md")
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for programs.")]
 

@@ -16,7 +16,8 @@ from relove.users import service
 from relove.users.lifecycle import get_user
 from relove.users.paths import Document, parse_assignment, parse_path
 
-app = typer.Typer(help="Look at and edit users.", no_args_is_help=True)
+app = typer.Typer(help="Look at and edit users.", no_args_is_help=True,
+                  epilog="Guides: docs/markers.md, docs/bulk.md (import, export)")
 
 ContextOpt = Annotated[
     bool, typer.Option("--context", help="Work on the context document instead of markers.")

@@ -14,7 +14,7 @@ from relove.cli.common import console, markup_line, plain, run, settings
 from relove.errors import ConfigError, ReloveError
 
 app = typer.Typer(help="Set, inspect or delete the Telegram webhook (webhook mode).",
-                  no_args_is_help=True)  # fmt: skip
+                  no_args_is_help=True, epilog="Guide: docs/deployment.md")  # fmt: skip
 
 DROP_HELP = "Also discard the updates Telegram holds for the bot (never done unless asked)."
 

@@ -26,7 +26,7 @@ from relove.errors import InvalidInput
 from relove.webhooks import service
 
 app = typer.Typer(help="Outbound webhooks: signed event deliveries to HTTP endpoints.",
-                  no_args_is_help=True)
+                  no_args_is_help=True, epilog="Guide: docs/webhooks.md")
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for programs.")]
 IdArg = Annotated[int, typer.Argument(help="The endpoint's id (`relove webhooks list`).")]
