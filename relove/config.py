@@ -164,10 +164,10 @@ class Settings(BaseSettings):
     api_max_import_body: int = Field(default=256 * 1024 * 1024, ge=1024, le=16 * 1024**3)
     #: seconds between two events of GET /broadcasts/{id}/progress (Server-Sent Events)
     api_progress_every_seconds: float = Field(default=1.0, gt=0, le=60)
-    #: check each pooled PostgreSQL connection before the API uses it (pre-ping: three extra
-    #: round trips per request, half a GET's). Off, after a database restart the request(s) then
-    #: in flight on each worker fail with a 500 and the pool is renewed; on, none fails
-    api_pool_pre_ping: bool = False
+    #: check each pooled PostgreSQL connection before the API uses it (pre-ping: on by default,
+    #: so no request fails after a database restart or failover; off saves three round trips
+    #: per request — half a GET's — at the price of a 500 per worker after such a restart)
+    api_pool_pre_ping: bool = True
     #: PostgreSQL connections each API worker keeps open (10 more open for bursts and close
     #: again: a connection opened per request costs the database a new backend process)
     api_pool_size: int = Field(default=20, ge=1, le=500)

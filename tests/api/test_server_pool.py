@@ -19,7 +19,7 @@ async def test_server_engine_uses_the_api_pool_settings(
     try:
         if engine.dialect.name == "postgresql":
             assert engine.pool.size() == 7
-            assert engine.pool._pre_ping is False  # RELOVE_API_POOL_PRE_PING's default
+            assert engine.pool._pre_ping is True  # RELOVE_API_POOL_PRE_PING's default
         async with engine.connect() as conn:  # and it serves
             assert (await conn.exec_driver_sql("SELECT 1")).scalar() == 1
     finally:
