@@ -22,6 +22,7 @@ from aiogram.methods import GetUpdates
 from aiogram.utils.backoff import Backoff, BackoffConfig
 
 from relove.bot.ingest import Ingest
+from relove.bot.lifecycle import dispatcher_running
 from relove.config import Settings
 from relove.runtime import tune_gc
 
@@ -88,26 +89,13 @@ class Poller:
         self._stop.set()
 
     async def run(self, *, handle_signals: bool = True) -> None:
-        loop = asyncio.get_running_loop()
-        if handle_signals:
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                with contextlib.suppress(NotImplementedError):
-                    loop.add_signal_handler(sig, self._on_signal, sig)
-        workflow: dict[str, Any] = {"dispatcher": self.dp, "bots": (self.bot,),
-                                    **self.dp.workflow_data}  # fmt: skip
-        await self.dp.emit_startup(bot=self.bot, **workflow)
-        try:
-            await self._poll()
-        finally:
+        async with dispatcher_running(self.dp, self.bot,
+                                      self._on_signal if handle_signals else None):  # fmt: skip
             try:
+                await self._poll()
+            finally:
                 await self.ingest.close(self.drain_timeout)
                 await self._confirm_finished()
-            finally:
-                if handle_signals:
-                    for sig in (signal.SIGTERM, signal.SIGINT):
-                        with contextlib.suppress(NotImplementedError):
-                            loop.remove_signal_handler(sig)
-                await self.dp.emit_shutdown(bot=self.bot, **workflow)
 
     def _on_signal(self, sig: signal.Signals) -> None:
         log.warning("Received %s: finishing the updates in flight", sig.name)

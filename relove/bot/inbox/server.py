@@ -16,7 +16,6 @@ counters as numbers.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hmac
 import json
 import logging
@@ -26,7 +25,6 @@ import socket
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
 from urllib.parse import urlsplit
 
 from aiogram import Bot, Dispatcher
@@ -35,6 +33,7 @@ from aiohttp import web
 from relove.bot.inbox.processor import InboxProcessor
 from relove.bot.inbox.store import Inbox, lane_of
 from relove.bot.ingest import Ingest
+from relove.bot.lifecycle import dispatcher_running
 from relove.config import Settings
 from relove.db.health import classify, describe
 from relove.errors import ConfigError
@@ -159,36 +158,26 @@ class WebhookServer:
 
     async def run(self, *, handle_signals: bool = True) -> None:
         """Serve until :meth:`stop` (or SIGTERM / SIGINT), then shut down gracefully."""
-        loop = asyncio.get_running_loop()
-        if handle_signals:
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                with contextlib.suppress(NotImplementedError):
-                    loop.add_signal_handler(sig, self._on_signal, sig)
-        workflow: dict[str, Any] = {"dispatcher": self.dp, "bots": (self.bot,),
-                                    **self.dp.workflow_data}  # fmt: skip
-        await self.dp.emit_startup(bot=self.bot, **workflow)
-        runner = web.AppRunner(self.app, handle_signals=False, access_log=None, shutdown_timeout=5)
-        await runner.setup()
-        try:
-            host, port = listen_address(self.settings)
-            site = web.TCPSite(runner, host, port, backlog=1024)
-            await site.start()
-            sockets = getattr(site._server, "sockets", None) or ()
-            self.port = sockets[0].getsockname()[1] if sockets else port
-            log.info("Webhook server on %s:%s%s (instance %s)", host, self.port,
-                     webhook_path(self.settings), self.inbox.owner)  # fmt: skip
-            self.processor.start()
-            await self._stop.wait()
-            # Stop taking work: new posts get 503 (Telegram retries; the proxy picks another).
-            self.stopping = True
-            await self.processor.stop(self.settings.webhook_drain_seconds)
-        finally:
-            await runner.cleanup()
-            if handle_signals:
-                for sig in (signal.SIGTERM, signal.SIGINT):
-                    with contextlib.suppress(NotImplementedError):
-                        loop.remove_signal_handler(sig)
-            await self.dp.emit_shutdown(bot=self.bot, **workflow)
+        async with dispatcher_running(self.dp, self.bot,
+                                      self._on_signal if handle_signals else None):  # fmt: skip
+            runner = web.AppRunner(self.app, handle_signals=False, access_log=None,
+                                   shutdown_timeout=5)
+            await runner.setup()
+            try:
+                host, port = listen_address(self.settings)
+                site = web.TCPSite(runner, host, port, backlog=1024)
+                await site.start()
+                sockets = getattr(site._server, "sockets", None) or ()
+                self.port = sockets[0].getsockname()[1] if sockets else port
+                log.info("Webhook server on %s:%s%s (instance %s)", host, self.port,
+                         webhook_path(self.settings), self.inbox.owner)  # fmt: skip
+                self.processor.start()
+                await self._stop.wait()
+                # Stop taking work: new posts get 503 (Telegram retries; the proxy picks another).
+                self.stopping = True
+                await self.processor.stop(self.settings.webhook_drain_seconds)
+            finally:
+                await runner.cleanup()
 
     def _on_signal(self, sig: signal.Signals) -> None:
         log.warning("Received %s: answering 503, finishing the updates in flight", sig.name)
