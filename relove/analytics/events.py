@@ -353,7 +353,7 @@ async def _retention_pg(
     c = select(U.c.id, ci).where(
         U.c.created_at >= period_start(now, period, cohorts - 1), U.c.created_at <= now, in_filter
     ).cte("c")
-    one = literal(1, BigInteger())
+    one = cast(literal(1), BigInteger())  # shifts up to 59: a bigint, never an int4
     m = (
         select(E.c.user_id, func.bit_or(one.op("<<")(index(E.c.at))).label("mask"))
         .where(*in_window)
