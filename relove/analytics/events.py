@@ -74,6 +74,16 @@ async def _users_where(session: AsyncSession, flt: FilterInput | None) -> Any:
     return where
 
 
+async def _large_query(session: AsyncSession) -> None:
+    """PostgreSQL, for the rest of the transaction: plans for the values at hand (a generic
+    plan ignores the window and once ran a funnel for 37 s instead of 5), sorts and hash
+    aggregates of up to a million users in memory (4 MB spilled a retention's aggregate to
+    disk for minutes), and no JIT compilation (≈ 1.8 s of a 6.7 s retention)."""
+    await plan_with_values(session)
+    await session.execute(text("SET LOCAL work_mem = '256MB'"))
+    await session.execute(text("SET LOCAL jit = off"))
+
+
 def _in_filter(where: Any) -> Any:
     return true() if where is None else E.c.user_id.in_(select(U.c.id).where(where))
 
@@ -208,6 +218,8 @@ async def funnel(
     since = since or until - timedelta(days=30)
     pg = _pg(session)
     user_where = await _users_where(session, flt)
+    if pg:
+        await _large_query(session)
     first = select(E.c.user_id, E.c.at, E.c.id, E.c.at.label("t1")).where(
         E.c.name == steps[0], E.c.at >= since, E.c.at < until, _in_filter(user_where)
     )
@@ -221,7 +233,10 @@ async def funnel(
             select(E.c.user_id, E.c.at, E.c.id, p.c.t1.label("t1"))
             .select_from(p.join(E, E.c.user_id == p.c.user_id))
             .where(E.c.name == name, E.c.at >= p.c.at, after,
-                   E.c.at <= _deadline(pg, p.c.t1, within))  # fmt: skip
+                   E.c.at <= _deadline(pg, p.c.t1, within),
+                   # implied by the two above; they let the planner skip old partitions
+                   # and read the (name, at) index over the window only
+                   E.c.at >= since, E.c.at < until + within)  # fmt: skip
         )
         previous = _first_per_user(pg, rows, [rows.selected_columns.t1]).cte(f"step{i}")
         ctes.append(previous)
@@ -368,9 +383,7 @@ async def _retention_pg(
         .group_by(c.c.ci)
     )  # fmt: skip
     sizes_stmt = select(c.c.ci, func.count()).group_by(c.c.ci)
-    # One hash aggregate of up to a million users: in memory, and not worth JIT compiling.
-    await session.execute(text("SET LOCAL work_mem = '256MB'"))
-    await session.execute(text("SET LOCAL jit = off"))
+    await _large_query(session)
     sizes = {int(i): int(n) for i, n in (await session.execute(sizes_stmt)).all()}
     active: dict[tuple[int, int], int] = {}
     for row in (await session.execute(active_stmt)).all():
