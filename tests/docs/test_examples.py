@@ -1,0 +1,245 @@
+"""Every example marked runnable in README.md and docs/ runs as written (docs/development.md,
+"Runnable examples").
+
+Each block is its own test (``page:line``): a shell block runs under ``bash -euo pipefail``, a
+Python block under the venv's Python, in a fresh directory with ``relove`` on PATH and
+``RELOVE_DATABASE_URL`` pointing at a fresh SQLite copy of a migrated database with the 300 demo
+users. ``serve`` blocks share one ``relove serve`` per module (``$API``, ``$T``); ``sandbox``
+blocks share one ``relove sandbox``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from relove.db.engine import create_engine
+from relove.db.migrate import upgrade
+from relove.sandbox.core import DEFAULT_TOKEN
+from relove.sandbox.demo import seed_database
+
+from .examples import ROOT, Block, blocks, page_files, pages, runnable_blocks
+from .forkserver import write_client
+
+BIN = Path(sys.executable).parent
+BLOCKS = runnable_blocks()
+ADMIN_ID = 7000001
+# Paths the guides name relative to a checkout; linked into each block's directory.
+CHECKOUT_DIRS = ("relove", "deploy", "bench")
+# Guides with CLI or API examples and how many runnable blocks each has at least, so the
+# marking cannot quietly rot.
+MIN_RUNNABLE = {
+    "docs/analytics.md": 1,
+    "docs/api.md": 6,
+    "docs/automations.md": 1,
+    "docs/broadcasts.md": 2,
+    "docs/bulk.md": 2,
+    "docs/console.md": 1,
+    "docs/events.md": 1,
+    "docs/markers.md": 2,
+    "docs/segments.md": 2,
+    "docs/webhooks.md": 2,
+    "docs/ru/automations.md": 1,
+    "docs/ru/broadcasts.md": 2,
+    "docs/ru/console.md": 1,
+    "docs/ru/segments.md": 2,
+}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_http(url: str, proc: subprocess.Popen[bytes], deadline_s: float = 60.0) -> None:
+    deadline = time.monotonic() + deadline_s
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{proc.args} exited with {proc.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=5):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+def _base_env(database: Path, path: Path = BIN) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RELOVE_")}
+    env.update(
+        PATH=os.pathsep.join((str(path), str(BIN), env.get("PATH", "/usr/bin:/bin"))),
+        RELOVE_DATABASE_URL=f"sqlite+aiosqlite:///{database}",
+        COLUMNS="160",
+        PYTHONDONTWRITEBYTECODE="1",
+    )
+    return env
+
+
+@dataclass
+class Server:
+    env: dict[str, str]
+
+
+@pytest.fixture(scope="module")
+def relove_path(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The directory whose `relove` the examples run: the fork server's client (one import of
+    the CLI for all of them), or with DOCS_EXAMPLES_PLAIN=1 the venv's console script."""
+    if os.environ.get("DOCS_EXAMPLES_PLAIN") == "1":
+        yield BIN
+        return
+    work = tmp_path_factory.mktemp("docs-forkserver")
+    sock = work / "relove.sock"
+    env = _base_env(work / "unused.db")
+    proc = subprocess.Popen(
+        [sys.executable, str(Path(__file__).with_name("forkserver.py")), str(sock)],
+        env={**env, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE,
+        stderr=(work / "forkserver.log").open("wb"), cwd=work, start_new_session=True,
+    )
+    try:
+        assert proc.stdout is not None and proc.stdout.readline() == b"ready\n"
+        (work / "bin").mkdir()
+        write_client(work / "bin" / "relove", sock)
+        yield work / "bin"
+    finally:
+        _stop(proc)
+
+
+@pytest.fixture(scope="module")
+async def template_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated SQLite database with the demo's 300 users, copied for every block."""
+    path = tmp_path_factory.mktemp("docs-db") / "template.db"
+    engine = create_engine(f"sqlite+aiosqlite:///{path}")
+    await upgrade(engine)
+    await seed_database(engine, 300)
+    await engine.dispose()
+    return path
+
+
+def _spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    with log.open("wb") as out:
+        return subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                cwd=log.parent, start_new_session=True)
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.fixture(scope="module")
+def serve(template_db: Path, relove_path: Path,
+          tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """One `relove serve` for the module's serve blocks, with an admin token in ``$T``."""
+    work = tmp_path_factory.mktemp("docs-serve")
+    database = work / "relove.db"
+    shutil.copy(template_db, database)
+    env = _base_env(database, relove_path)
+    created = subprocess.run(
+        [str(BIN / "relove"), "tokens", "create", "--name", "docs", "--scopes", "admin"],
+        env=env, capture_output=True, text=True, check=True, cwd=work,
+    )
+    token = re.search(r"rlv_\S+", created.stdout)
+    assert token, created.stdout
+    port = _free_port()
+    proc = _spawn([str(BIN / "relove"), "serve", "--port", str(port)], env, work / "serve.log")
+    try:
+        _wait_http(f"http://127.0.0.1:{port}/healthz", proc)
+        yield Server({**env, "API": f"http://127.0.0.1:{port}/api/v1", "T": token[0]})
+    finally:
+        _stop(proc)
+
+
+@pytest.fixture(scope="module")
+def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """One `relove sandbox` for the module's sandbox blocks: the variables a bot needs."""
+    work = tmp_path_factory.mktemp("docs-sandbox")
+    port = _free_port()
+    env = _base_env(work / "unused.db")
+    proc = _spawn([str(BIN / "relove"), "sandbox", "--port", str(port), "--no-limits"], env,
+                  work / "sandbox.log")
+    try:
+        _wait_http(f"http://127.0.0.1:{port}/", proc)
+        yield {
+            "RELOVE_TELEGRAM_API_URL": f"http://127.0.0.1:{port}",
+            "RELOVE_BOT_TOKEN": DEFAULT_TOKEN,
+            "RELOVE_ADMIN_IDS": str(ADMIN_ID),
+        }
+    finally:
+        _stop(proc)
+
+
+def _workdir(tmp_path: Path, block: Block) -> Path:
+    for name in CHECKOUT_DIRS:
+        (tmp_path / name).symlink_to(ROOT / name, target_is_directory=True)
+    for name, contents in page_files(block.page).items():
+        (tmp_path / name).write_text(contents, encoding="utf-8")
+    return tmp_path
+
+
+@pytest.mark.parametrize("block", BLOCKS, ids=[b.id for b in BLOCKS])
+def test_example_runs_as_written(block: Block, request: pytest.FixtureRequest,
+                                 template_db: Path, relove_path: Path, tmp_path: Path) -> None:
+    work = _workdir(tmp_path, block)
+    if "serve" in block.needs:
+        env = dict(request.getfixturevalue("serve").env)
+    else:
+        database = work / "relove.db"
+        shutil.copy(template_db, database)
+        env = _base_env(database, relove_path)
+    if "sandbox" in block.needs:
+        env.update(request.getfixturevalue("sandbox"))
+    if block.lang == "python":
+        (work / "example.py").write_text(block.code, encoding="utf-8")
+        args = [sys.executable, "example.py"]
+    else:
+        (work / "example.sh").write_text(block.code, encoding="utf-8")
+        args = ["bash", "-euo", "pipefail", "example.sh"]
+    done = subprocess.run(args, cwd=work, env=env, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, (
+        f"{block.id} exited with {done.returncode}\n--- code\n{block.code}"
+        f"--- stdout\n{done.stdout[-4000:]}--- stderr\n{done.stderr[-4000:]}"
+    )
+
+
+def test_runnable_blocks_are_shell_or_python() -> None:
+    for block in BLOCKS:
+        assert block.lang in ("sh", "python"), block.id
+
+
+@pytest.mark.parametrize("guide", sorted(MIN_RUNNABLE))
+def test_guides_keep_their_examples_marked(guide: str) -> None:
+    marked = [b for b in blocks(ROOT / guide) if b.runnable]
+    assert len(marked) >= MIN_RUNNABLE[guide], (
+        f"{guide}: {len(marked)} runnable blocks, expected at least {MIN_RUNNABLE[guide]}"
+    )
+
+
+def test_every_guide_with_cli_examples_is_counted() -> None:
+    """A guide whose sh blocks run `relove` or curl must be in MIN_RUNNABLE (or be one whose
+    examples cannot run here)."""
+    cannot_run_here = {"README.md", "docs/cli.md", "docs/deployment.md", "docs/sandbox.md",
+                       "docs/conversation.md", "docs/ai-sessions.md", "docs/benchmarks.md",
+                       "docs/configuration.md", "docs/development.md"}
+    for page in pages():
+        name = str(page.relative_to(ROOT))
+        has_cli = any(b.lang == "sh" and re.search(r"^\s*(relove|curl) ", b.code, re.M)
+                      for b in blocks(page))
+        if has_cli and name not in cannot_run_here:
+            assert name in MIN_RUNNABLE, name
