@@ -11,6 +11,7 @@ GitHub):
   ``RELOVE_TELEGRAM_API_URL`` and ``RELOVE_ADMIN_IDS`` set;
 * ``<!-- file: NAME -->`` before any fenced block writes that block as ``NAME`` into the
   directory of every runnable block of the same page (a sample CSV the commands import).
+  ``<!-- file: NAME encoding=cp1251 -->`` writes it in that encoding.
 """
 
 from __future__ import annotations
@@ -22,7 +23,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 FENCE = re.compile(r"^(?P<indent> *)(?P<fence>`{3,})(?P<info>[^`]*)$")
 MARKER = re.compile(r"^\s*<!--\s*runnable(?::\s*(?P<needs>[a-z, ]+))?\s*-->\s*$")
-FILE = re.compile(r"^\s*<!--\s*file:\s*(?P<name>[\w.-]+)\s*-->\s*$")
+FILE = re.compile(
+    r"^\s*<!--\s*file:\s*(?P<name>[\w.-]+)(?:\s+encoding=(?P<encoding>[\w-]+))?\s*-->\s*$"
+)
 NEEDS = {"serve", "sandbox"}
 LANGS = {"sh": "sh", "bash": "sh", "console": "sh", "python": "python", "py": "python"}
 
@@ -36,6 +39,7 @@ class Block:
     runnable: bool
     needs: frozenset[str]
     file_name: str | None  # set by <!-- file: NAME -->
+    file_encoding: str = "utf-8"  # <!-- file: NAME encoding=cp1251 -->
 
     @property
     def id(self) -> str:
@@ -69,7 +73,8 @@ def blocks(page: Path) -> list[Block]:
         if unknown:
             raise ValueError(f"{page}:{i + 1}: unknown runnable needs {sorted(unknown)}")
         found.append(Block(page, i + 1, (opening["info"].split() or [""])[0], code,
-                           marker is not None, needs, file_["name"] if file_ else None))
+                           marker is not None, needs, file_["name"] if file_ else None,
+                           (file_ and file_["encoding"]) or "utf-8"))
         i = end + 1
     return found
 
@@ -78,6 +83,12 @@ def runnable_blocks() -> list[Block]:
     return [b for page in pages() for b in blocks(page) if b.runnable]
 
 
-def page_files(page: Path) -> dict[str, str]:
-    """The ``<!-- file: NAME -->`` blocks of a page: NAME → contents."""
-    return {b.file_name: b.code for b in blocks(page) if b.file_name}
+def example_files(page: Path) -> dict[str, bytes]:
+    """The ``<!-- file: NAME -->`` blocks of a page: NAME → contents (a name once per page)."""
+    files: dict[str, bytes] = {}
+    for b in blocks(page):
+        if b.file_name:
+            if b.file_name in files:
+                raise ValueError(f"{b.id}: a second <!-- file: {b.file_name} -->")
+            files[b.file_name] = b.code.encode(b.file_encoding)
+    return files

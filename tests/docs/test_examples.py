@@ -10,6 +10,7 @@ blocks share one ``relove sandbox``.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -24,17 +25,23 @@ from pathlib import Path
 
 import pytest
 
+from sqlalchemy import insert
+
 from relove.db.engine import create_engine
 from relove.db.migrate import upgrade
+from relove.db.models import User
 from relove.sandbox.core import DEFAULT_TOKEN
-from relove.sandbox.demo import seed_database
+from relove.sandbox.demo import generate_people, seed_database
 
-from .examples import ROOT, Block, blocks, page_files, pages, runnable_blocks
+from .examples import ROOT, Block, blocks, example_files, pages, runnable_blocks
 from .forkserver import write_client
 
 BIN = Path(sys.executable).parent
 BLOCKS = runnable_blocks()
 ADMIN_ID = 7000001
+DEMO_USERS = 300
+# The users the examples name by id, besides the 300 demo users.
+NAMED_USERS = {1: "Ирина", 2: "Пётр", 42: "Анна", 12345: "Анна", 123456: "Мария"}
 # Paths the guides name relative to a checkout; linked into each block's directory.
 CHECKOUT_DIRS = ("relove", "deploy", "bench")
 # Guides with CLI or API examples and how many runnable blocks each has at least, so the
@@ -47,7 +54,7 @@ MIN_RUNNABLE = {
     "docs/bulk.md": 2,
     "docs/console.md": 1,
     "docs/events.md": 1,
-    "docs/markers.md": 2,
+    "docs/markers.md": 1,
     "docs/segments.md": 2,
     "docs/webhooks.md": 2,
     "docs/ru/automations.md": 1,
@@ -119,11 +126,17 @@ def relove_path(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 @pytest.fixture(scope="module")
 async def template_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A migrated SQLite database with the demo's 300 users, copied for every block."""
+    """A migrated SQLite database with the demo's 300 users and NAMED_USERS, copied for every
+    block."""
     path = tmp_path_factory.mktemp("docs-db") / "template.db"
     engine = create_engine(f"sqlite+aiosqlite:///{path}")
     await upgrade(engine)
-    await seed_database(engine, 300)
+    await seed_database(engine, DEMO_USERS)
+    async with engine.begin() as conn:
+        await conn.execute(insert(User.__table__), [
+            {"id": id_, "first_name": name, "markers": {"city": "Москва"}, "context": {}}
+            for id_, name in NAMED_USERS.items()
+        ])
     await engine.dispose()
     return path
 
@@ -176,6 +189,17 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]
                   work / "sandbox.log")
     try:
         _wait_http(f"http://127.0.0.1:{port}/", proc)
+        # The admin and the demo users, as people who have started the bot (as `relove demo`).
+        people = [{"id": ADMIN_ID, "first_name": "Админ", "started": True}] + [
+            {"id": p["id"], "first_name": p["first_name"], "started": True,
+             "blocked": not p["is_active"]} for p in generate_people(DEMO_USERS)
+        ]
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/api/users", data=json.dumps({"users": people}).encode(),
+            headers={"Content-Type": "application/json"}, method="POST",
+        )
+        with urllib.request.urlopen(request, timeout=30):
+            pass
         yield {
             "RELOVE_TELEGRAM_API_URL": f"http://127.0.0.1:{port}",
             "RELOVE_BOT_TOKEN": DEFAULT_TOKEN,
@@ -188,8 +212,10 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]
 def _workdir(tmp_path: Path, block: Block) -> Path:
     for name in CHECKOUT_DIRS:
         (tmp_path / name).symlink_to(ROOT / name, target_is_directory=True)
-    for name, contents in page_files(block.page).items():
-        (tmp_path / name).write_text(contents, encoding="utf-8")
+    for name, contents in example_files(block.page).items():
+        (tmp_path / name).write_bytes(contents)
+    # curl as the examples call it, but an HTTP error (4xx/5xx) fails the block.
+    (tmp_path / ".curlrc").write_text("--fail-with-body\n--silent\n--show-error\n")
     return tmp_path
 
 
@@ -205,6 +231,7 @@ def test_example_runs_as_written(block: Block, request: pytest.FixtureRequest,
         env = _base_env(database, relove_path)
     if "sandbox" in block.needs:
         env.update(request.getfixturevalue("sandbox"))
+    env["CURL_HOME"] = str(work)
     if block.lang == "python":
         (work / "example.py").write_text(block.code, encoding="utf-8")
         args = [sys.executable, "example.py"]
