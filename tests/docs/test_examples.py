@@ -31,6 +31,7 @@ from relove.db.engine import create_engine
 from relove.db.migrate import upgrade
 from relove.db.models import User
 from relove.sandbox.core import DEFAULT_TOKEN
+from relove.webhooks.signing import new_secret
 from relove.sandbox.demo import generate_people, seed_database
 
 from .examples import ROOT, Block, blocks, example_files, pages, runnable_blocks
@@ -40,6 +41,7 @@ BIN = Path(sys.executable).parent
 BLOCKS = runnable_blocks()
 ADMIN_ID = 7000001
 DEMO_USERS = 300
+WEBHOOK_SECRET = new_secret()
 # The users the examples name by id, besides the 300 demo users.
 NAMED_USERS = {1: "Ирина", 2: "Пётр", 42: "Анна", 12345: "Анна", 123456: "Мария"}
 # Paths the guides name relative to a checkout; linked into each block's directory.
@@ -90,6 +92,8 @@ def _base_env(database: Path, path: Path = BIN) -> dict[str, str]:
         PATH=os.pathsep.join((str(path), str(BIN), env.get("PATH", "/usr/bin:/bin"))),
         RELOVE_DATABASE_URL=f"sqlite+aiosqlite:///{database}",
         COLUMNS="160",
+        # a receiver's secret, as `relove webhooks add` prints it (docs/webhooks.md snippet)
+        WEBHOOK_SECRET=WEBHOOK_SECRET,
         PYTHONDONTWRITEBYTECODE="1",
     )
     return env
@@ -212,6 +216,7 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]
 def _workdir(tmp_path: Path, block: Block) -> Path:
     for name in CHECKOUT_DIRS:
         (tmp_path / name).symlink_to(ROOT / name, target_is_directory=True)
+    (tmp_path / "docs").mkdir()  # generated files the guides write to docs/ land here
     for name, contents in example_files(block.page).items():
         (tmp_path / name).write_bytes(contents)
     # curl as the examples call it, but an HTTP error (4xx/5xx) fails the block.
@@ -270,3 +275,30 @@ def test_every_guide_with_cli_examples_is_counted() -> None:
                       for b in blocks(page))
         if has_cli and name not in cannot_run_here:
             assert name in MIN_RUNNABLE, name
+
+
+def test_the_webhook_receiver_snippet_verifies_relove_signatures(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """docs/webhooks.md's receiver accepts what relove signs (also mid-rotation, with two
+    signatures) and refuses a forged body."""
+    from datetime import UTC, datetime
+
+    from relove.webhooks.signing import headers
+
+    (snippet,) = [b for b in blocks(ROOT / "docs" / "webhooks.md") if b.lang == "python"]
+    monkeypatch.setenv("WEBHOOK_SECRET", WEBHOOK_SECRET)
+    namespace: dict[str, object] = {}
+    exec(compile(snippet.code, snippet.id, "exec"), namespace)  # noqa: S102 - our own docs
+    handle = namespace["handle"]
+    assert callable(handle)
+    body = json.dumps({"type": "marker.changed", "data": {"event_id": 48213}}).encode()
+    now = datetime.now(UTC)
+    handle(body, headers([WEBHOOK_SECRET], "evt_48213", now, body.decode()))
+    handle(body, headers([new_secret(), WEBHOOK_SECRET], "evt_48213", now, body.decode()))
+    assert capsys.readouterr().out == "marker.changed 48213\n" * 2
+    forged = body.replace(b"48213", b"48214")
+    with pytest.raises(PermissionError):
+        handle(forged, headers([WEBHOOK_SECRET], "evt_48213", now, body.decode()))
+    with pytest.raises(PermissionError):
+        handle(body, headers([new_secret()], "evt_48213", now, body.decode()))
