@@ -114,11 +114,12 @@ def relove_path(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     work = tmp_path_factory.mktemp("docs-forkserver")
     sock = work / "relove.sock"
     env = _base_env(work / "unused.db")
-    proc = subprocess.Popen(
-        [sys.executable, str(Path(__file__).with_name("forkserver.py")), str(sock)],
-        env={**env, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE,
-        stderr=(work / "forkserver.log").open("wb"), cwd=work, start_new_session=True,
-    )
+    with (work / "forkserver.log").open("wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, str(Path(__file__).with_name("forkserver.py")), str(sock)],
+            env={**env, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE, stderr=log,
+            cwd=work, start_new_session=True,
+        )
     try:
         assert proc.stdout is not None and proc.stdout.readline() == b"ready\n"
         (work / "bin").mkdir()
@@ -126,6 +127,7 @@ def relove_path(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         yield work / "bin"
     finally:
         _stop(proc)
+        proc.stdout.close()
 
 
 @pytest.fixture(scope="module")
