@@ -34,7 +34,7 @@ from relove.sandbox.demo import generate_people, seed_database
 from relove.webhooks.signing import new_secret
 
 from .examples import ROOT, Block, blocks, example_files, pages, runnable_blocks
-from .forkserver import write_client
+from .forkserver import write_clients
 
 BIN = Path(sys.executable).parent
 BLOCKS = runnable_blocks()
@@ -49,17 +49,17 @@ CHECKOUT_DIRS = ("relove", "deploy", "bench")
 # marking cannot quietly rot.
 MIN_RUNNABLE = {
     "docs/analytics.md": 1,
-    "docs/api.md": 6,
-    "docs/automations.md": 1,
+    "docs/api.md": 7,
+    "docs/automations.md": 2,
     "docs/broadcasts.md": 2,
     "docs/bulk.md": 2,
     "docs/configuration.md": 1,
-    "docs/console.md": 1,
+    "docs/console.md": 2,
     "docs/events.md": 1,
     "docs/markers.md": 1,
     "docs/segments.md": 2,
     "docs/webhooks.md": 2,
-    "docs/ru/automations.md": 1,
+    "docs/ru/automations.md": 2,
     "docs/ru/broadcasts.md": 2,
     "docs/ru/console.md": 1,
     "docs/ru/segments.md": 2,
@@ -106,8 +106,8 @@ class Server:
 
 @pytest.fixture(scope="module")
 def relove_path(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """The directory whose `relove` the examples run: the fork server's client (one import of
-    the CLI for all of them), or with DOCS_EXAMPLES_PLAIN=1 the venv's console script."""
+    """The directory whose `relove` and `python` the examples run: the fork server's clients
+    (one import of the CLI for all of them), or with DOCS_EXAMPLES_PLAIN=1 the venv's."""
     if os.environ.get("DOCS_EXAMPLES_PLAIN") == "1":
         yield BIN
         return
@@ -117,13 +117,13 @@ def relove_path(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     with (work / "forkserver.log").open("wb") as log:
         proc = subprocess.Popen(
             [sys.executable, str(Path(__file__).with_name("forkserver.py")), str(sock)],
-            env={**env, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE, stderr=log,
+            env=env, stdout=subprocess.PIPE, stderr=log,
             cwd=work, start_new_session=True,
         )
     try:
         assert proc.stdout is not None and proc.stdout.readline() == b"ready\n"
         (work / "bin").mkdir()
-        write_client(work / "bin" / "relove", sock)
+        write_clients(work / "bin", sock)
         yield work / "bin"
     finally:
         _stop(proc)
@@ -171,7 +171,7 @@ def serve(template_db: Path, relove_path: Path,
     shutil.copy(template_db, database)
     env = _base_env(database, relove_path)
     created = subprocess.run(
-        [str(BIN / "relove"), "tokens", "create", "--name", "docs", "--scopes", "admin"],
+        [str(relove_path / "relove"), "tokens", "create", "--name", "docs", "--scopes", "admin"],
         env=env, capture_output=True, text=True, check=True, cwd=work,
     )
     token = re.search(r"rlv_\S+", created.stdout)
@@ -241,10 +241,11 @@ def test_example_runs_as_written(block: Block, request: pytest.FixtureRequest,
     env["CURL_HOME"] = str(work)
     if block.lang == "python":
         (work / "example.py").write_text(block.code, encoding="utf-8")
-        args = [sys.executable, "example.py"]
+        args = ["python", "example.py"]  # the first on the block's PATH
     else:
         (work / "example.sh").write_text(block.code, encoding="utf-8")
         args = ["bash", "-euo", "pipefail", "example.sh"]
+    args[0] = shutil.which(args[0], path=env["PATH"]) or args[0]
     done = subprocess.run(args, cwd=work, env=env, capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, (
         f"{block.id} exited with {done.returncode}\n--- code\n{block.code}"
