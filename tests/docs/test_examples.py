@@ -4,8 +4,9 @@
 Each block is its own test (``page:line``): a shell block runs under ``bash -euo pipefail``, a
 Python block under the venv's Python, in a fresh directory with ``relove`` on PATH and
 ``RELOVE_DATABASE_URL`` pointing at a fresh SQLite copy of a migrated database with the 300 demo
-users. ``serve`` blocks share one ``relove serve`` per module (``$API``, ``$T``); ``sandbox``
-blocks share one ``relove sandbox``.
+users and NAMED_USERS. ``serve`` blocks share one ``relove serve`` per module (``$API``, ``$T``);
+``sandbox`` blocks share one ``relove sandbox`` that knows the demo users and the admin. `relove`
+and `python` go through tests/docs/forkserver.py unless DOCS_EXAMPLES_PLAIN=1.
 """
 
 from __future__ import annotations
