@@ -77,9 +77,11 @@ def create_app(
     clock: Callable[[], datetime] = utcnow,
     mounts: Sequence[Mounted] = (),
     closers: Sequence[Callable[[], Awaitable[None]]] = (),
+    single_reads: async_sessionmaker[AsyncSession] | None = None,
 ) -> FastAPI:
     """The app. ``limiter`` defaults to Redis when ``RELOVE_REDIS_URL`` is set, else in-process;
-    ``closers`` run when the server stops (e.g. ``engine.dispose``)."""
+    ``closers`` run when the server stops (e.g. ``engine.dispose``); ``single_reads``: the
+    sessions of one-SELECT routes (see relove.api.routing), else ``sessions``."""
     if limiter is None:
         limiter = (
             RedisRateLimiter.from_url(settings.redis_url)
@@ -94,6 +96,7 @@ def create_app(
         limiter=limiter,
         clock=clock,
         bot=ApiBot.from_settings(settings),
+        single_reads=single_reads,
     )
 
     @contextlib.asynccontextmanager

@@ -8,6 +8,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from relove.api.app import Mounted, create_app
 from relove.config import Settings, load_settings
@@ -23,6 +24,15 @@ def _pool(settings: Settings, url: str) -> dict[str, Any]:
     return {"pool_pre_ping": settings.api_pool_pre_ping, "pool_size": settings.api_pool_size}
 
 
+def _single_read_engine(settings: Settings, url: str) -> AsyncEngine | None:
+    """PostgreSQL: the engine of one-SELECT routes — autocommit, no pre-ping (the route retries
+    on a dropped connection instead, see relove.api.routing); its own pool of the same size."""
+    if make_url(url).get_backend_name() != "postgresql":
+        return None
+    return create_engine(url, isolation_level="AUTOCOMMIT", pool_pre_ping=False,
+                         pool_size=settings.api_pool_size)  # fmt: skip
+
+
 def create_server_app() -> FastAPI:
     settings = load_settings()
     configure_logging(settings.log_level, settings.log_format)
@@ -36,5 +46,11 @@ def create_server_app() -> FastAPI:
         )
         read_sessions = create_session_factory(read_engine)
         closers.append(read_engine.dispose)
+    single_reads = None
+    single_read_engine = _single_read_engine(settings, settings.database_url)
+    if single_read_engine is not None:
+        single_reads = create_session_factory(single_read_engine)
+        closers.append(single_read_engine.dispose)
     mounts: list[Mounted] = [console_mount(settings, sessions, read_sessions=read_sessions)]
-    return create_app(settings, engine, sessions, mounts=mounts, closers=closers)
+    return create_app(settings, engine, sessions, mounts=mounts, closers=closers,
+                      single_reads=single_reads)  # fmt: skip

@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 
 from relove.api.deps import SessionDep, reader, writer
 from relove.api.problems import problem_dict
-from relove.api.routing import ApiRoute
+from relove.api.routing import ApiRoute, single_read
 from relove.api.schemas import (
     BatchResult,
     DocumentOps,
@@ -75,6 +75,7 @@ async def list_users(
 
 
 @router.get("/users/{user_id}", response_model=User, summary="Get a user")
+@single_read
 async def get_user(
     user_id: UserId,
     session: SessionDep,
