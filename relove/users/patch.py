@@ -16,16 +16,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import bindparam, select, text
+from sqlalchemy import Column, bindparam, column, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from relove.db.models import User
 from relove.db.types import UTCDateTime, utcnow
-from relove.errors import InvalidInput, NotFound, ReloveError
+from relove.errors import DocumentTooLarge, InvalidInput, NotFound, ReloveError
 from relove.events.catalog import MARKER_CHANGED, EventSource
 from relove.users import lifecycle, service
-from relove.users.changes import _pg_props, origin
+from relove.users.changes import Origin, _pg_props, origin
 from relove.users.paths import Document, check_user_id, check_value, parse_path, to_json
 
 Scalar = str | int | float | bool
@@ -199,7 +199,17 @@ async def apply_batch(
 #: ``$inc`` deltas); an item whose ``$inc`` meets a value that is not a number is left unchanged
 #: and returned with those keys (``bad``), as the per-item path refuses it; users not found
 #: are in neither list.
-_MARKERS_AT_ONCE_SQL = f"""
+def _markers_at_once_sql(returning: Sequence[str] = ()) -> str:
+    """The statement; with ``returning`` (one item: ``PATCH``) it answers ONE row — ``bad``,
+    then those columns of the updated user (all NULL when nothing was updated)."""
+    ret = "".join(f", users.{c} AS r_{c}" for c in returning)
+    final = (
+        "SELECT (SELECT bad FROM old) AS bad" + "".join(f", upd.r_{c}" for c in returning)
+        + " FROM (SELECT 1) AS one LEFT JOIN upd ON true"
+        if returning
+        else "SELECT i, NULL AS bad FROM upd UNION ALL SELECT i, bad FROM old WHERE bad IS NOT NULL"
+    )  # fmt: skip
+    return f"""
 WITH items AS (SELECT x.i, x.u, x.v, x.d FROM jsonb_to_recordset(CAST(:items AS jsonb))
                 AS x(i integer, u bigint, v jsonb, d jsonb)),
 old AS (SELECT users.id AS old_id, users.markers AS old_doc, items.i, items.v, items.d,
@@ -214,7 +224,7 @@ upd AS (UPDATE users SET markers = users.markers || old.v || COALESCE(
             updated_at = CAST(:now AS timestamptz)
         FROM old WHERE users.id = old.old_id AND old.bad IS NULL
         RETURNING users.id AS uid, old.i, old.old_doc, users.markers AS new_doc,
-                  old.v || old.d AS changed),
+                  old.v || old.d AS changed{ret}),
 ev AS (INSERT INTO events (user_id, name, props, source, actor, at)
        SELECT upd.uid, CAST(:name AS text), {_pg_props("(upd.old_doc #> k.path)",
                                                       "(upd.new_doc #> k.path)")},
@@ -222,9 +232,71 @@ ev AS (INSERT INTO events (user_id, name, props, source, actor, at)
        FROM upd CROSS JOIN LATERAL (SELECT key, ARRAY[key] AS path
                                     FROM jsonb_object_keys(upd.changed) AS key) AS k
        WHERE (upd.old_doc #> k.path) IS DISTINCT FROM (upd.new_doc #> k.path))
-SELECT i, NULL AS bad FROM upd
-UNION ALL SELECT i, bad FROM old WHERE bad IS NOT NULL
+{final}
 """
+
+
+#: one statement for a batch whose items only ``$set`` and ``$inc`` top-level markers
+#: (PostgreSQL): the users locked, updated and their ``marker.changed`` events written as for
+#: one user (see relove.users.changes). Each item brings ``v`` (its ``$set``) and ``d`` (its
+#: ``$inc`` deltas); an item whose ``$inc`` meets a value that is not a number is left unchanged
+#: and returned with those keys (``bad``), as the per-item path refuses it; users not found
+#: are in neither list.
+_MARKERS_AT_ONCE_SQL = _markers_at_once_sql()
+
+
+def _not_a_number(change: UserChange, bad: Sequence[str]) -> InvalidInput:
+    """The per-item path's refusal: the first ``$inc`` key (in the item's order) refused."""
+    key = next(k for k in change.markers.inc if k in bad)
+    return InvalidInput(f"markers.{key} is not a number; nothing was changed")
+
+
+def _params(payload: list[dict[str, Any]], who: Origin) -> dict[str, Any]:
+    return {"items": json.dumps(payload, ensure_ascii=False), "now": utcnow(),
+            "name": MARKER_CHANGED, "src": who.source, "actor": who.actor}  # fmt: skip
+
+
+async def apply_change_returning(
+    session: AsyncSession,
+    user_id: int,
+    change: UserChange,
+    columns: Sequence[Column[Any]],
+    *,
+    source: EventSource | str,
+    actor: str | None,
+) -> Sequence[Any] | None:
+    """:func:`apply_change` in ONE statement that also returns ``columns`` of the changed user
+    (no read-back), when it can: on PostgreSQL, for a change that only ``$set``s / ``$inc``s
+    top-level markers. None (nothing done) otherwise: the caller applies it the usual way."""
+    check_change(change)
+    if session.get_bind().dialect.name != "postgresql":
+        return None
+    try:
+        item = _at_once_item(0, user_id, change)
+        who = origin(source, actor)
+    except ReloveError:
+        return None  # the usual way refuses it with its own message
+    if item is None:
+        return None
+    names = [c.name for c in columns]
+    stmt = (
+        text(_markers_at_once_sql(names))
+        .bindparams(bindparam("now", type_=UTCDateTime()))
+        .columns(column("bad"), *(column(f"r_{c.name}", c.type) for c in columns))
+    )
+    try:
+        row = (await session.execute(stmt, _params([item], who))).one()
+    except IntegrityError as e:
+        if "ck_users_markers_size" in str(e.orig):
+            raise DocumentTooLarge(
+                f"markers of user {user_id} would exceed its size limit; nothing was changed"
+            ) from e
+        raise
+    if row[0] is not None:
+        raise _not_a_number(change, row[0])
+    if row[1] is None:
+        raise NotFound(f"user {user_id} not found")
+    return tuple(row[1:])
 
 
 def _at_once_item(index: int, user_id: int, change: UserChange) -> dict[str, Any] | None:
@@ -272,11 +344,9 @@ async def _set_markers_at_once(
     except ReloveError:
         return False
     stmt = text(_MARKERS_AT_ONCE_SQL).bindparams(bindparam("now", type_=UTCDateTime()))
-    params = {"items": json.dumps(payload, ensure_ascii=False), "now": utcnow(),
-              "name": MARKER_CHANGED, "src": who.source, "actor": who.actor}  # fmt: skip
     try:
         async with session.begin_nested():
-            rows = (await session.execute(stmt, params)).all()
+            rows = (await session.execute(stmt, _params(payload, who))).all()
     except IntegrityError:
         return False
     done = {row[0]: row[1] for row in rows}
@@ -285,9 +355,8 @@ async def _set_markers_at_once(
         error: ReloveError | None = None
         if index not in done:
             error = NotFound(f"user {user_id} not found")
-        elif done[index] is not None:  # the first $inc key (in the item's order) refused
-            key = next(k for k in change.markers.inc if k in done[index])
-            error = InvalidInput(f"markers.{key} is not a number; nothing was changed")
+        elif done[index] is not None:
+            error = _not_a_number(change, done[index])
         results[index] = ItemResult(index, user_id, error)
     return True
 
@@ -319,5 +388,6 @@ __all__ = [
     "UserChange",
     "apply_batch",
     "apply_change",
+    "apply_change_returning",
     "check_change",
 ]

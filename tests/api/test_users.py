@@ -100,6 +100,32 @@ async def test_patch_applies_every_operation_and_records_events(
     assert any(e.name == "user.gender_changed" for e in events)
 
 
+async def test_patch_of_top_level_markers_answers_the_stored_user(
+    client, session_factory, admin_headers
+) -> None:
+    # $set/$inc of top-level markers: one statement returning the user on PostgreSQL, the
+    # operations then a read-back elsewhere — the same answer, events and refusals on both
+    await add_users(session_factory, {"id": 1, "username": "anna", "first_name": "Анна",
+                                      "markers": {"n": 1, "city": "Тверь"},
+                                      "context": {"summary": "йога"}})  # fmt: skip
+    body = {"markers": {"$set": {"city": "Тверь", "plan": "pro"}, "$inc": {"n": 2}}}
+    r = await client.patch("/api/v1/users/1", json=body, headers=admin_headers)
+    assert r.status_code == 200, r.text
+    got = (await client.get("/api/v1/users/1", headers=admin_headers)).json()
+    assert r.json() == got
+    assert got["markers"] == {"n": 3, "city": "Тверь", "plan": "pro"}
+    assert got["username"] == "anna" and got["context"] == {"summary": "йога"}
+    async with session_factory() as session:
+        events = (await session.scalars(select(Event).order_by(Event.id))).all()
+    assert sorted((e.props["key"], e.props.get("old"), e.props["new"]) for e in events) == [
+        ("n", 1, 3), ("plan", None, "pro"),  # city did not change: no event
+    ]
+    big = {"markers": {"$set": {"b": "x" * 70_000}}}
+    r = await client.patch("/api/v1/users/1", json=big, headers=admin_headers)
+    assert r.status_code == 422 and r.json()["code"] == "document_too_large", r.text
+    assert (await client.get("/api/v1/users/1", headers=admin_headers)).json() == got
+
+
 async def test_patch_is_all_or_nothing(client, session_factory, admin_headers) -> None:
     await add_users(session_factory, {"id": 1, "markers": {"name": "text"}})
     body = {"markers": {"$set": {"city": "Казань"}, "$inc": {"name": 1}}}
