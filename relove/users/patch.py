@@ -10,13 +10,14 @@ operations (``$set: {a: 1}`` with ``$unset: [a]`` is ambiguous and refused).
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Column, bindparam, column, select, text
+from sqlalchemy import Column, TextualSelect, bindparam, column, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -245,6 +246,19 @@ ev AS (INSERT INTO events (user_id, name, props, source, actor, at)
 _MARKERS_AT_ONCE_SQL = _markers_at_once_sql()
 
 
+@functools.lru_cache(maxsize=16)
+def _returning_statement(columns: tuple[Column[Any], ...]) -> TextualSelect:
+    """Built once per column list: parsing the statement's text cost a sixth of a PATCH."""
+    return (
+        text(_markers_at_once_sql([c.name for c in columns]))
+        .bindparams(bindparam("now", type_=UTCDateTime()))
+        .columns(column("bad"), *(column(f"r_{c.name}", c.type) for c in columns))
+    )
+
+
+_AT_ONCE_STATEMENT = text(_MARKERS_AT_ONCE_SQL).bindparams(bindparam("now", type_=UTCDateTime()))
+
+
 def _not_a_number(change: UserChange, bad: Sequence[str]) -> InvalidInput:
     """The per-item path's refusal: the first ``$inc`` key (in the item's order) refused."""
     key = next(k for k in change.markers.inc if k in bad)
@@ -278,12 +292,7 @@ async def apply_change_returning(
         return None  # the usual way refuses it with its own message
     if item is None:
         return None
-    names = [c.name for c in columns]
-    stmt = (
-        text(_markers_at_once_sql(names))
-        .bindparams(bindparam("now", type_=UTCDateTime()))
-        .columns(column("bad"), *(column(f"r_{c.name}", c.type) for c in columns))
-    )
+    stmt = _returning_statement(tuple(columns))
     try:
         row = (await session.execute(stmt, _params([item], who))).one()
     except IntegrityError as e:
@@ -343,10 +352,9 @@ async def _set_markers_at_once(
         who = origin(source, actor)
     except ReloveError:
         return False
-    stmt = text(_MARKERS_AT_ONCE_SQL).bindparams(bindparam("now", type_=UTCDateTime()))
     try:
         async with session.begin_nested():
-            rows = (await session.execute(stmt, _params(payload, who))).all()
+            rows = (await session.execute(_AT_ONCE_STATEMENT, _params(payload, who))).all()
     except IntegrityError:
         return False
     done = {row[0]: row[1] for row in rows}
