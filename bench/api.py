@@ -47,9 +47,13 @@ from relove.db.migrate import upgrade
 BENCH_DB = "bench_api"
 DATA_VERSION = "relove bench_api data v1"
 ROOT = Path(__file__).resolve().parent.parent
-POOL = 40
-SCENARIOS = ("get", "patch", "list1", "list900k", "batch", "batchset")
-TARGETS = {"get": 2000.0, "patch": 1000.0, "list_p95_ms": 50.0, "batch_ops": 20000.0}
+POOL = 32
+SCENARIOS = ("get", "patch", "list1", "list900k", "batch", "batchset", "count")
+#: the filter of the segments:count scenario (matches about a tenth of the users)
+COUNT_FILTER = 'city = "Москва" and score > 50'
+
+TARGETS = {"get": 2000.0, "patch": 1000.0, "list_p95_ms": 50.0, "batch_ops": 20000.0,
+           "count_ratio": 1.1}
 
 POPULATE = """
 INSERT INTO users (id, username, first_name, is_active, gender, markers, context,
@@ -182,6 +186,9 @@ async def _load_run(
         if kind == "patch":
             body = {"markers": {"$set": {"bench": rng.randint(0, 1_000_000)}}}
             return "PATCH", f"/api/v1/users/{uid}", json.dumps(body).encode(), 1
+        if kind == "count":
+            body_c = json.dumps({"filter": COUNT_FILTER}).encode()
+            return "POST", "/api/v1/segments:count", body_c, 1
         if kind == "list1":
             return "GET", "/api/v1/users?limit=100", None, 1
         if kind == "list900k":
@@ -196,7 +203,7 @@ async def _load_run(
         return "POST", "/api/v1/users:batch", json.dumps({"items": items}).encode(), batch
 
     concurrency = {"get": 32, "patch": 32, "list1": 1, "list900k": 1, "batch": 2,
-                   "batchset": 2}[kind]  # fmt: skip
+                   "batchset": 2, "count": 1}[kind]  # fmt: skip
     connector = aiohttp.TCPConnector(limit=concurrency)
     async with aiohttp.ClientSession(base, connector=connector, headers=auth) as http:
 
@@ -290,6 +297,23 @@ def _in_load_process(
     return result
 
 
+async def _cli_count_ms(url: str, runs: int) -> float:
+    """The CLI's count (``relove segments find`` → ``count_users`` in a session), in process:
+    the median ms of ``runs`` counts of :data:`COUNT_FILTER`."""
+    from relove.segments import count_users
+
+    engine = create_engine(url)
+    sessions = create_session_factory(engine)
+    times = []
+    for _ in range(runs + 1):  # the first warms the connection and the plan
+        async with sessions() as session:
+            t0 = time.perf_counter()
+            await count_users(session, COUNT_FILTER)
+            times.append((time.perf_counter() - t0) * 1000)
+    await engine.dispose()
+    return statistics.median(times[1:])
+
+
 # -- main ----------------------------------------------------------------------------------------
 async def _prepare(args: argparse.Namespace) -> tuple[str, str]:
     url = await _ensure_database(args.url, args.recreate)
@@ -352,6 +376,13 @@ def main() -> int:
                 row(f"POST /users:batch, 1,000 {op} ops (2 conn)",
                     f"{r['ops_per_s']:,.0f} ops/s", "≥ 20,000 ops/s",
                     r["ops_per_s"] >= TARGETS["batch_ops"], r)
+        if "count" in only:
+            r = measure("count")
+            cli_ms = asyncio.run(_cli_count_ms(url, max(5, min(r["requests"], 30))))
+            ratio = r["p50_ms"] / cli_ms
+            row(f"segments:count `{COUNT_FILTER}`: API / in-process, p50",
+                f"{r['p50_ms']:.0f} / {cli_ms:.0f} ms ({ratio:.2f}×)", "≤ 1.1×",
+                ratio <= TARGETS["count_ratio"], r)
     finally:
         server.terminate()
         try:
