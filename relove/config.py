@@ -171,8 +171,7 @@ class Settings(BaseSettings):
     api_pool_pre_ping: bool = True
     #: PostgreSQL connections each API worker keeps open (10 more open for bursts and close
     #: again: a connection opened per request costs the database a new backend process). Size it
-    #: to the concurrent requests a worker serves; ``GET /users/{id}`` has a pool of this size too
-    #: (autocommit)
+    #: to the concurrent requests a worker serves
     api_pool_size: int = Field(default=20, ge=1, le=500)
     # --- Telegram rate limits (shared through Redis when RELOVE_REDIS_URL is set) ---------------
     #: messages per second to one chat, and the short burst allowed above it

@@ -77,11 +77,9 @@ def create_app(
     clock: Callable[[], datetime] = utcnow,
     mounts: Sequence[Mounted] = (),
     closers: Sequence[Callable[[], Awaitable[None]]] = (),
-    single_reads: async_sessionmaker[AsyncSession] | None = None,
 ) -> FastAPI:
     """The app. ``limiter`` defaults to Redis when ``RELOVE_REDIS_URL`` is set, else in-process;
-    ``closers`` run when the server stops (e.g. ``engine.dispose``); ``single_reads``: the
-    sessions of one-SELECT routes (see relove.api.routing), else ``sessions``."""
+    ``closers`` run when the server stops (e.g. ``engine.dispose``)."""
     if limiter is None:
         limiter = (
             RedisRateLimiter.from_url(settings.redis_url)
@@ -96,7 +94,7 @@ def create_app(
         limiter=limiter,
         clock=clock,
         bot=ApiBot.from_settings(settings),
-        single_reads=single_reads,
+        single_reads=_single_reads(engine),
     )
 
     @contextlib.asynccontextmanager
@@ -161,6 +159,16 @@ def create_app(
     for m in mounts:
         app.mount(m.path, m.app)
     return app
+
+
+def _single_reads(engine: AsyncEngine) -> async_sessionmaker[AsyncSession] | None:
+    """PostgreSQL: sessions in autocommit on the same pool, for one-SELECT routes (see
+    relove.api.routing) — no ``BEGIN``/``COMMIT`` round trips."""
+    if engine.dialect.name != "postgresql":
+        return None
+    return async_sessionmaker(
+        engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False
+    )
 
 
 async def _prune_forever(ctx: ApiContext) -> None:

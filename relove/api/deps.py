@@ -44,8 +44,7 @@ class ApiContext:
     #: background work started by requests (import jobs), kept referenced until done
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
     #: sessions of the routes marked :func:`~relove.api.routing.single_read` (one SELECT):
-    #: on PostgreSQL an autocommit engine without pre-ping (1 round trip instead of 6); None:
-    #: they use ``sessions``
+    #: on PostgreSQL autocommit on the same pool (no BEGIN/COMMIT); None: they use ``sessions``
     single_reads: async_sessionmaker[AsyncSession] | None = None
 
 

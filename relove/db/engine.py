@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
+from contextvars import ContextVar
 from typing import Any
 
 from sqlalchemy import event
@@ -89,6 +92,20 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         uow.began(conn, immediate=immediate)
 
 
+_PING_SKIPPED: ContextVar[bool] = ContextVar("relove_ping_skipped", default=False)
+
+
+@contextlib.contextmanager
+def ping_skipped() -> Iterator[None]:
+    """Connections checked out inside skip :func:`ping_on_checkout`'s ping — for a caller that
+    runs again on a fresh connection when it meets a dropped one (a read)."""
+    token = _PING_SKIPPED.set(True)
+    try:
+        yield
+    finally:
+        _PING_SKIPPED.reset(token)
+
+
 def ping_on_checkout(engine: AsyncEngine) -> None:
     """Check each pooled PostgreSQL (asyncpg) connection as it leaves the pool with ONE round
     trip — ``SELECT 1`` in the simple query protocol, safe through pgbouncer in transaction
@@ -99,6 +116,8 @@ def ping_on_checkout(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine.pool, "checkout")
     def _ping(_dbapi_connection: Any, _record: Any, proxy: Any) -> None:
+        if _PING_SKIPPED.get():
+            return
         try:
             await_(proxy.driver_connection.execute("SELECT 1"))
         except Exception as e:  # any failure: the connection is not to be trusted
