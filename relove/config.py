@@ -164,12 +164,14 @@ class Settings(BaseSettings):
     api_max_import_body: int = Field(default=256 * 1024 * 1024, ge=1024, le=16 * 1024**3)
     #: seconds between two events of GET /broadcasts/{id}/progress (Server-Sent Events)
     api_progress_every_seconds: float = Field(default=1.0, gt=0, le=60)
-    #: check each pooled PostgreSQL connection before the API uses it (pre-ping: on by default,
-    #: so no request fails after a database restart or failover; off saves three round trips
-    #: per request — half a GET's — at the price of a 500 per worker after such a restart)
+    #: check each pooled PostgreSQL connection before the API uses it (pre-ping, one round trip:
+    #: on by default, so no request fails after a database restart or failover; off saves that
+    #: round trip per request at the price of a 500 per worker after such a restart;
+    #: ``GET /users/{id}`` never pings: it retries once on a dropped connection instead)
     api_pool_pre_ping: bool = True
     #: PostgreSQL connections each API worker keeps open (10 more open for bursts and close
-    #: again: a connection opened per request costs the database a new backend process)
+    #: again: a connection opened per request costs the database a new backend process). Size it
+    #: to the concurrent requests a worker serves
     api_pool_size: int = Field(default=20, ge=1, le=500)
     # --- Telegram rate limits (shared through Redis when RELOVE_REDIS_URL is set) ---------------
     #: messages per second to one chat, and the short burst allowed above it

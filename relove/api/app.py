@@ -94,6 +94,7 @@ def create_app(
         limiter=limiter,
         clock=clock,
         bot=ApiBot.from_settings(settings),
+        single_reads=_single_reads(engine),
     )
 
     @contextlib.asynccontextmanager
@@ -158,6 +159,16 @@ def create_app(
     for m in mounts:
         app.mount(m.path, m.app)
     return app
+
+
+def _single_reads(engine: AsyncEngine) -> async_sessionmaker[AsyncSession] | None:
+    """PostgreSQL: sessions in autocommit on the same pool, for one-SELECT routes (see
+    relove.api.routing) — no ``BEGIN``/``COMMIT`` round trips."""
+    if engine.dialect.name != "postgresql":
+        return None
+    return async_sessionmaker(
+        engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False
+    )
 
 
 async def _prune_forever(ctx: ApiContext) -> None:

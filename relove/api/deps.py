@@ -43,6 +43,9 @@ class ApiContext:
     bot: ApiBot | None = None
     #: background work started by requests (import jobs), kept referenced until done
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    #: sessions of the routes marked :func:`~relove.api.routing.single_read` (one SELECT):
+    #: on PostgreSQL autocommit on the same pool (no BEGIN/COMMIT); None: they use ``sessions``
+    single_reads: async_sessionmaker[AsyncSession] | None = None
 
 
 def api_context(request: Request) -> ApiContext:

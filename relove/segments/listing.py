@@ -7,11 +7,12 @@ page 9,000 as fast as page 1 (no OFFSET).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, bindparam, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
@@ -65,14 +66,19 @@ def user_row(row: Any, fields: Sequence[str]) -> dict[str, Any]:
     return {name: _value(name, value) for name, value in zip(fields, row, strict=True)}
 
 
+@functools.lru_cache(maxsize=256)
+def _user_select(fields: tuple[str, ...]) -> Select[Any]:
+    """``fetch_user``'s statement, built once per field list (building it cost a third of a
+    ``GET /users/{id}``'s CPU)."""
+    return select(*(U.c[f] for f in fields)).where(U.c.id == bindparam("user_id"))
+
+
 async def fetch_user(
     executor: Executor, user_id: int, fields: Sequence[str] = USER_FIELDS
 ) -> dict[str, Any]:
     """One user's fields as JSON-ready values; :class:`NotFound` when there is none."""
     check_user_id(user_id)
-    row = (
-        await executor.execute(select(*(U.c[f] for f in fields)).where(U.c.id == user_id))
-    ).first()
+    row = (await executor.execute(_user_select(tuple(fields)), {"user_id": user_id})).first()
     if row is None:
         raise NotFound(f"user {user_id} not found")
     return user_row(row, fields)

@@ -10,23 +10,24 @@ operations (``$set: {a: 1}`` with ``$unset: [a]`` is ambiguous and refused).
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import bindparam, select, text
+from sqlalchemy import Column, TextualSelect, bindparam, column, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from relove.db.models import User
 from relove.db.types import UTCDateTime, utcnow
-from relove.errors import InvalidInput, NotFound, ReloveError
+from relove.errors import DocumentTooLarge, InvalidInput, NotFound, ReloveError
 from relove.events.catalog import MARKER_CHANGED, EventSource
 from relove.users import lifecycle, service
-from relove.users.changes import _pg_props, origin
-from relove.users.paths import Document, check_user_id, parse_path, to_json
+from relove.users.changes import Origin, _pg_props, origin
+from relove.users.paths import Document, check_user_id, check_value, parse_path, to_json
 
 Scalar = str | int | float | bool
 
@@ -193,26 +194,135 @@ async def apply_batch(
     return [r for r in results if r is not None]
 
 
-#: one statement for a batch whose items only ``$set`` top-level markers (PostgreSQL): the
-#: users locked, updated and their ``marker.changed`` events written as for one user (see
-#: relove.users.changes), the users it did not find returned as missing
-_SET_MARKERS_SQL = f"""
-WITH items AS (SELECT x.i, x.u, x.v FROM jsonb_to_recordset(CAST(:items AS jsonb))
-                AS x(i integer, u bigint, v jsonb)),
-old AS (SELECT users.id AS old_id, users.markers AS old_doc, items.i, items.v
+#: one statement for a batch whose items only ``$set`` and ``$inc`` top-level markers
+#: (PostgreSQL): the users locked, updated and their ``marker.changed`` events written as for
+#: one user (see relove.users.changes). Each item brings ``v`` (its ``$set``) and ``d`` (its
+#: ``$inc`` deltas); an item whose ``$inc`` meets a value that is not a number is left unchanged
+#: and returned with those keys (``bad``), as the per-item path refuses it; users not found
+#: are in neither list.
+def _markers_at_once_sql(returning: Sequence[str] = ()) -> str:
+    """The statement; with ``returning`` (one item: ``PATCH``) it answers ONE row — ``bad``,
+    then those columns of the updated user (all NULL when nothing was updated)."""
+    ret = "".join(f", users.{c} AS r_{c}" for c in returning)
+    final = (
+        "SELECT (SELECT bad FROM old) AS bad" + "".join(f", upd.r_{c}" for c in returning)
+        + " FROM (SELECT 1) AS one LEFT JOIN upd ON true"
+        if returning
+        else "SELECT i, NULL AS bad FROM upd UNION ALL SELECT i, bad FROM old WHERE bad IS NOT NULL"
+    )  # fmt: skip
+    return f"""
+WITH items AS (SELECT x.i, x.u, x.v, x.d FROM jsonb_to_recordset(CAST(:items AS jsonb))
+                AS x(i integer, u bigint, v jsonb, d jsonb)),
+old AS (SELECT users.id AS old_id, users.markers AS old_doc, items.i, items.v, items.d,
+               (SELECT array_agg(k) FROM jsonb_object_keys(items.d) AS k
+                WHERE jsonb_typeof(users.markers -> k) NOT IN ('number', 'null')) AS bad
         FROM users JOIN items ON users.id = items.u ORDER BY users.id FOR UPDATE OF users),
-upd AS (UPDATE users SET markers = users.markers || old.v, updated_at = CAST(:now AS timestamptz)
-        FROM old WHERE users.id = old.old_id
-        RETURNING users.id AS uid, old.i, old.old_doc, users.markers AS new_doc, old.v),
+upd AS (UPDATE users SET markers = users.markers || old.v || COALESCE(
+            (SELECT jsonb_object_agg(n.key, to_jsonb(
+                        COALESCE(CAST(users.markers ->> n.key AS numeric), 0)
+                        + CAST(n.value #>> '{{}}' AS numeric)))
+             FROM jsonb_each(old.d) AS n), '{{}}'::jsonb),
+            updated_at = CAST(:now AS timestamptz)
+        FROM old WHERE users.id = old.old_id AND old.bad IS NULL
+        RETURNING users.id AS uid, old.i, old.old_doc, users.markers AS new_doc,
+                  old.v || old.d AS changed{ret}),
 ev AS (INSERT INTO events (user_id, name, props, source, actor, at)
        SELECT upd.uid, CAST(:name AS text), {_pg_props("(upd.old_doc #> k.path)",
                                                       "(upd.new_doc #> k.path)")},
               CAST(:src AS text), CAST(:actor AS text), CAST(:now AS timestamptz)
        FROM upd CROSS JOIN LATERAL (SELECT key, ARRAY[key] AS path
-                                    FROM jsonb_object_keys(upd.v) AS key) AS k
+                                    FROM jsonb_object_keys(upd.changed) AS key) AS k
        WHERE (upd.old_doc #> k.path) IS DISTINCT FROM (upd.new_doc #> k.path))
-SELECT i FROM upd
+{final}
 """
+
+
+#: one statement for a batch whose items only ``$set`` and ``$inc`` top-level markers
+#: (PostgreSQL): the users locked, updated and their ``marker.changed`` events written as for
+#: one user (see relove.users.changes). Each item brings ``v`` (its ``$set``) and ``d`` (its
+#: ``$inc`` deltas); an item whose ``$inc`` meets a value that is not a number is left unchanged
+#: and returned with those keys (``bad``), as the per-item path refuses it; users not found
+#: are in neither list.
+_MARKERS_AT_ONCE_SQL = _markers_at_once_sql()
+
+
+@functools.lru_cache(maxsize=16)
+def _returning_statement(columns: tuple[Column[Any], ...]) -> TextualSelect:
+    """Built once per column list: parsing the statement's text cost a sixth of a PATCH."""
+    return (
+        text(_markers_at_once_sql([c.name for c in columns]))
+        .bindparams(bindparam("now", type_=UTCDateTime()))
+        .columns(column("bad"), *(column(f"r_{c.name}", c.type) for c in columns))
+    )
+
+
+_AT_ONCE_STATEMENT = text(_MARKERS_AT_ONCE_SQL).bindparams(bindparam("now", type_=UTCDateTime()))
+
+
+def _not_a_number(change: UserChange, bad: Sequence[str]) -> InvalidInput:
+    """The per-item path's refusal: the first ``$inc`` key (in the item's order) refused."""
+    key = next(k for k in change.markers.inc if k in bad)
+    return InvalidInput(f"markers.{key} is not a number; nothing was changed")
+
+
+def _params(payload: list[dict[str, Any]], who: Origin) -> dict[str, Any]:
+    return {"items": json.dumps(payload, ensure_ascii=False), "now": utcnow(),
+            "name": MARKER_CHANGED, "src": who.source, "actor": who.actor}  # fmt: skip
+
+
+async def apply_change_returning(
+    session: AsyncSession,
+    user_id: int,
+    change: UserChange,
+    columns: Sequence[Column[Any]],
+    *,
+    source: EventSource | str,
+    actor: str | None,
+) -> Sequence[Any] | None:
+    """:func:`apply_change` in ONE statement that also returns ``columns`` of the changed user
+    (no read-back), when it can: on PostgreSQL, for a change that only ``$set``s / ``$inc``s
+    top-level markers. None (nothing done) otherwise: the caller applies it the usual way."""
+    check_change(change)
+    if session.get_bind().dialect.name != "postgresql":
+        return None
+    try:
+        item = _at_once_item(0, user_id, change)
+        who = origin(source, actor)
+    except ReloveError:
+        return None  # the usual way refuses it with its own message
+    if item is None:
+        return None
+    stmt = _returning_statement(tuple(columns))
+    try:
+        row = (await session.execute(stmt, _params([item], who))).one()
+    except IntegrityError as e:
+        if "ck_users_markers_size" in str(e.orig):
+            raise DocumentTooLarge(
+                f"markers of user {user_id} would exceed its size limit; nothing was changed"
+            ) from e
+        raise
+    if row[0] is not None:
+        raise _not_a_number(change, row[0])
+    if row[1] is None:
+        raise NotFound(f"user {user_id} not found")
+    return tuple(row[1:])
+
+
+def _at_once_item(index: int, user_id: int, change: UserChange) -> dict[str, Any] | None:
+    """The statement's item for a change it can apply (only ``$set``/``$inc`` of top-level
+    markers), else None. Raises what the per-item path would refuse the values with."""
+    m = change.markers
+    if (
+        change.context or change.gender is not None or change.is_active is not None
+        or m.set_once or m.unset or m.add or m.remove or not (m.set or m.inc)
+        or any(len(parse_path(k)) != 1 for k in (*m.set, *m.inc))
+    ):  # fmt: skip
+        return None
+    check_user_id(user_id)
+    for delta in m.inc.values():
+        check_value(delta)
+    return {"i": index, "u": user_id, "v": {k: json.loads(to_json(v)) for k, v in m.set.items()},
+            "d": dict(m.inc)}  # fmt: skip
 
 
 async def _set_markers_at_once(
@@ -223,9 +333,10 @@ async def _set_markers_at_once(
     source: EventSource | str,
     actor: str | None,
 ) -> bool:
-    """The common batch — every item only ``$set``s top-level markers of distinct users — as
-    ONE statement on PostgreSQL. False (nothing done) when the batch is not that, or when the
-    statement fails (a document over its size limit): the caller then goes item by item."""
+    """The common batch — every item only ``$set``s / ``$inc``s top-level markers of distinct
+    users — as ONE statement on PostgreSQL, with the per-item results of the per-item path.
+    False (nothing done) when the batch is not that, or when the statement fails (a document
+    over its size limit): the caller then goes item by item."""
     if session.get_bind().dialect.name != "postgresql":
         return False
     payload: list[dict[str, Any]] = []
@@ -233,31 +344,27 @@ async def _set_markers_at_once(
     try:
         for index in valid:
             user_id, change = items[index]
-            m = change.markers
-            if (
-                change.context or change.gender is not None or change.is_active is not None
-                or m.set_once or m.unset or m.inc or m.add or m.remove or not m.set
-                or user_id in seen or any(len(parse_path(k)) != 1 for k in m.set)
-            ):  # fmt: skip
+            item = _at_once_item(index, user_id, change)
+            if item is None or user_id in seen:
                 return False
             seen.add(user_id)
-            check_user_id(user_id)
-            payload.append({"i": index, "u": user_id, "v": {k: json.loads(to_json(v))
-                                                            for k, v in m.set.items()}})
+            payload.append(item)
         who = origin(source, actor)
     except ReloveError:
         return False
-    stmt = text(_SET_MARKERS_SQL).bindparams(bindparam("now", type_=UTCDateTime()))
-    params = {"items": json.dumps(payload, ensure_ascii=False), "now": utcnow(),
-              "name": MARKER_CHANGED, "src": who.source, "actor": who.actor}  # fmt: skip
     try:
         async with session.begin_nested():
-            done = {row[0] for row in await session.execute(stmt, params)}
+            rows = (await session.execute(_AT_ONCE_STATEMENT, _params(payload, who))).all()
     except IntegrityError:
         return False
+    done = {row[0]: row[1] for row in rows}
     for index in valid:
-        user_id = items[index][0]
-        error = None if index in done else NotFound(f"user {user_id} not found")
+        user_id, change = items[index]
+        error: ReloveError | None = None
+        if index not in done:
+            error = NotFound(f"user {user_id} not found")
+        elif done[index] is not None:
+            error = _not_a_number(change, done[index])
         results[index] = ItemResult(index, user_id, error)
     return True
 
@@ -289,5 +396,6 @@ __all__ = [
     "UserChange",
     "apply_batch",
     "apply_change",
+    "apply_change_returning",
     "check_change",
 ]

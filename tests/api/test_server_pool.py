@@ -1,10 +1,13 @@
-"""``relove serve``'s engine: the pool the API settings ask for (PostgreSQL), SQLite's own."""
+"""``relove serve``'s engine: the pool the API settings ask for (PostgreSQL), SQLite's own, and
+a pooled connection the database dropped is replaced before a request uses it (pre-ping)."""
 
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import text
 
 from relove.api.server import create_server_app
+from relove.db.engine import create_engine
 
 
 async def test_server_engine_uses_the_api_pool_settings(
@@ -19,8 +22,18 @@ async def test_server_engine_uses_the_api_pool_settings(
     try:
         if engine.dialect.name == "postgresql":
             assert engine.pool.size() == 7
-            assert engine.pool._pre_ping is True  # RELOVE_API_POOL_PRE_PING's default
         async with engine.connect() as conn:  # and it serves
             assert (await conn.exec_driver_sql("SELECT 1")).scalar() == 1
+        if engine.dialect.name == "postgresql":
+            async with engine.connect() as conn:
+                pid = (await conn.exec_driver_sql("SELECT pg_backend_pid()")).scalar()
+            # the database drops the pooled connection (as a restart or failover would): the
+            # pre-ping (RELOVE_API_POOL_PRE_PING's default) finds it, the pool opens another
+            killer = create_engine(database_url)
+            async with killer.connect() as conn:
+                await conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+            await killer.dispose()
+            async with engine.begin() as conn:
+                assert (await conn.exec_driver_sql("SELECT pg_backend_pid()")).scalar() != pid
     finally:
         await engine.dispose()

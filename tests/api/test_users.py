@@ -100,6 +100,32 @@ async def test_patch_applies_every_operation_and_records_events(
     assert any(e.name == "user.gender_changed" for e in events)
 
 
+async def test_patch_of_top_level_markers_answers_the_stored_user(
+    client, session_factory, admin_headers
+) -> None:
+    # $set/$inc of top-level markers: one statement returning the user on PostgreSQL, the
+    # operations then a read-back elsewhere — the same answer, events and refusals on both
+    await add_users(session_factory, {"id": 1, "username": "anna", "first_name": "Анна",
+                                      "markers": {"n": 1, "city": "Тверь"},
+                                      "context": {"summary": "йога"}})  # fmt: skip
+    body = {"markers": {"$set": {"city": "Тверь", "plan": "pro"}, "$inc": {"n": 2}}}
+    r = await client.patch("/api/v1/users/1", json=body, headers=admin_headers)
+    assert r.status_code == 200, r.text
+    got = (await client.get("/api/v1/users/1", headers=admin_headers)).json()
+    assert r.json() == got
+    assert got["markers"] == {"n": 3, "city": "Тверь", "plan": "pro"}
+    assert got["username"] == "anna" and got["context"] == {"summary": "йога"}
+    async with session_factory() as session:
+        events = (await session.scalars(select(Event).order_by(Event.id))).all()
+    assert sorted((e.props["key"], e.props.get("old"), e.props["new"]) for e in events) == [
+        ("n", 1, 3), ("plan", None, "pro"),  # city did not change: no event
+    ]
+    big = {"markers": {"$set": {"b": "x" * 70_000}}}
+    r = await client.patch("/api/v1/users/1", json=big, headers=admin_headers)
+    assert r.status_code == 422 and r.json()["code"] == "document_too_large", r.text
+    assert (await client.get("/api/v1/users/1", headers=admin_headers)).json() == got
+
+
 async def test_patch_is_all_or_nothing(client, session_factory, admin_headers) -> None:
     await add_users(session_factory, {"id": 1, "markers": {"name": "text"}})
     body = {"markers": {"$set": {"city": "Казань"}, "$inc": {"name": 1}}}
@@ -221,6 +247,48 @@ async def test_batch_of_marker_sets(client, session_factory, admin_headers) -> N
     assert [x["status"] for x in r.json()["results"]] == [200, 422]
     three = (await client.get("/api/v1/users/3", headers=admin_headers)).json()
     assert three["markers"] == {"ok": 1}
+
+
+async def test_batch_of_marker_increments(client, session_factory, admin_headers) -> None:
+    # $inc (with $set) of top-level markers: one statement on PostgreSQL, item by item on
+    # SQLite — the same values, per-item results and events on both
+    await add_users(
+        session_factory,
+        {"id": 1, "markers": {"n": 2, "x": 0.5}},
+        {"id": 2, "markers": {"n": None}},
+        {"id": 3, "markers": {"n": 1, "s": "text", "t": [1]}},
+        {"id": 4},
+    )
+    items = [
+        {"id": 1, "markers": {"$inc": {"n": 3, "x": 0.25}, "$set": {"plan": "pro"}}},
+        {"id": 2, "markers": {"$inc": {"n": 1}}},
+        {"id": 3, "markers": {"$inc": {"n": 1, "t": 1, "s": 1}}},
+        {"id": 404, "markers": {"$inc": {"n": 1}}},
+        {"id": 4, "markers": {"$inc": {"zero": 0, "m": -1.5}}},
+    ]
+    r = await client.post("/api/v1/users:batch", json={"items": items}, headers=admin_headers)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert [x["status"] for x in body["results"]] == [200, 200, 422, 404, 200]
+    assert body["succeeded"] == 3 and body["failed"] == 2
+    assert body["results"][2]["error"]["detail"] == (
+        "markers.t is not a number; nothing was changed"
+    )
+    markers = {uid: (await client.get(f"/api/v1/users/{uid}", headers=admin_headers)).json()
+               ["markers"] for uid in (1, 2, 3, 4)}  # fmt: skip
+    assert markers[1] == {"n": 5, "x": 0.75, "plan": "pro"}
+    assert markers[2] == {"n": 1}
+    assert markers[3] == {"n": 1, "s": "text", "t": [1]}  # the whole item refused
+    assert markers[4] == {"zero": 0, "m": -1.5}
+    async with session_factory() as session:
+        events = (await session.scalars(select(Event).order_by(Event.id))).all()
+    changed = sorted((e.user_id, e.props["key"], e.props.get("old"), e.props["new"], e.source)
+                     for e in events if e.name == "marker.changed")  # fmt: skip
+    assert changed == [
+        (1, "n", 2, 5, "api"), (1, "plan", None, "pro", "api"), (1, "x", 0.5, 0.75, "api"),
+        (2, "n", None, 1, "api"),
+        (4, "m", None, -1.5, "api"), (4, "zero", None, 0, "api"),
+    ]
 
 
 async def test_batch_limits(client, admin_headers) -> None:

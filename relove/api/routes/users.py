@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 
 from relove.api.deps import SessionDep, reader, writer
 from relove.api.problems import problem_dict
-from relove.api.routing import ApiRoute
+from relove.api.routing import ApiRoute, single_read
 from relove.api.schemas import (
     BatchResult,
     DocumentOps,
@@ -23,16 +23,24 @@ from relove.api.schemas import (
     encode_id_cursor,
 )
 from relove.api.tokens import Principal
+from relove.db.models import User as UserModel
 from relove.errors import NotFound
 from relove.events.catalog import EventSource
 from relove.segments import count_users
-from relove.segments.listing import fetch_user, page_users, parse_fields
+from relove.segments.listing import (
+    USER_FIELDS,
+    fetch_user,
+    page_users,
+    parse_fields,
+    user_row,
+)
 from relove.users import patch
 from relove.users.lifecycle import delete_user
 
 router = APIRouter(route_class=ApiRoute, tags=["users"])
 
 API = EventSource.api
+USER_COLUMNS = [UserModel.__table__.c[f] for f in USER_FIELDS]
 
 FilterQ = Annotated[
     str | None,
@@ -75,6 +83,7 @@ async def list_users(
 
 
 @router.get("/users/{user_id}", response_model=User, summary="Get a user")
+@single_read
 async def get_user(
     user_id: UserId,
     session: SessionDep,
@@ -84,9 +93,12 @@ async def get_user(
     return JSONResponse(await fetch_user(session, user_id, parse_fields(fields)))
 
 
+NO_OPS = patch.DocumentOps()  # frozen: one shared empty value
+
+
 def _ops(doc: DocumentOps | None) -> patch.DocumentOps:
     if doc is None:
-        return patch.DocumentOps()
+        return NO_OPS
     return patch.DocumentOps(
         set=doc.set or {},
         set_once=doc.set_once or {},
@@ -119,7 +131,13 @@ async def patch_user(
     session: SessionDep,
     principal: Annotated[Principal, writer("users:write")],
 ) -> Response:
-    await patch.apply_change(session, user_id, _change(body), source=API, actor=principal.actor)
+    change = _change(body)
+    row = await patch.apply_change_returning(
+        session, user_id, change, USER_COLUMNS, source=API, actor=principal.actor
+    )
+    if row is not None:  # one statement changed it and returned it
+        return JSONResponse(user_row(row, USER_FIELDS))
+    await patch.apply_change(session, user_id, change, source=API, actor=principal.actor)
     return JSONResponse(await fetch_user(session, user_id))
 
 
