@@ -50,6 +50,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import ColumnElement
 
 from relove.automations.definition import Automation, AutomationFile
 from relove.automations.models import ACTIVE, AutomationCursor, AutomationRun, RunStatus
@@ -93,7 +94,8 @@ class Intake:
         # session's connection: no ORM work per row.
         e = Event.__table__
         wanted = sorted(automations.events)
-        with_props = sorted({a.event for a in automations.automations if a.props})
+        with_props = sorted({a.event for a in automations.automations
+                             if a.event and (a.props or a.trigger.where)})  # fmt: skip
         conn = await session.connection()
         rows = (await conn.execute(
             select(e.c.id, case((e.c.name.in_(wanted), e.c.user_id)).label("user_id"),
@@ -163,11 +165,14 @@ class Intake:
     ) -> int:
         by_automation: dict[str, dict[int, int]] = defaultdict(dict)
         wanted = automations.events
+        wheres = {a.id: a.props_filter(now) for a in automations.of_kind("event")}
         for row in rows:
             if row.user_id is None or row.name not in wanted:
                 continue
             for auto in automations.triggered_by(row.name):
-                if auto.id in paused or not auto.first or not auto.matches_props(row.props):
+                if auto.id in paused or not auto.first:
+                    continue
+                if not auto.matches_props(_props_of(row.props), wheres[auto.id]):
                     continue
                 by_automation[auto.id].setdefault(int(row.user_id), int(row.id))
         total = 0
@@ -178,6 +183,13 @@ class Intake:
         return total
 
 
+def _props_of(value: Any) -> Mapping[str, Any] | None:
+    """An event's props as read (SQLite's JSON may come back as text)."""
+    if isinstance(value, str):
+        value = json.loads(value)
+    return value if isinstance(value, Mapping) else None
+
+
 async def enter(
     session: AsyncSession, auto: Automation, users: Mapping[int, int], now: datetime
 ) -> int:
@@ -185,6 +197,28 @@ async def enter(
     ``when`` and reentry rule and are active; records ``automation.started``; no commit."""
     if not users:
         return 0
+    u = User.__table__
+    ids = sorted(users)
+    pg = session.get_bind().dialect.name == "postgresql"
+    # PostgreSQL takes the ids as ONE array parameter; SQLite as IN lists of bounded size.
+    size = len(ids) if pg else 1000
+    total = 0
+    for start in range(0, len(ids), size):
+        chunk = ids[start : start + size]
+        among = (u.c.id == any_(bindparam("ids", chunk, type_=ARRAY(BigInteger))) if pg
+                 else u.c.id.in_(chunk))  # fmt: skip
+        total += len(await enter_where(session, auto, among, now, event_ids=users))
+    return total
+
+
+async def enter_where(
+    session: AsyncSession, auto: Automation, among: ColumnElement[bool], now: datetime, *,
+    event_ids: Mapping[int, int] | None = None, props: Mapping[str, Any] | None = None,
+) -> list[int]:
+    """Start runs of ``auto`` for the users ``among`` matches who pass its ``when`` and reentry
+    rule and are active — ONE ``INSERT … SELECT`` (with their ``automation.started`` events in
+    the same statement on PostgreSQL); the events' props are the automation, the triggering
+    event's id (``event_ids``: user id → event id) and ``props``. The user ids; no commit."""
     u, r = User.__table__, AutomationRun.__table__
     earlier = select(literal(1)).select_from(r).where(
         r.c.automation_id == auto.id, r.c.user_id == u.c.id)
@@ -197,54 +231,54 @@ async def enter(
             (r.c.status.in_(ACTIVE)) | (r.c.started_at > now - reentry.cooldown)))
     else:
         blocked = exists(earlier.where(r.c.status.in_(ACTIVE)))
-    conditions = [u.c.is_active, ~blocked]
+    conditions = [among, u.c.is_active, ~blocked]
     if auto.when:
         conditions.append(await resolve_filter(session, auto.when, now=now))
-    ids = sorted(users)
-    inserted: list[int] = []
-    pg = session.get_bind().dialect.name == "postgresql"
-    # PostgreSQL takes the ids as ONE array parameter; SQLite as IN lists of bounded size.
-    size = len(ids) if pg else 1000
-    for start in range(0, len(ids), size):
-        chunk = ids[start : start + size]
-        among = (u.c.id == any_(bindparam("ids", chunk, type_=ARRAY(BigInteger))) if pg
-                 else u.c.id.in_(chunk))  # fmt: skip
-        event_of = select(
-            u.c.id, literal(auto.id).label("automation_id"),
-            literal(auto.first).label("step"), literal(RunStatus.waiting.value).label("status"),
-            literal(now, r.c.due_at.type).label("due_at"),
-            literal(now, r.c.started_at.type).label("started_at"),
-            literal(now, r.c.updated_at.type).label("updated_at"),
-        ).where(among, and_(*conditions))
-        stmt = insert(r).from_select(
-            ["user_id", "automation_id", "step", "status", "due_at", "started_at", "updated_at"],
-            event_of,
-        ).returning(r.c.user_id)
-        if pg:  # the runs and their automation.started events in ONE statement
-            inserted += await _enter_with_events(session, stmt, auto, users)
-            continue
-        inserted += [row[0] for row in (await session.execute(stmt)).all()]
-    if inserted and not pg:
+    rows = select(
+        u.c.id, literal(auto.id).label("automation_id"),
+        literal(auto.first).label("step"), literal(RunStatus.waiting.value).label("status"),
+        literal(now, r.c.due_at.type).label("due_at"),
+        literal(now, r.c.started_at.type).label("started_at"),
+        literal(now, r.c.updated_at.type).label("updated_at"),
+    ).where(and_(*conditions))
+    stmt = insert(r).from_select(
+        ["user_id", "automation_id", "step", "status", "due_at", "started_at", "updated_at"],
+        rows,
+    ).returning(r.c.user_id)
+    if session.get_bind().dialect.name == "postgresql":
+        # the runs and their automation.started events in ONE statement
+        return await _enter_with_events(session, stmt, auto, event_ids, props)
+    inserted = [row[0] for row in (await session.execute(stmt)).all()]
+    if inserted:
         await record_many(session, [
-            NewEvent(uid, AUTOMATION_STARTED,
-                     {"automation": auto.id, "event_id": users[uid]})
+            NewEvent(uid, AUTOMATION_STARTED, {
+                "automation": auto.id, **({"event_id": event_ids[uid]} if event_ids else {}),
+                **(props or {})})
             for uid in inserted
         ], source=EventSource.automation, actor=auto.id, check=False)
-    return len(inserted)
+    return inserted
 
 
-async def _enter_with_events(session: AsyncSession, runs_insert: Any, auto: Automation,
-                             users: Mapping[int, int]) -> list[int]:  # fmt: skip
+async def _enter_with_events(
+    session: AsyncSession, runs_insert: Any, auto: Automation,
+    event_ids: Mapping[int, int] | None, extra: Mapping[str, Any] | None,
+) -> list[int]:
     """PostgreSQL: ``WITH entered AS (INSERT INTO automation_runs … RETURNING user_id)
-    INSERT INTO events … SELECT … FROM entered`` — the events' props built in SQL from a JSON
-    map of user id → triggering event id."""
+    INSERT INTO events … SELECT … FROM entered`` — the events' props built in SQL (from a JSON
+    map of user id → triggering event id)."""
     e = Event.__table__
     entered = runs_insert.cte("entered")
-    event_ids = cast(bindparam("event_ids", json.dumps({str(k): v for k, v in users.items()}),
-                               type_=Text), JSONB)  # fmt: skip
-    props = func.jsonb_build_object(
-        literal("automation"), literal(auto.id),
-        literal("event_id"), cast(event_ids.op("->>")(cast(entered.c.user_id, Text)), BigInteger))
+    pairs: list[Any] = [literal("automation"), literal(auto.id)]
+    if event_ids:
+        ids_json = cast(bindparam("event_ids", json.dumps({str(k): v for k, v in
+                                                          event_ids.items()}), type_=Text),
+                        JSONB)  # fmt: skip
+        pairs += [literal("event_id"),
+                  cast(ids_json.op("->>")(cast(entered.c.user_id, Text)), BigInteger)]
+    props: Any = func.jsonb_build_object(*pairs)
+    if extra:
+        props = props.op("||")(cast(bindparam("extra", json.dumps(dict(extra)), type_=Text),
+                                    JSONB))  # fmt: skip
     rows = select(entered.c.user_id, literal(AUTOMATION_STARTED), props,
                   literal(EventSource.automation.value), literal(auto.id),
                   literal(utcnow(), e.c.at.type))  # fmt: skip

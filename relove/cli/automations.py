@@ -58,7 +58,7 @@ def list_(as_json: JsonOpt = False) -> None:
             out = []
             for a in automations.automations:
                 st = (await status(session, a.id)).to_dict()
-                out.append({"id": a.id, "trigger": a.event, "steps": len(a.steps), **st})
+                out.append({"id": a.id, "trigger": a.trigger.describe(), "steps": len(a.steps), **st})
             return out
 
     items = run(_list())

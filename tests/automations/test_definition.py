@@ -35,7 +35,7 @@ automations:
 BAD = """\
 automations:
   - id: Welcome
-    trigger: {event: User, schedule: "0 10 * * *"}
+    trigger: {event: User, where: 'amount >'}
     when: 'city ='
     reentry: sometimes
     steps:
@@ -76,7 +76,7 @@ def test_every_problem_is_one_line_with_its_place() -> None:
     expected = [
         "a.yaml:2: automations[0].id: an automation id",
         "a.yaml:3: automations[0].trigger.event: event name 'User' is not object.action",
-        "a.yaml:3: automations[0].trigger.schedule: 'schedule' triggers are not supported yet",
+        "a.yaml:3: automations[0].trigger.where: unexpected end of the filter",
         "a.yaml:4: automations[0].when: unexpected end of the filter",
         "a.yaml:5: automations[0].reentry: expected once, always or {cooldown: <duration>}",
         "a.yaml:7: automations[0].steps[0].wait: '3x' is not a duration",

@@ -78,8 +78,7 @@ def _load(request: Request) -> tuple[AutomationFile | None, str | None]:
 
 
 def _trigger(a: Automation) -> str:
-    props = ", ".join(f"{k}: {json.dumps(v, ensure_ascii=False)}" for k, v in a.props.items())
-    return f"{a.event} {{{props}}}" if props else a.event
+    return a.trigger.describe()
 
 
 @router.get("/automations")
