@@ -12,6 +12,7 @@ ids to steps of an automation you will edit while people are in it (docs/automat
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Mapping
@@ -237,8 +238,12 @@ class Trigger:
         """The trigger's definition as text: a schedule or enters trigger whose spec changed
         starts afresh (docs/automations.md)."""
         if self.schedule:
-            return f"schedule {self.schedule} | {self.filter or ''}"
-        return f"enters {self.enters}" if self.enters else f"event {self.event}"
+            text = f"schedule {self.schedule} | {self.filter or ''}"
+        else:
+            text = f"enters {self.enters}" if self.enters else f"event {self.event}"
+        if len(text) <= 200:
+            return text
+        return f"{self.kind} sha256:{hashlib.sha256(text.encode()).hexdigest()}"
 
     def describe(self) -> str:
         """One line for people: ``user.created {plan: "pro"} where amount > 10``,
@@ -247,7 +252,8 @@ class Trigger:
             return f"schedule {self.schedule}" + (f" filter {self.filter}" if self.filter else "")
         if self.enters:
             return f"enters {self.enters}"
-        props = ", ".join(f"{k}: {json.dumps(v, ensure_ascii=False)}" for k, v in self.props.items())
+        props = ", ".join(f"{k}: {json.dumps(v, ensure_ascii=False)}"
+                          for k, v in self.props.items())  # fmt: skip
         text = f"{self.event} {{{props}}}" if props else self.event
         return f"{text} where {self.where}" if self.where else text
 

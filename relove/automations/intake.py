@@ -34,33 +34,19 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
-    BigInteger,
-    Text,
-    and_,
-    any_,
-    bindparam,
     case,
-    cast,
-    exists,
     func,
-    insert,
-    literal,
     select,
     text,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.sql.elements import ColumnElement
 
-from relove.automations.definition import Automation, AutomationFile
-from relove.automations.models import ACTIVE, AutomationCursor, AutomationRun, RunStatus
-from relove.db.models import User
-from relove.db.types import utcnow
+from relove.automations.definition import AutomationFile
+from relove.automations.entry import enter
+from relove.automations.models import AutomationCursor
+from relove.automations.triggers import MEMBERSHIP_EVENTS, take_enters
 from relove.db.uow import begin_write
-from relove.events import EventSource, NewEvent, record_many
-from relove.events.catalog import AUTOMATION_STARTED
 from relove.events.models import Event
-from relove.segments.service import resolve_filter
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +79,7 @@ class Intake:
         # that trigger something, props only where a trigger filters on them. Core rows on the
         # session's connection: no ORM work per row.
         e = Event.__table__
-        wanted = sorted(automations.events)
+        wanted = sorted(automations.events | self._membership(automations))
         with_props = sorted({a.event for a in automations.automations
                              if a.event and (a.props or a.trigger.where)})  # fmt: skip
         conn = await session.connection()
@@ -165,6 +151,11 @@ class Intake:
     ) -> int:
         by_automation: dict[str, dict[int, int]] = defaultdict(dict)
         wanted = automations.events
+        changed: dict[int, int] = {}  # user id → an event that may change their membership
+        if self._membership(automations):
+            for row in rows:
+                if row.user_id is not None and row.name in MEMBERSHIP_EVENTS:
+                    changed.setdefault(int(row.user_id), int(row.id))
         wheres = {a.id: a.props_filter(now) for a in automations.of_kind("event")}
         for row in rows:
             if row.user_id is None or row.name not in wanted:
@@ -180,7 +171,12 @@ class Intake:
             found = automations.get(automation_id)
             assert found is not None
             total += await enter(session, found, users, now)
-        return total
+        return total + await take_enters(session, automations, paused, changed, now)
+
+    @staticmethod
+    def _membership(automations: AutomationFile) -> frozenset[str]:
+        """The events to read for enters triggers (none without one)."""
+        return MEMBERSHIP_EVENTS if automations.of_kind("enters") else frozenset()
 
 
 def _props_of(value: Any) -> Mapping[str, Any] | None:
@@ -188,100 +184,3 @@ def _props_of(value: Any) -> Mapping[str, Any] | None:
     if isinstance(value, str):
         value = json.loads(value)
     return value if isinstance(value, Mapping) else None
-
-
-async def enter(
-    session: AsyncSession, auto: Automation, users: Mapping[int, int], now: datetime
-) -> int:
-    """Start runs of ``auto`` for those users (user id → triggering event id) who pass its
-    ``when`` and reentry rule and are active; records ``automation.started``; no commit."""
-    if not users:
-        return 0
-    u = User.__table__
-    ids = sorted(users)
-    pg = session.get_bind().dialect.name == "postgresql"
-    # PostgreSQL takes the ids as ONE array parameter; SQLite as IN lists of bounded size.
-    size = len(ids) if pg else 1000
-    total = 0
-    for start in range(0, len(ids), size):
-        chunk = ids[start : start + size]
-        among = (u.c.id == any_(bindparam("ids", chunk, type_=ARRAY(BigInteger))) if pg
-                 else u.c.id.in_(chunk))  # fmt: skip
-        total += len(await enter_where(session, auto, among, now, event_ids=users))
-    return total
-
-
-async def enter_where(
-    session: AsyncSession, auto: Automation, among: ColumnElement[bool], now: datetime, *,
-    event_ids: Mapping[int, int] | None = None, props: Mapping[str, Any] | None = None,
-) -> list[int]:
-    """Start runs of ``auto`` for the users ``among`` matches who pass its ``when`` and reentry
-    rule and are active — ONE ``INSERT … SELECT`` (with their ``automation.started`` events in
-    the same statement on PostgreSQL); the events' props are the automation, the triggering
-    event's id (``event_ids``: user id → event id) and ``props``. The user ids; no commit."""
-    u, r = User.__table__, AutomationRun.__table__
-    earlier = select(literal(1)).select_from(r).where(
-        r.c.automation_id == auto.id, r.c.user_id == u.c.id)
-    reentry = auto.reentry
-    if reentry.mode == "once":
-        blocked = exists(earlier)
-    elif reentry.mode == "cooldown":
-        assert reentry.cooldown is not None
-        blocked = exists(earlier.where(
-            (r.c.status.in_(ACTIVE)) | (r.c.started_at > now - reentry.cooldown)))
-    else:
-        blocked = exists(earlier.where(r.c.status.in_(ACTIVE)))
-    conditions = [among, u.c.is_active, ~blocked]
-    if auto.when:
-        conditions.append(await resolve_filter(session, auto.when, now=now))
-    rows = select(
-        u.c.id, literal(auto.id).label("automation_id"),
-        literal(auto.first).label("step"), literal(RunStatus.waiting.value).label("status"),
-        literal(now, r.c.due_at.type).label("due_at"),
-        literal(now, r.c.started_at.type).label("started_at"),
-        literal(now, r.c.updated_at.type).label("updated_at"),
-    ).where(and_(*conditions))
-    stmt = insert(r).from_select(
-        ["user_id", "automation_id", "step", "status", "due_at", "started_at", "updated_at"],
-        rows,
-    ).returning(r.c.user_id)
-    if session.get_bind().dialect.name == "postgresql":
-        # the runs and their automation.started events in ONE statement
-        return await _enter_with_events(session, stmt, auto, event_ids, props)
-    inserted = [row[0] for row in (await session.execute(stmt)).all()]
-    if inserted:
-        await record_many(session, [
-            NewEvent(uid, AUTOMATION_STARTED, {
-                "automation": auto.id, **({"event_id": event_ids[uid]} if event_ids else {}),
-                **(props or {})})
-            for uid in inserted
-        ], source=EventSource.automation, actor=auto.id, check=False)
-    return inserted
-
-
-async def _enter_with_events(
-    session: AsyncSession, runs_insert: Any, auto: Automation,
-    event_ids: Mapping[int, int] | None, extra: Mapping[str, Any] | None,
-) -> list[int]:
-    """PostgreSQL: ``WITH entered AS (INSERT INTO automation_runs … RETURNING user_id)
-    INSERT INTO events … SELECT … FROM entered`` — the events' props built in SQL (from a JSON
-    map of user id → triggering event id)."""
-    e = Event.__table__
-    entered = runs_insert.cte("entered")
-    pairs: list[Any] = [literal("automation"), literal(auto.id)]
-    if event_ids:
-        ids_json = cast(bindparam("event_ids", json.dumps({str(k): v for k, v in
-                                                          event_ids.items()}), type_=Text),
-                        JSONB)  # fmt: skip
-        pairs += [literal("event_id"),
-                  cast(ids_json.op("->>")(cast(entered.c.user_id, Text)), BigInteger)]
-    props: Any = func.jsonb_build_object(*pairs)
-    if extra:
-        props = props.op("||")(cast(bindparam("extra", json.dumps(dict(extra)), type_=Text),
-                                    JSONB))  # fmt: skip
-    rows = select(entered.c.user_id, literal(AUTOMATION_STARTED), props,
-                  literal(EventSource.automation.value), literal(auto.id),
-                  literal(utcnow(), e.c.at.type))  # fmt: skip
-    stmt = insert(e).from_select(["user_id", "name", "props", "source", "actor", "at"], rows)
-    result = await session.execute(stmt.returning(e.c.user_id))
-    return [row[0] for row in result.all()]

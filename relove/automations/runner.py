@@ -28,12 +28,14 @@ from relove.automations.intake import Intake
 from relove.automations.localtime import zone
 from relove.automations.models import ACTIVE, AutomationRun, AutomationState
 from relove.automations.steps import ClaimedRun, RunExecutor, StepContext
+from relove.automations.triggers import set_up_enters, take_schedules
 from relove.broadcasts.base import Send
 from relove.broadcasts.runner import worker_id
 from relove.config import Settings, quiet_range
 from relove.db.engine import create_session_factory
 from relove.db.types import utcnow
 from relove.db.uow import begin_write
+from relove.errors import ReloveError
 from relove.telegram.ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)
@@ -128,11 +130,24 @@ class AutomationRunner:
             return {r[0] for r in rows}
 
     async def take_in(self) -> int:
-        """Enter users from every new event (batch after batch); the runs started."""
+        """Enter users from due schedule ticks and every new event (batch after batch, enters
+        triggers included); the runs started."""
         if not self.automations.automations:
             return 0
         paused = await self.paused()
-        started = 0
+        now = self.clock()
+        started = await take_schedules(self.sessions, self.automations, paused, now,
+                                       self.options.default_tz)  # fmt: skip
+        for auto in self.automations.of_kind("enters"):
+            async with self.sessions() as session:
+                await begin_write(session)
+                try:
+                    await set_up_enters(session, auto, now)
+                except ReloveError as e:
+                    log.error("automation %s: the enters filter fails: %s", auto.id, e)
+                    await session.rollback()
+                    continue
+                await session.commit()
         while True:
             async with self.sessions() as session:
                 read, entered = await self.intake.run_once(

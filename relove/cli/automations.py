@@ -58,7 +58,8 @@ def list_(as_json: JsonOpt = False) -> None:
             out = []
             for a in automations.automations:
                 st = (await status(session, a.id)).to_dict()
-                out.append({"id": a.id, "trigger": a.trigger.describe(), "steps": len(a.steps), **st})
+                out.append({"id": a.id, "trigger": a.trigger.describe(),
+                            "steps": len(a.steps), **st})  # fmt: skip
             return out
 
     items = run(_list())
