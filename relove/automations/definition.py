@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -25,6 +25,7 @@ from croniter import croniter
 
 from relove.automations.localtime import parse_hhmm
 from relove.broadcasts.content import MessageContent, MessageTemplate, Recipient
+from relove.conversation.scenarios.model import load_scenarios
 from relove.conversation.yamlfile import DefinitionError, LineDict, LineList, load_yaml
 from relove.db.types import utcnow
 from relove.errors import InvalidInput, ReloveError
@@ -46,9 +47,9 @@ MAX_DURATION = timedelta(days=366)
 
 #: The action of a step: its key in the YAML.
 ACTIONS = ("send", "wait", "if", "set", "unset", "increment", "tag", "untag", "emit",
-           "notify_admins")  # fmt: skip
+           "notify_admins", "start_flow")  # fmt: skip
 #: Actions of the issue not implemented yet: refused with a clear line rather than ignored.
-NOT_YET = ("start_flow",)
+NOT_YET: tuple[str, ...] = ()
 TAGS_KEY = "tags"
 
 
@@ -166,6 +167,8 @@ class AutomationFile:
 class _Checker:
     source: str
     base_dir: Path | None
+    #: ids of the scenario flows ``start_flow`` may name (None: no scenarios file)
+    flows: Collection[str] | None = None
     problems: list[tuple[int, str]] = field(default_factory=list)
 
     @property
@@ -477,6 +480,20 @@ def _step_args(c: _Checker, node: Any, kind: str, path: str) -> dict[str, Any] |
         return _markers(c, node, kind, path)
     if kind == "emit":
         return _emit(c, node, path)
+    if kind == "start_flow":
+        value = node["start_flow"]
+        if not isinstance(value, str) or not value:
+            c.problem(node, kind, path, "expected a scenario flow id")
+        elif c.flows is None:
+            c.problem(node, kind, path, f"no scenario {value!r}: no scenarios file "
+                      "(RELOVE_SCENARIOS_FILE) is set")  # fmt: skip
+        elif value not in c.flows:
+            known = ", ".join(sorted(c.flows)) or "none"
+            c.problem(node, kind, path, f"no scenario {value!r} in the scenarios file "
+                      f"(known: {known})")  # fmt: skip
+        else:
+            return {"flow": value}
+        return None
     if kind == "if":
         cond = _condition(c, node, "if", path.removesuffix(".if"))
         return None if cond is None else {"condition": cond}
@@ -562,14 +579,16 @@ def _automation(c: _Checker, node: Any, path: str) -> Automation | None:
     return Automation(aid, trigger, steps, first, when, stop_when, reentry, _line(node))
 
 
-def parse_automations(text: str, source: str = "", base_dir: Path | None = None
-                      ) -> AutomationFile:  # fmt: skip
-    """Check and compile a file's text; :class:`AutomationFileError` lists every problem."""
+def parse_automations(text: str, source: str = "", base_dir: Path | None = None,
+                      flows: Collection[str] | None = None) -> AutomationFile:  # fmt: skip
+    """Check and compile a file's text; :class:`AutomationFileError` lists every problem.
+    ``flows``: the scenario flow ids ``start_flow`` may name (None: there is no scenarios
+    file, and ``start_flow`` is refused)."""
     try:
         data = load_yaml(text, source)
     except DefinitionError as e:
         raise AutomationFileError([str(e)]) from None
-    c = _Checker(source, base_dir)
+    c = _Checker(source, base_dir, flows)
     if data is None:
         data = {"automations": []}
     if not isinstance(data, Mapping) or not isinstance(data.get("automations", []), list):
@@ -594,11 +613,23 @@ def parse_automations(text: str, source: str = "", base_dir: Path | None = None
     return AutomationFile(tuple(found), source)
 
 
-def load_automations(path: Path) -> AutomationFile:
-    """Read and check the file at ``path`` (:class:`AutomationFileError` if it is unusable)."""
+def load_automations(path: Path, flows: Collection[str] | None = None) -> AutomationFile:
+    """Read and check the file at ``path`` (:class:`AutomationFileError` if it is unusable);
+    ``flows`` as for :func:`parse_automations`."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
         raise AutomationFileError([f"{path}: cannot read the file: {e}"]) from None
-    return parse_automations(text, str(path), path.parent)
+    return parse_automations(text, str(path), path.parent, flows)
+
+
+def scenario_flow_ids(path: Path | None) -> frozenset[str] | None:
+    """The flow ids of a scenarios file (None without one); a broken scenarios file is an
+    :class:`AutomationFileError` of its own lines."""
+    if path is None:
+        return None
+    try:
+        return frozenset(f.id for f in load_scenarios(Path(path)).flows)
+    except DefinitionError as e:
+        raise AutomationFileError(str(e).splitlines()) from None

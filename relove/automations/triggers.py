@@ -24,13 +24,12 @@ from collections.abc import Callable, Collection, Mapping
 from datetime import datetime, tzinfo
 
 from croniter import croniter
-from sqlalchemy import BigInteger, and_, any_, bindparam, delete, insert, literal, select
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import and_, delete, insert, literal, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
 from relove.automations.definition import Automation, AutomationFile
-from relove.automations.entry import enter, enter_where
+from relove.automations.entry import among_ids, enter, enter_where
 from relove.automations.models import AutomationMember, AutomationTrigger
 from relove.db.models import User
 from relove.db.uow import begin_write
@@ -138,11 +137,7 @@ async def _matching(session: AsyncSession, auto: Automation, now: datetime,
     where = await resolve_filter(session, auto.trigger.enters, now=now)
     if ids is None:
         return where
-    u = User.__table__
-    if _pg(session):
-        return and_(u.c.id == any_(bindparam("member_ids", sorted(ids),
-                                             type_=ARRAY(BigInteger))), where)  # fmt: skip
-    return and_(u.c.id.in_(sorted(ids)), where)
+    return and_(among_ids(sorted(ids), _pg(session)), where)
 
 
 async def set_up_enters(session: AsyncSession, auto: Automation, now: datetime) -> bool:

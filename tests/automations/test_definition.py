@@ -83,7 +83,7 @@ def test_every_problem_is_one_line_with_its_place() -> None:
         "a.yaml:8: automations[0].steps[1].send.text: unknown name 'nope'",
         "a.yaml:9: automations[0].steps[2].frob: unknown key 'frob'",
         "a.yaml:10: automations[0].steps[3].then: an if needs then: [steps]",
-        "a.yaml:11: automations[0].steps[4].start_flow: start_flow is not supported yet",
+        "a.yaml:11: automations[0].steps[4].start_flow: no scenario 'onboarding': no scenarios",
         "a.yaml:12: automations[0].steps[5].set.: ",
         "a.yaml:13: automations[0].steps[6].emit: event name 'Bad'",
         "a.yaml:14: automations[0].steps[7].send.buttons[0]: button 'x'",
