@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from relove.automations.localtime import zone
 from relove.automations.models import AutomationMember, AutomationTrigger
 from relove.automations.runner import RunnerOptions
+from relove.automations.service import set_paused
 from relove.db.engine import create_session_factory
 from relove.events import EventSource, record
 from relove.segments.service import save_segment
@@ -166,3 +167,26 @@ async def test_an_event_trigger_where_filters_on_the_props(db, sandbox_client, a
         return [r.user_id for r in await runs(db)]
 
     assert await settle(runner, entered) == [802]
+
+
+async def test_ticks_of_a_paused_schedule_enter_no_one(db, sandbox_client, api, clock) -> None:
+    await new_users(db, sandbox_client, [611])
+    async with create_session_factory(db).begin() as s:
+        await set_values(s, 611, {"city": "Москва"})
+    clock.now = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
+    runner = make_runner(db, api, DAILY, clock, options=_options())
+    await runner.tick()
+    async with create_session_factory(db)() as s:
+        await set_paused(s, "daily", True)
+        await s.commit()
+    clock.now = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
+    await runner.tick()
+    async with create_session_factory(db)() as s:
+        await set_paused(s, "daily", False)
+        await s.commit()
+    await runner.tick()  # the paused tick is not taken again after the resume
+    assert await runs(db) == []
+    assert await last_tick(db) == datetime(2026, 3, 2, 7, 0, tzinfo=UTC)
+    clock.now = datetime(2026, 3, 3, 7, 0, tzinfo=UTC)
+    await runner.tick()
+    assert [r.user_id for r in await runs(db)] == [611]
