@@ -21,6 +21,7 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from relove.automations.definition import AutomationFile, AutomationFileError, load_automations
@@ -184,6 +185,9 @@ class AutomationRunner:
                     await set_up_enters(session, auto, now)
                 except ReloveError as e:
                     log.error("automation %s: the enters filter fails: %s", auto.id, e)
+                    await session.rollback()
+                    continue
+                except IntegrityError:  # another worker set it up at the same time
                     await session.rollback()
                     continue
                 await session.commit()

@@ -25,6 +25,7 @@ from datetime import datetime, tzinfo
 
 from croniter import croniter
 from sqlalchemy import and_, delete, insert, literal, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -123,6 +124,9 @@ async def take_schedules(sessions: Callable[[], AsyncSession], automations: Auto
                     n = await take_schedule(session, auto, auto.id in paused, now, tz)
                 except ReloveError as e:  # e.g. its filter names a segment since deleted
                     log.error("automation %s: the schedule's filter fails: %s", auto.id, e)
+                    break
+                except IntegrityError:  # another worker set the trigger up at the same time
+                    await session.rollback()
                     break
             if n < 0:
                 break
