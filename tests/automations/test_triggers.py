@@ -14,6 +14,7 @@ from relove.automations.localtime import zone
 from relove.automations.models import AutomationMember, AutomationTrigger
 from relove.automations.runner import RunnerOptions
 from relove.automations.service import set_paused
+from relove.automations.triggers import next_tick
 from relove.db.engine import create_session_factory
 from relove.events import EventSource, record
 from relove.segments.service import save_segment
@@ -190,3 +191,17 @@ async def test_ticks_of_a_paused_schedule_enter_no_one(db, sandbox_client, api, 
     clock.now = datetime(2026, 3, 3, 7, 0, tzinfo=UTC)
     await runner.tick()
     assert [r.user_id for r in await runs(db)] == [611]
+
+
+def test_schedule_ticks_follow_the_wall_clock_across_a_dst_change() -> None:
+    berlin = zone("Europe/Berlin")  # clocks go forward on 2026-03-29 at 02:00
+    first = next_tick("0 10 * * *", datetime(2026, 3, 28, 12, 0, tzinfo=UTC), berlin)
+    second = next_tick("0 10 * * *", first, berlin)
+    assert first.astimezone(UTC) == datetime(2026, 3, 29, 8, 0, tzinfo=UTC)  # 10:00 CEST
+    assert second.astimezone(UTC) == datetime(2026, 3, 30, 8, 0, tzinfo=UTC)
+    before = next_tick("0 10 * * *", datetime(2026, 3, 27, 12, 0, tzinfo=UTC), berlin)
+    assert before.astimezone(UTC) == datetime(2026, 3, 28, 9, 0, tzinfo=UTC)  # 10:00 CET
+    # a tick inside the skipped hour is taken once, not lost
+    skipped = next_tick("30 2 * * *", datetime(2026, 3, 28, 12, 0, tzinfo=UTC), berlin)
+    assert datetime(2026, 3, 29, 0, 0, tzinfo=UTC) < skipped.astimezone(UTC) \
+        < datetime(2026, 3, 29, 2, 0, tzinfo=UTC)  # fmt: skip
