@@ -10,7 +10,10 @@
     the sandbox receives over a window after the first message — target ≥ 0.95 × 30/s, zero
     429s; (c) the worker's peak RSS — target ≤ 150 MB;
 (r) the step runner alone, in this process: runs/s through `tag` + `set` + `emit` (no sends),
-    each step with its own transaction, as the worker runs them.
+    each step with its own transaction, as the worker runs them;
+(e) enqueue alone, in this process (`--enqueue-users N`): N trigger events committed at once,
+    the time the intake (`take_in`) needs to start all N runs — (a) without the worker's
+    start-up, polling and the sandbox; the tables are ANALYZEd first, as a live database's are.
 """
 
 from __future__ import annotations
@@ -169,6 +172,29 @@ async def runner_alone(url: str, n: int) -> dict[str, float]:
             "steps_per_s": 3 * n / elapsed, "cpu_ms_per_run": 1000 * cpu / n}
 
 
+async def enqueue_alone(url: str, n: int) -> dict[str, float]:
+    engine = create_engine(url)
+    await reset(engine)
+    start = 3_000_000
+    await add_users(engine, n, start)
+    async with engine.begin() as conn:
+        await conn.execute(text("ANALYZE"))
+    limiter = RateLimiter(MemoryRateLimitStorage(), Limits(rate=1000))
+    runner = AutomationRunner(engine, _noop_send, limiter,
+                              automations=parse_automations(SENDING, "bench.yaml"),
+                              options=RunnerOptions(event_lag_seconds=0.5))  # fmt: skip
+    await runner.take_in()  # the cursor starts at the end of the history
+    async with engine.begin() as conn:
+        await conn.execute(text(ENTER_SQL), {"name": "bench.entered", "lo": start})
+    t0 = time.monotonic()
+    entered = 0
+    while entered < n:
+        entered += await runner.take_in()
+    elapsed = time.monotonic() - t0
+    await engine.dispose()
+    return {"users": n, "enqueue_s": elapsed, "entries_per_s": n / elapsed}
+
+
 def report(name: str, r: dict[str, float], target: str) -> None:
     figures = ", ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}"
                         for k, v in r.items())  # fmt: skip
@@ -188,6 +214,8 @@ async def main(args: argparse.Namespace) -> None:
         await engine.dispose()
         print(f"database: {'SQLite' if args.sqlite else 'PostgreSQL'}; load average "
               f"{os.getloadavg()[0]:.2f}", flush=True)  # fmt: skip
+        if args.enqueue_users:
+            report("e", await enqueue_alone(url, args.enqueue_users), "enqueue_s ≤ 5")
         if args.runner_users:
             report("r", await runner_alone(url, args.runner_users), "runs/s (no target)")
         if args.users:
@@ -207,5 +235,7 @@ if __name__ == "__main__":
     parser.add_argument("--users", type=int, default=100_000)
     parser.add_argument("--window", type=float, default=60.0, help="seconds of sending measured")
     parser.add_argument("--runner-users", type=int, default=10_000)
+    parser.add_argument("--enqueue-users", type=int, default=0,
+                        help="(e): users entering at once, measured in process")
     parser.add_argument("--sqlite", action="store_true", help="use SQLite instead")
     asyncio.run(main(parser.parse_args()))

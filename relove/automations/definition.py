@@ -12,19 +12,28 @@ ids to steps of an automation you will edit while people are in it (docs/automat
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from croniter import croniter
+
 from relove.automations.localtime import parse_hhmm
 from relove.broadcasts.content import MessageContent, MessageTemplate, Recipient
+from relove.conversation.scenarios.model import load_scenarios
 from relove.conversation.yamlfile import DefinitionError, LineDict, LineList, load_yaml
+from relove.db.types import utcnow
 from relove.errors import InvalidInput, ReloveError
 from relove.events.catalog import check_name
-from relove.segments.parser import parse_filter
+from relove.segments.evaluator import evaluate
+from relove.segments.lower import lower_props, uses_events
+from relove.segments.parser import parse_filter, parse_props_filter
+from relove.segments.primitives import Pred
 from relove.telegram.html import check_html
 from relove.telegram.message import Button, MediaKind
 from relove.users.paths import check_value, parse_path
@@ -38,9 +47,9 @@ MAX_DURATION = timedelta(days=366)
 
 #: The action of a step: its key in the YAML.
 ACTIONS = ("send", "wait", "if", "set", "unset", "increment", "tag", "untag", "emit",
-           "notify_admins")  # fmt: skip
+           "notify_admins", "start_flow")  # fmt: skip
 #: Actions of the issue not implemented yet: refused with a clear line rather than ignored.
-NOT_YET = ("start_flow",)
+NOT_YET: tuple[str, ...] = ()
 TAGS_KEY = "tags"
 
 
@@ -95,8 +104,7 @@ class Step:
 @dataclass(frozen=True, slots=True)
 class Automation:
     id: str
-    event: str
-    props: Mapping[str, Any]
+    trigger: Trigger
     steps: Mapping[str, Step]
     first: str | None
     when: str | None = None
@@ -104,10 +112,28 @@ class Automation:
     reentry: Reentry = Reentry()
     line: int = 0
 
-    def matches_props(self, props: Mapping[str, Any] | None) -> bool:
-        """The trigger's ``props`` are a subset of the event's (JSON equality)."""
+    @property
+    def event(self) -> str:
+        """The triggering event's name ("" for schedule and enters triggers)."""
+        return self.trigger.event
+
+    @property
+    def props(self) -> Mapping[str, Any]:
+        return self.trigger.props
+
+    def props_filter(self, now: datetime) -> Pred | None:
+        """The trigger's ``where`` as primitives (relative dates as of ``now``)."""
+        where = self.trigger.where
+        return None if where is None else lower_props(parse_props_filter(where), now=now)
+
+    def matches_props(self, props: Mapping[str, Any] | None,
+                      where: Pred | None = None) -> bool:  # fmt: skip
+        """The trigger's ``props`` are a subset of the event's (JSON equality) and its
+        ``where`` (lowered by :meth:`props_filter`) holds on them."""
         have = props or {}
-        return all(k in have and _same(have[k], v) for k, v in self.props.items())
+        if not all(k in have and _same(have[k], v) for k, v in self.props.items()):
+            return False
+        return where is None or evaluate(where, {"props": dict(have)})
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -124,11 +150,16 @@ class AutomationFile:
         return next((a for a in self.automations if a.id == automation_id), None)
 
     def triggered_by(self, event: str) -> list[Automation]:
-        return [a for a in self.automations if a.event == event]
+        return [a for a in self.automations if a.event and a.event == event]
 
     @property
     def events(self) -> set[str]:
-        return {a.event for a in self.automations}
+        """Names of the events that trigger an automation."""
+        return {a.event for a in self.automations if a.event}
+
+    def of_kind(self, kind: str) -> list[Automation]:
+        """The automations whose trigger is ``event``, ``schedule`` or ``enters``."""
+        return [a for a in self.automations if a.trigger.kind == kind]
 
 
 # -- checking ----------------------------------------------------------------------------------
@@ -136,6 +167,8 @@ class AutomationFile:
 class _Checker:
     source: str
     base_dir: Path | None
+    #: ids of the scenario flows ``start_flow`` may name (None: no scenarios file)
+    flows: Collection[str] | None = None
     problems: list[tuple[int, str]] = field(default_factory=list)
 
     @property
@@ -186,17 +219,80 @@ def _reentry(c: _Checker, node: Any, path: str) -> Reentry:
     return Reentry()
 
 
-def _trigger(c: _Checker, node: Any, path: str) -> tuple[str, dict[str, Any]]:
+@dataclass(frozen=True, slots=True)
+class Trigger:
+    """What enters users: an event (``event``, with ``props`` equality and a ``where`` filter on
+    its props), a cron ``schedule`` (with a ``filter`` over users) or ``enters`` (a filter —
+    typically ``segment:"vip"`` — users come to match)."""
+
+    event: str = ""
+    props: Mapping[str, Any] = field(default_factory=dict)
+    where: str | None = None
+    schedule: str | None = None
+    filter: str | None = None
+    enters: str | None = None
+
+    @property
+    def kind(self) -> str:
+        return "schedule" if self.schedule else "enters" if self.enters else "event"
+
+    @property
+    def spec(self) -> str:
+        """The trigger's definition as text: a schedule or enters trigger whose spec changed
+        starts afresh (docs/automations.md)."""
+        if self.schedule:
+            text = f"schedule {self.schedule} | {self.filter or ''}"
+        else:
+            text = f"enters {self.enters}" if self.enters else f"event {self.event}"
+        if len(text) <= 200:
+            return text
+        return f"{self.kind} sha256:{hashlib.sha256(text.encode()).hexdigest()}"
+
+    def describe(self) -> str:
+        """One line for people: ``user.created {plan: "pro"} where amount > 10``,
+        ``schedule 0 10 * * * (tz) filter …``, ``enters segment:"vip"``."""
+        if self.schedule:
+            return f"schedule {self.schedule}" + (f" filter {self.filter}" if self.filter else "")
+        if self.enters:
+            return f"enters {self.enters}"
+        props = ", ".join(f"{k}: {json.dumps(v, ensure_ascii=False)}"
+                          for k, v in self.props.items())  # fmt: skip
+        text = f"{self.event} {{{props}}}" if props else self.event
+        return f"{text} where {self.where}" if self.where else text
+
+
+_TRIGGER_HELP = ("expected {event: <name>} (optionally props: {…}, where: '<filter on props>'), "
+                 "{schedule: '<cron>', filter: '<filter>'} or {enters: '<filter>'}")
+
+
+def _trigger(c: _Checker, node: Any, path: str) -> Trigger:
     trig = node.get("trigger")
     if not isinstance(trig, Mapping):
         c.problem(node, "trigger" if "trigger" in node else None, f"{path}.trigger",
-                  "expected {event: <name>} (optionally with props: {key: value})")  # fmt: skip
-        return "", {}
+                  _TRIGGER_HELP)  # fmt: skip
+        return Trigger()
+    kinds = [k for k in ("event", "schedule", "enters") if k in trig]
+    allowed = {"event": {"event", "props", "where"}, "schedule": {"schedule", "filter"},
+               "enters": {"enters"}}  # fmt: skip
+    if len(kinds) != 1:
+        c.problem(trig, None, f"{path}.trigger", "a trigger has exactly one of event, schedule, "
+                  "enters")  # fmt: skip
+        return Trigger()
+    kind = kinds[0]
     for key in trig:
-        if key not in ("event", "props"):
-            reason = (f"{key!r} triggers are not supported yet; use event"
-                      if key in ("schedule", "enters") else f"unknown key {key!r}")
-            c.problem(trig, key, f"{path}.trigger.{key}", reason)
+        if key not in allowed[kind]:
+            c.problem(trig, key, f"{path}.trigger.{key}",
+                      f"unknown key {key!r} for a{'n' if kind == 'event' else ''} {kind} "
+                      f"trigger (allowed: {', '.join(sorted(allowed[kind]))})")  # fmt: skip
+    if kind == "schedule":
+        return Trigger(schedule=_cron(c, trig, path),
+                       filter=_condition(c, trig, "filter", f"{path}.trigger"))  # fmt: skip
+    if kind == "enters":
+        enters = _condition(c, trig, "enters", f"{path}.trigger")
+        if enters is not None and uses_events(parse_filter(enters)):
+            c.problem(trig, "enters", f"{path}.trigger.enters", "did … cannot be used in "
+                      "enters: membership is re-checked on marker and user events only")
+        return Trigger(enters=enters)
     event = trig.get("event")
     if not isinstance(event, str):
         c.problem(trig, "event", f"{path}.trigger.event", "expected an event name")
@@ -210,7 +306,32 @@ def _trigger(c: _Checker, node: Any, path: str) -> tuple[str, dict[str, Any]]:
     if not isinstance(props, Mapping):
         c.problem(trig, "props", f"{path}.trigger.props", "expected a mapping of key: value")
         props = {}
-    return event, dict(props)
+    return Trigger(event, dict(props), _props_condition(c, trig, f"{path}.trigger"))
+
+
+def _props_condition(c: _Checker, node: Any, path: str) -> str | None:
+    value = node.get("where")
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.strip():
+        c.problem(node, "where", f"{path}.where", "expected a filter on the event's props as text")
+        return None
+    try:
+        lower_props(parse_props_filter(value), now=utcnow())
+    except ReloveError as e:
+        c.problem(node, "where", f"{path}.where", str(e).splitlines()[0])
+        return None
+    return value
+
+
+def _cron(c: _Checker, node: Any, path: str) -> str | None:
+    value = node.get("schedule")
+    if not isinstance(value, str) or not croniter.is_valid(value) or len(value.split()) != 5:
+        c.problem(node, "schedule", f"{path}.trigger.schedule",
+                  f"{value!r} is not a cron expression (minute hour day month weekday, "
+                  "like \"0 10 * * *\")")  # fmt: skip
+        return None
+    return value
 
 
 def _texts(value: Any) -> list[str] | None:
@@ -359,6 +480,20 @@ def _step_args(c: _Checker, node: Any, kind: str, path: str) -> dict[str, Any] |
         return _markers(c, node, kind, path)
     if kind == "emit":
         return _emit(c, node, path)
+    if kind == "start_flow":
+        value = node["start_flow"]
+        if not isinstance(value, str) or not value:
+            c.problem(node, kind, path, "expected a scenario flow id")
+        elif c.flows is None:
+            c.problem(node, kind, path, f"no scenario {value!r}: no scenarios file "
+                      "(RELOVE_SCENARIOS_FILE) is set")  # fmt: skip
+        elif value not in c.flows:
+            known = ", ".join(sorted(c.flows)) or "none"
+            c.problem(node, kind, path, f"no scenario {value!r} in the scenarios file "
+                      f"(known: {known})")  # fmt: skip
+        else:
+            return {"flow": value}
+        return None
     if kind == "if":
         cond = _condition(c, node, "if", path.removesuffix(".if"))
         return None if cond is None else {"condition": cond}
@@ -434,24 +569,26 @@ def _automation(c: _Checker, node: Any, path: str) -> Automation | None:
         c.problem(node, "id" if "id" in node else None, f"{path}.id",
                   "an automation id is 1-64 of a-z, 0-9 and _")  # fmt: skip
         aid = ""
-    event, props = _trigger(c, node, path)
+    trigger = _trigger(c, node, path)
     when = _condition(c, node, "when", path)
     stop_when = _condition(c, node, "stop_when", path)
     reentry = _reentry(c, node, path)
     steps: dict[str, Step] = {}
     first = _flatten(c, node.get("steps"), f"{path}.steps", "", None, steps, node,
                      "steps" if "steps" in node else None)  # fmt: skip
-    return Automation(aid, event, props, steps, first, when, stop_when, reentry, _line(node))
+    return Automation(aid, trigger, steps, first, when, stop_when, reentry, _line(node))
 
 
-def parse_automations(text: str, source: str = "", base_dir: Path | None = None
-                      ) -> AutomationFile:  # fmt: skip
-    """Check and compile a file's text; :class:`AutomationFileError` lists every problem."""
+def parse_automations(text: str, source: str = "", base_dir: Path | None = None,
+                      flows: Collection[str] | None = None) -> AutomationFile:  # fmt: skip
+    """Check and compile a file's text; :class:`AutomationFileError` lists every problem.
+    ``flows``: the scenario flow ids ``start_flow`` may name (None: there is no scenarios
+    file, and ``start_flow`` is refused)."""
     try:
         data = load_yaml(text, source)
     except DefinitionError as e:
         raise AutomationFileError([str(e)]) from None
-    c = _Checker(source, base_dir)
+    c = _Checker(source, base_dir, flows)
     if data is None:
         data = {"automations": []}
     if not isinstance(data, Mapping) or not isinstance(data.get("automations", []), list):
@@ -476,11 +613,23 @@ def parse_automations(text: str, source: str = "", base_dir: Path | None = None
     return AutomationFile(tuple(found), source)
 
 
-def load_automations(path: Path) -> AutomationFile:
-    """Read and check the file at ``path`` (:class:`AutomationFileError` if it is unusable)."""
+def load_automations(path: Path, flows: Collection[str] | None = None) -> AutomationFile:
+    """Read and check the file at ``path`` (:class:`AutomationFileError` if it is unusable);
+    ``flows`` as for :func:`parse_automations`."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
         raise AutomationFileError([f"{path}: cannot read the file: {e}"]) from None
-    return parse_automations(text, str(path), path.parent)
+    return parse_automations(text, str(path), path.parent, flows)
+
+
+def scenario_flow_ids(path: Path | None) -> frozenset[str] | None:
+    """The flow ids of a scenarios file (None without one); a broken scenarios file is an
+    :class:`AutomationFileError` of its own lines."""
+    if path is None:
+        return None
+    try:
+        return frozenset(f.id for f in load_scenarios(Path(path)).flows)
+    except DefinitionError as e:
+        raise AutomationFileError(str(e).splitlines()) from None

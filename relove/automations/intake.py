@@ -34,32 +34,19 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
-    BigInteger,
-    Text,
-    and_,
-    any_,
-    bindparam,
     case,
-    cast,
-    exists,
     func,
-    insert,
-    literal,
     select,
     text,
 )
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from relove.automations.definition import Automation, AutomationFile
-from relove.automations.models import ACTIVE, AutomationCursor, AutomationRun, RunStatus
-from relove.db.models import User
-from relove.db.types import utcnow
+from relove.automations.definition import AutomationFile
+from relove.automations.entry import enter
+from relove.automations.models import AutomationCursor
+from relove.automations.triggers import MEMBERSHIP_EVENTS, take_enters
 from relove.db.uow import begin_write
-from relove.events import EventSource, NewEvent, record_many
-from relove.events.catalog import AUTOMATION_STARTED
 from relove.events.models import Event
-from relove.segments.service import resolve_filter
 
 log = logging.getLogger(__name__)
 
@@ -92,8 +79,9 @@ class Intake:
         # that trigger something, props only where a trigger filters on them. Core rows on the
         # session's connection: no ORM work per row.
         e = Event.__table__
-        wanted = sorted(automations.events)
-        with_props = sorted({a.event for a in automations.automations if a.props})
+        wanted = sorted(automations.events | self._membership(automations))
+        with_props = sorted({a.event for a in automations.automations
+                             if a.event and (a.props or a.trigger.where)})  # fmt: skip
         conn = await session.connection()
         rows = (await conn.execute(
             select(e.c.id, case((e.c.name.in_(wanted), e.c.user_id)).label("user_id"),
@@ -163,11 +151,19 @@ class Intake:
     ) -> int:
         by_automation: dict[str, dict[int, int]] = defaultdict(dict)
         wanted = automations.events
+        changed: dict[int, int] = {}  # user id → an event that may change their membership
+        if self._membership(automations):
+            for row in rows:
+                if row.user_id is not None and row.name in MEMBERSHIP_EVENTS:
+                    changed.setdefault(int(row.user_id), int(row.id))
+        wheres = {a.id: a.props_filter(now) for a in automations.of_kind("event")}
         for row in rows:
             if row.user_id is None or row.name not in wanted:
                 continue
             for auto in automations.triggered_by(row.name):
-                if auto.id in paused or not auto.first or not auto.matches_props(row.props):
+                if auto.id in paused or not auto.first:
+                    continue
+                if not auto.matches_props(_props_of(row.props), wheres[auto.id]):
                     continue
                 by_automation[auto.id].setdefault(int(row.user_id), int(row.id))
         total = 0
@@ -175,79 +171,16 @@ class Intake:
             found = automations.get(automation_id)
             assert found is not None
             total += await enter(session, found, users, now)
-        return total
+        return total + await take_enters(session, automations, paused, changed, now)
+
+    @staticmethod
+    def _membership(automations: AutomationFile) -> frozenset[str]:
+        """The events to read for enters triggers (none without one)."""
+        return MEMBERSHIP_EVENTS if automations.of_kind("enters") else frozenset()
 
 
-async def enter(
-    session: AsyncSession, auto: Automation, users: Mapping[int, int], now: datetime
-) -> int:
-    """Start runs of ``auto`` for those users (user id → triggering event id) who pass its
-    ``when`` and reentry rule and are active; records ``automation.started``; no commit."""
-    if not users:
-        return 0
-    u, r = User.__table__, AutomationRun.__table__
-    earlier = select(literal(1)).select_from(r).where(
-        r.c.automation_id == auto.id, r.c.user_id == u.c.id)
-    reentry = auto.reentry
-    if reentry.mode == "once":
-        blocked = exists(earlier)
-    elif reentry.mode == "cooldown":
-        assert reentry.cooldown is not None
-        blocked = exists(earlier.where(
-            (r.c.status.in_(ACTIVE)) | (r.c.started_at > now - reentry.cooldown)))
-    else:
-        blocked = exists(earlier.where(r.c.status.in_(ACTIVE)))
-    conditions = [u.c.is_active, ~blocked]
-    if auto.when:
-        conditions.append(await resolve_filter(session, auto.when, now=now))
-    ids = sorted(users)
-    inserted: list[int] = []
-    pg = session.get_bind().dialect.name == "postgresql"
-    # PostgreSQL takes the ids as ONE array parameter; SQLite as IN lists of bounded size.
-    size = len(ids) if pg else 1000
-    for start in range(0, len(ids), size):
-        chunk = ids[start : start + size]
-        among = (u.c.id == any_(bindparam("ids", chunk, type_=ARRAY(BigInteger))) if pg
-                 else u.c.id.in_(chunk))  # fmt: skip
-        event_of = select(
-            u.c.id, literal(auto.id).label("automation_id"),
-            literal(auto.first).label("step"), literal(RunStatus.waiting.value).label("status"),
-            literal(now, r.c.due_at.type).label("due_at"),
-            literal(now, r.c.started_at.type).label("started_at"),
-            literal(now, r.c.updated_at.type).label("updated_at"),
-        ).where(among, and_(*conditions))
-        stmt = insert(r).from_select(
-            ["user_id", "automation_id", "step", "status", "due_at", "started_at", "updated_at"],
-            event_of,
-        ).returning(r.c.user_id)
-        if pg:  # the runs and their automation.started events in ONE statement
-            inserted += await _enter_with_events(session, stmt, auto, users)
-            continue
-        inserted += [row[0] for row in (await session.execute(stmt)).all()]
-    if inserted and not pg:
-        await record_many(session, [
-            NewEvent(uid, AUTOMATION_STARTED,
-                     {"automation": auto.id, "event_id": users[uid]})
-            for uid in inserted
-        ], source=EventSource.automation, actor=auto.id, check=False)
-    return len(inserted)
-
-
-async def _enter_with_events(session: AsyncSession, runs_insert: Any, auto: Automation,
-                             users: Mapping[int, int]) -> list[int]:  # fmt: skip
-    """PostgreSQL: ``WITH entered AS (INSERT INTO automation_runs … RETURNING user_id)
-    INSERT INTO events … SELECT … FROM entered`` — the events' props built in SQL from a JSON
-    map of user id → triggering event id."""
-    e = Event.__table__
-    entered = runs_insert.cte("entered")
-    event_ids = cast(bindparam("event_ids", json.dumps({str(k): v for k, v in users.items()}),
-                               type_=Text), JSONB)  # fmt: skip
-    props = func.jsonb_build_object(
-        literal("automation"), literal(auto.id),
-        literal("event_id"), cast(event_ids.op("->>")(cast(entered.c.user_id, Text)), BigInteger))
-    rows = select(entered.c.user_id, literal(AUTOMATION_STARTED), props,
-                  literal(EventSource.automation.value), literal(auto.id),
-                  literal(utcnow(), e.c.at.type))  # fmt: skip
-    stmt = insert(e).from_select(["user_id", "name", "props", "source", "actor", "at"], rows)
-    result = await session.execute(stmt.returning(e.c.user_id))
-    return [row[0] for row in result.all()]
+def _props_of(value: Any) -> Mapping[str, Any] | None:
+    """An event's props as read (SQLite's JSON may come back as text)."""
+    if isinstance(value, str):
+        value = json.loads(value)
+    return value if isinstance(value, Mapping) else None

@@ -1,6 +1,7 @@
 """Tables of automations: ``automation_runs`` (one row per user in an automation), the intake's
-durable cursor over ``events`` (``automation_cursors``) and paused automations
-(``automation_states``).
+durable cursor over ``events`` (``automation_cursors``), paused automations
+(``automation_states``), the state of schedule and enters triggers (``automation_triggers``) and
+who matches an enters trigger (``automation_members``).
 
 A run's life: ``waiting`` (its next ``step`` is due at ``due_at``) → a worker claims it (a lease:
 ``owner`` + ``lease_until``) and runs steps until a ``wait`` (back to ``waiting`` with a later
@@ -25,6 +26,8 @@ from relove.db.types import UTCDateTime
 _Id = BigInteger().with_variant(Integer(), "sqlite")
 AUTOMATION_ID_LENGTH = 64
 STEP_ID_LENGTH = 200
+#: a trigger's spec as text (a filter is at most 10,000 characters: longer specs are hashed)
+SPEC_LENGTH = 200
 
 
 class RunStatus(enum.StrEnum):
@@ -86,3 +89,28 @@ class AutomationState(Base):
     automation_id: Mapped[str] = mapped_column(String(AUTOMATION_ID_LENGTH), primary_key=True)
     paused: Mapped[bool] = mapped_column(Boolean, nullable=False)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+
+
+class AutomationTrigger(Base):
+    """The durable state of a schedule or enters trigger: its ``spec`` when it was set up (a
+    changed spec starts afresh) and, for a schedule, the last tick taken in (``last_tick``):
+    a tick's users enter in the transaction that moves ``last_tick``, so a restart neither
+    loses nor repeats a tick."""
+
+    __tablename__ = "automation_triggers"
+
+    automation_id: Mapped[str] = mapped_column(String(AUTOMATION_ID_LENGTH), primary_key=True)
+    spec: Mapped[str] = mapped_column(String(SPEC_LENGTH), nullable=False)
+    last_tick: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+
+
+class AutomationMember(Base):
+    """Who matches an ``enters`` trigger's filter as of its last check: a user enters when they
+    come to match and are not a member yet; leaving the filter removes the row."""
+
+    __tablename__ = "automation_members"
+
+    automation_id: Mapped[str] = mapped_column(String(AUTOMATION_ID_LENGTH), primary_key=True)
+    user_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)

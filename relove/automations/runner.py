@@ -21,22 +21,31 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from relove.automations.definition import AutomationFile, AutomationFileError, load_automations
+from relove.automations.flows import Labels
 from relove.automations.intake import Intake
 from relove.automations.localtime import zone
 from relove.automations.models import ACTIVE, AutomationRun, AutomationState
 from relove.automations.steps import ClaimedRun, RunExecutor, StepContext
+from relove.automations.triggers import set_up_enters, take_schedules
 from relove.broadcasts.base import Send
 from relove.broadcasts.runner import worker_id
 from relove.config import Settings, quiet_range
+from relove.conversation.scenarios.registry import ScenarioRegistry
+from relove.conversation.yamlfile import DefinitionError
 from relove.db.engine import create_session_factory
 from relove.db.types import utcnow
 from relove.db.uow import begin_write
+from relove.errors import ReloveError
 from relove.telegram.ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)
+
+#: Button labels when the caller gives none (the shipped Russian texts).
+_DEFAULT_LABELS = {"scenario_done_button": "Готово ✓", "scenario_skip_button": "Пропустить"}
 
 _R = AutomationRun.__table__
 
@@ -68,8 +77,14 @@ class AutomationRunner:
         automations: AutomationFile | None = None, path: Path | None = None,
         clock: Callable[[], datetime] = utcnow, admin_ids: tuple[int, ...] = (),
         options: RunnerOptions | None = None, owner: str | None = None,
+        scenarios: ScenarioRegistry | None = None, labels: Labels | None = None,
     ) -> None:
+        """``scenarios``: the flows ``start_flow`` starts (re-read with the automations file
+        when its own file changed); ``labels``: the bot's texts for a question's done / skip
+        buttons."""
         self.engine = engine
+        self.scenarios = scenarios
+        self._scenarios_mtime: float | None = self._scenarios_stat()
         self.sessions = create_session_factory(engine)
         self.options = opts = options or RunnerOptions()
         self.clock = clock
@@ -83,15 +98,19 @@ class AutomationRunner:
         lane = limiter.lane(opts.rate)
         self.executor = RunExecutor(StepContext(
             self.owner, clock, send, lane, admin_ids, default_tz=opts.default_tz,
-            quiet_hours=opts.quiet_hours))
+            quiet_hours=opts.quiet_hours, scenarios=scenarios,
+            labels=labels or _DEFAULT_LABELS.__getitem__))
         self._slots = asyncio.Semaphore(opts.concurrency)
 
     @classmethod
     def from_settings(cls, engine: AsyncEngine, send: Send, limiter: RateLimiter,
-                      settings: Settings) -> AutomationRunner:  # fmt: skip
+                      settings: Settings, labels: Labels | None = None,
+                      ) -> AutomationRunner:  # fmt: skip
+        scenarios = ScenarioRegistry.from_file(settings.scenarios_file)
         return cls(engine, send, limiter, path=settings.automations_file,
                    admin_ids=tuple(settings.admin_ids),
-                   options=RunnerOptions.from_settings(settings))  # fmt: skip
+                   options=RunnerOptions.from_settings(settings), scenarios=scenarios,
+                   labels=labels)  # fmt: skip
 
     # --- the file ----------------------------------------------------------------------------
     def reload(self, *, strict: bool = False) -> bool:
@@ -105,11 +124,14 @@ class AutomationRunner:
             if strict:
                 raise AutomationFileError([f"{self.path}: cannot read the file: {e}"]) from None
             return False
-        if mtime == self._mtime:
+        scenarios_changed = self._reload_scenarios()
+        if mtime == self._mtime and not scenarios_changed:
             return False
         self._mtime = mtime
+        flows = None if self.scenarios is None or self.scenarios.path is None else {
+            f.id for f in self.scenarios.flows}  # fmt: skip
         try:
-            self.automations = load_automations(self.path)
+            self.automations = load_automations(self.path, flows)
         except AutomationFileError as e:
             if strict:
                 raise
@@ -120,6 +142,26 @@ class AutomationRunner:
                  ", ".join(a.id for a in self.automations.automations) or "none")  # fmt: skip
         return True
 
+    def _scenarios_stat(self) -> float | None:
+        path = self.scenarios.path if self.scenarios is not None else None
+        try:
+            return os.stat(path).st_mtime if path is not None else None
+        except OSError:
+            return None
+
+    def _reload_scenarios(self) -> bool:
+        """Re-read the scenarios file if it changed (a broken one keeps the flows)."""
+        mtime = self._scenarios_stat()
+        if self.scenarios is None or mtime == self._scenarios_mtime:
+            return False
+        self._scenarios_mtime = mtime
+        try:
+            self.scenarios.reload()
+        except DefinitionError as e:
+            log.error("automations: the scenarios file is refused, its flows stay: %s", e)
+            return False
+        return True
+
     # --- intake ------------------------------------------------------------------------------
     async def paused(self) -> set[str]:
         async with self.sessions() as session:
@@ -128,11 +170,27 @@ class AutomationRunner:
             return {r[0] for r in rows}
 
     async def take_in(self) -> int:
-        """Enter users from every new event (batch after batch); the runs started."""
+        """Enter users from due schedule ticks and every new event (batch after batch, enters
+        triggers included); the runs started."""
         if not self.automations.automations:
             return 0
         paused = await self.paused()
-        started = 0
+        now = self.clock()
+        started = await take_schedules(self.sessions, self.automations, paused, now,
+                                       self.options.default_tz)  # fmt: skip
+        for auto in self.automations.of_kind("enters"):
+            async with self.sessions() as session:
+                await begin_write(session)
+                try:
+                    await set_up_enters(session, auto, now)
+                except ReloveError as e:
+                    log.error("automation %s: the enters filter fails: %s", auto.id, e)
+                    await session.rollback()
+                    continue
+                except IntegrityError:  # another worker set it up at the same time
+                    await session.rollback()
+                    continue
+                await session.commit()
         while True:
             async with self.sessions() as session:
                 read, entered = await self.intake.run_once(

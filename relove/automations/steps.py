@@ -27,11 +27,14 @@ from sqlalchemy import exists, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from relove.automations.definition import TAGS_KEY, Automation, Step
+from relove.automations.flows import Labels, flow_messages, snapshot_of
 from relove.automations.localtime import next_local, quiet_until, user_zone
 from relove.automations.models import ACTIVE, AutomationRun, RunStatus
 from relove.broadcasts.base import Send
 from relove.broadcasts.content import MessageTemplate, Recipient, TemplateRenderError
 from relove.broadcasts.service import recipient_of
+from relove.conversation.scenarios.engine import ScenarioEngine
+from relove.conversation.scenarios.registry import ScenarioRegistry
 from relove.db.models import User
 from relove.db.uow import begin_write
 from relove.events import EventSource, NewEvent, record_many
@@ -76,6 +79,9 @@ class StepContext:
     max_steps: int = 100
     max_attempts: int = 3
     backoff: float = 0.5
+    #: the flows ``start_flow`` starts, and the labels of a question's done / skip buttons
+    scenarios: ScenarioRegistry | None = None
+    labels: Labels = str
 
 
 async def condition_holds(session: AsyncSession, condition: str, user_id: int,
@@ -187,7 +193,7 @@ class RunExecutor:
                     await self.stop(session, auto, run, "stop_when")
                     await session.commit()
                     return
-                if step.kind in ("send", "notify_admins"):
+                if step.kind in ("send", "notify_admins", "start_flow"):
                     # commits ``sending`` before the call; the outcome commits with what follows
                     going = await self._send_step(session, auto, run, step)
                 else:
@@ -242,13 +248,15 @@ class RunExecutor:
         if user is None or not user.is_active:
             await self.stop(session, auto, run, "the user is not active")
             return False
-        if step.kind == "send":
+        if step.kind in ("send", "start_flow"):
             tz = user_zone(user.markers, self.ctx.default_tz)
             later = quiet_until(self.ctx.clock(), self.ctx.quiet_hours, tz)
             if later is not None:  # quiet hours in the user's zone: the same step, later
                 await self._update(session, run, due_at=later, owner=None, lease_until=None)
                 return False
         recipient = recipient_of(user)
+        if step.kind == "start_flow":
+            return await self._start_flow(session, auto, run, step, user, recipient)
         template: MessageTemplate = step.args["template"]
         try:
             message = await template.arender(recipient)
@@ -265,6 +273,30 @@ class RunExecutor:
                 Outcome.failed, error="no admins (RELOVE_ADMIN_IDS)"))
         else:
             result = await self._deliver(recipient, message)
+        await begin_write(session)
+        return await self._after_send(session, auto, run, step, result)
+
+    async def _start_flow(self, session: AsyncSession, auto: Automation, run: ClaimedRun,
+                          step: Step, user: User, recipient: Recipient) -> bool:  # fmt: skip
+        """Start the flow as /start does and send its first question: the flow state and
+        ``sending`` commit together before the call."""
+        registry = self.ctx.scenarios
+        flow = registry.flow(step.args["flow"]) if registry is not None else None
+        if registry is None or flow is None:
+            failed = SendResult(Outcome.failed, error=f"no scenario {step.args['flow']!r}")
+            return await self._after_send(session, auto, run, step, failed)
+        outcome = await ScenarioEngine(registry).begin(session, snapshot_of(user), flow)
+        messages = [] if outcome is None else flow_messages(outcome, self.ctx.labels)
+        if not messages:  # its when / repeat rule said no, or nothing to say
+            return await self._move(session, auto, run, step, step.next, props={
+                "flow": flow.id, "outcome": "not started" if outcome is None else "finished"})
+        await self._update(session, run, status=RunStatus.sending.value, step=step.id)
+        await session.commit()
+        result = SendResult(Outcome.failed, error="nothing sent")
+        for message in messages:
+            result = await self._deliver(recipient, message)
+            if result.outcome is not Outcome.sent:
+                break
         await begin_write(session)
         return await self._after_send(session, auto, run, step, result)
 
@@ -294,7 +326,7 @@ class RunExecutor:
             props["message_id"] = result.message_id
         if result.error:
             props["error"] = result.error[:300]
-        if result.outcome is Outcome.blocked and step.kind == "send":
+        if result.outcome is Outcome.blocked and step.kind in ("send", "start_flow"):
             await self._events(session, auto, run, (AUTOMATION_STEP, {
                 "step": step.id, "kind": step.kind, **props}))
             await self._update(session, run, errors=_R.c.errors + 1)
@@ -304,7 +336,7 @@ class RunExecutor:
             await stop_user_runs(session, run.user_id, "blocked", self.ctx.clock())
             return False
         ok = result.outcome is Outcome.sent
-        user_send = step.kind == "send"
+        user_send = step.kind in ("send", "start_flow")
         return await self._move(session, auto, run, step, step.next, props=props,
                                 sent=int(ok and user_send), errors=int(not ok))  # fmt: skip
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -12,6 +13,7 @@ from relove.automations.definition import (
     AutomationFile,
     AutomationFileError,
     load_automations,
+    scenario_flow_ids,
 )
 from relove.cli.common import console, err_console, open_db, plain, print_json, run, settings
 from relove.errors import ConfigError, NotFound
@@ -26,7 +28,7 @@ def _file() -> AutomationFile:
     s = settings()
     if s.automations_file is None:
         raise ConfigError("RELOVE_AUTOMATIONS_FILE is not set")
-    return load_automations(s.automations_file)
+    return load_automations(s.automations_file, scenario_flow_ids(s.scenarios_file))
 
 
 def _known(automation_id: str) -> None:
@@ -35,10 +37,18 @@ def _known(automation_id: str) -> None:
 
 
 @app.command()
-def check(file: Annotated[Path, typer.Argument(help="The YAML file to check.")]) -> None:
+def check(
+    file: Annotated[Path, typer.Argument(help="The YAML file to check.")],
+    scenarios: Annotated[Path | None, typer.Option(
+        "--scenarios", help="The scenarios file start_flow names flows of "
+        "(default: RELOVE_SCENARIOS_FILE).")] = None,
+) -> None:
     """Check a file: one line per problem (file:line: path: reason), exit 1 if any."""
+    if scenarios is None:
+        env = os.environ.get("RELOVE_SCENARIOS_FILE")
+        scenarios = Path(env) if env else None
     try:
-        found = load_automations(file)
+        found = load_automations(file, scenario_flow_ids(scenarios))
     except AutomationFileError as e:
         for line in e.lines:
             err_console.print(plain(line))
@@ -58,7 +68,8 @@ def list_(as_json: JsonOpt = False) -> None:
             out = []
             for a in automations.automations:
                 st = (await status(session, a.id)).to_dict()
-                out.append({"id": a.id, "trigger": a.event, "steps": len(a.steps), **st})
+                out.append({"id": a.id, "trigger": a.trigger.describe(),
+                            "steps": len(a.steps), **st})  # fmt: skip
             return out
 
     items = run(_list())

@@ -345,7 +345,8 @@ async def _work(s: Settings, *, follow: int | None = None) -> None:
                 from relove.automations.runner import AutomationRunner
 
                 automation_runner = AutomationRunner.from_settings(
-                    engine, HttpSend(client), limiter, s)
+                    engine, HttpSend(client), limiter, s,
+                    labels=Texts.load(s.language, s.texts_dir))
                 automations = asyncio.create_task(automation_runner.run_forever(stop))
             worker = asyncio.create_task(runner.run_forever(stop))
             history = asyncio.create_task(HistoryMaintenance.from_settings(engine, s)

@@ -148,6 +148,14 @@ def lower(
     return _Lowering(now, segments).lower(tree, _stack, 0)
 
 
+def lower_props(tree: FilterTree, *, now: datetime) -> Pred:
+    """A filter over one event's props (:func:`relove.segments.parser.parse_props_filter`)
+    as primitives; evaluate it on ``{"props": props}``."""
+    lowering = _Lowering(now, None)
+    lowering.in_where = True
+    return lowering.lower(tree, (), 0)
+
+
 def uses_events(tree: FilterTree) -> bool:
     """Whether the tree has a ``did …`` condition (it reads the users' events)."""
     pending = [tree]

@@ -300,6 +300,48 @@ def _parse_cached(text: str) -> FilterTree:
         raise FilterError("the filter is nested too deeply") from None
 
 
+def parse_props_filter(text: str) -> FilterTree:
+    """A filter over one event's ``props`` (an automation trigger's ``where``): the language of
+    ``did … where``, whose fields name the props (``key = "city"``, ``props.amount > 10``);
+    ``did`` and ``segment:`` are refused. Errors name the position as :func:`parse_filter`'s."""
+    if not isinstance(text, str):
+        raise FilterError("a filter must be text")
+    return _parse_props_cached(text)
+
+
+@lru_cache(maxsize=256)
+def _parse_props_cached(text: str) -> FilterTree:
+    if len(text) > MAX_FILTER_LENGTH:
+        raise FilterError(f"a filter must be at most {MAX_FILTER_LENGTH} characters")
+    if not text.strip():
+        raise FilterError("the filter is empty", position=1)
+    try:
+        tree = _parser().parse(text)
+        for node in tree.iter_subtrees():
+            if node.data in ("did", "segment_ref"):
+                what = "did" if node.data == "did" else "segment:"
+                pos = _pos(node.meta)
+                raise FilterError(f"{what} cannot be used here: the fields are the event's props "
+                                  f"(at position {pos})", position=pos)  # fmt: skip
+            if node.data == "field":
+                node.data = "prop_field"
+        return check_nesting(_Build().transform(tree))
+    except VisitError as e:
+        if isinstance(e.orig_exc, FilterError):
+            err = e.orig_exc
+            if err.position is not None and "position" not in str(err):
+                raise FilterError(f"{err} (at position {err.position})",
+                                  position=err.position) from None  # fmt: skip
+            raise err from None
+        raise FilterError(f"invalid filter: {e.orig_exc}") from e
+    except UnexpectedInput as e:
+        raise _syntax_error(text, e) from None
+    except LarkError as e:  # pragma: no cover - defensive
+        raise FilterError(f"invalid filter: {e}") from e
+    except RecursionError:
+        raise FilterError("the filter is nested too deeply") from None
+
+
 def _mark_where_fields(tree: Tree) -> Tree:
     """Fields inside ``did … where`` name the event's props: rename them ``prop_field`` (the
     grammar shares its conditions). A ``did`` or ``segment:`` inside a where is refused."""

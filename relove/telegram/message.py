@@ -31,10 +31,12 @@ _METHOD = {None: "sendMessage", MediaKind.photo: "sendPhoto", MediaKind.document
 
 @dataclass(frozen=True, slots=True)
 class Button:
-    """An inline URL button."""
+    """An inline URL button, or (``callback_data`` set, ``url`` empty) a button whose press
+    comes back to the bot — a scenario question's options sent by an automation."""
 
     text: str
     url: str
+    callback_data: str | None = None
 
     @classmethod
     def parse(cls, spec: str) -> Button:
@@ -51,6 +53,10 @@ class Button:
             raise InvalidInput(
                 f"button {self.text!r}: label longer than {BUTTON_TEXT_LIMIT} characters"
             )
+        if self.callback_data is not None:
+            if not 1 <= len(self.callback_data.encode()) <= 64:
+                raise InvalidInput(f"button {self.text!r}: callback data is 1-64 bytes")
+            return self
         parsed = urlparse(self.url)
         if parsed.scheme not in BUTTON_SCHEMES or not (parsed.netloc or parsed.scheme == "tg"):
             raise InvalidInput(f"button {self.text!r}: {self.url!r} is not an http(s) or tg URL")
@@ -61,8 +67,9 @@ Keyboard = tuple[tuple[Button, ...], ...]
 
 
 def keyboard_json(rows: Keyboard) -> list[list[dict[str, str]]]:
-    """Rows of URL buttons as the Bot API's ``inline_keyboard``."""
-    return [[{"text": b.text, "url": b.url} for b in row] for row in rows]
+    """Rows of URL (or callback) buttons as the Bot API's ``inline_keyboard``."""
+    return [[{"text": b.text, "callback_data": b.callback_data} if b.callback_data is not None
+             else {"text": b.text, "url": b.url} for b in row] for row in rows]  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,7 +3,7 @@ problem (file:line: path: reason), also by `relove automations check`."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -35,7 +35,7 @@ automations:
 BAD = """\
 automations:
   - id: Welcome
-    trigger: {event: User, schedule: "0 10 * * *"}
+    trigger: {event: User, where: 'amount >'}
     when: 'city ='
     reentry: sometimes
     steps:
@@ -76,14 +76,14 @@ def test_every_problem_is_one_line_with_its_place() -> None:
     expected = [
         "a.yaml:2: automations[0].id: an automation id",
         "a.yaml:3: automations[0].trigger.event: event name 'User' is not object.action",
-        "a.yaml:3: automations[0].trigger.schedule: 'schedule' triggers are not supported yet",
+        "a.yaml:3: automations[0].trigger.where: unexpected end of the filter",
         "a.yaml:4: automations[0].when: unexpected end of the filter",
         "a.yaml:5: automations[0].reentry: expected once, always or {cooldown: <duration>}",
         "a.yaml:7: automations[0].steps[0].wait: '3x' is not a duration",
         "a.yaml:8: automations[0].steps[1].send.text: unknown name 'nope'",
         "a.yaml:9: automations[0].steps[2].frob: unknown key 'frob'",
         "a.yaml:10: automations[0].steps[3].then: an if needs then: [steps]",
-        "a.yaml:11: automations[0].steps[4].start_flow: start_flow is not supported yet",
+        "a.yaml:11: automations[0].steps[4].start_flow: no scenario 'onboarding': no scenarios",
         "a.yaml:12: automations[0].steps[5].set.: ",
         "a.yaml:13: automations[0].steps[6].emit: event name 'Bad'",
         "a.yaml:14: automations[0].steps[7].send.buttons[0]: button 'x'",
@@ -126,3 +126,57 @@ def test_the_shipped_examples_pass_the_check() -> None:
     path = Path(relove.automations.__file__).parent / "examples" / "automations.yaml"
     found = load_automations(path)
     assert [a.id for a in found.automations] == ["welcome", "reengage", "clicked_b12"]
+
+
+TRIGGERS = """\
+automations:
+  - id: a
+    trigger: {schedule: "0 25 * * *", filter: 'city ='}
+    steps: [{tag: x}]
+  - id: b
+    trigger: {enters: 'did "x.y"'}
+    steps: [{tag: x}]
+  - id: c
+    trigger: {event: a.b, schedule: "* * * * *"}
+    steps: [{tag: x}]
+  - id: d
+    trigger: {event: a.b, where: 'segment:"vip"', filter: 'x = 1'}
+    steps: [{tag: x}]
+  - id: e
+    trigger: {event: a.b, where: 'amount >= 10 and kind in ("a", "b") and note exists'}
+    steps: [{tag: x}]
+  - id: f
+    trigger: {schedule: "30 9 * * 1-5"}
+    steps: [{tag: x}]
+  - id: g
+    trigger: {enters: 'segment:"vip" and city = "Казань"'}
+    steps: [{tag: x}]
+"""
+
+
+def test_schedule_enters_and_where_triggers_are_checked() -> None:
+    with pytest.raises(AutomationFileError) as e:
+        parse_automations(TRIGGERS, "t.yaml")
+    expected = [
+        "t.yaml:3: automations[0].trigger.filter: unexpected end of the filter",
+        "t.yaml:3: automations[0].trigger.schedule: '0 25 * * *' is not a cron expression",
+        "t.yaml:6: automations[1].trigger.enters: did … cannot be used in enters",
+        "t.yaml:9: automations[2].trigger: a trigger has exactly one of event, schedule, enters",
+        "t.yaml:12: automations[3].trigger.filter: unknown key 'filter' for an event trigger",
+        "t.yaml:12: automations[3].trigger.where: segment: cannot be used here",
+    ]
+    lines = e.value.lines
+    assert len(lines) == len(expected), "\n".join(lines)
+    for line, start in zip(lines, expected, strict=True):
+        assert line.startswith(start), (line, start)
+    good = parse_automations(TRIGGERS.split("  - id: e\n")[0].split("  - id: a\n")[0]
+                             + "  - id: e\n" + TRIGGERS.split("  - id: e\n")[1], "t.yaml")
+    kinds = {a.id: a.trigger.kind for a in good.automations}
+    assert kinds == {"e": "event", "f": "schedule", "g": "enters"}
+    e_auto = good.get("e")
+    assert e_auto is not None
+    where = e_auto.props_filter(datetime.now(UTC))
+    assert e_auto.matches_props({"amount": 10, "kind": "b", "note": ""}, where)
+    assert not e_auto.matches_props({"amount": 9.5, "kind": "b", "note": ""}, where)
+    assert not e_auto.matches_props({"amount": 10, "kind": "c", "note": ""}, where)
+    assert not e_auto.matches_props({"amount": 10, "kind": "a"}, where)

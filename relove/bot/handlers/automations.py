@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from relove.automations.runner import AutomationRunner
 from relove.bot.background import stopper
+from relove.bot.texts import Texts
 from relove.broadcasts.telegram import HttpSend
 from relove.config import Settings
 from relove.telegram.client import BotApiClient
@@ -32,7 +33,8 @@ async def start_runner(**data: object) -> None:
     client = BotApiClient(bot.token, settings.telegram_api_url)
     try:
         runner = AutomationRunner.from_settings(
-            engine, HttpSend(client), limiter_of(bot) or build_limiter(settings), settings)
+            engine, HttpSend(client), limiter_of(bot) or build_limiter(settings), settings,
+            labels=Texts.load(settings.language, settings.texts_dir))
     except Exception:
         await client.close()
         raise

@@ -18,6 +18,7 @@ from relove.automations.definition import (
     AutomationFileError,
     Step,
     load_automations,
+    scenario_flow_ids,
 )
 from relove.errors import NotFound
 from relove.web.audit import AUTOMATION_PAUSED, AUTOMATION_RESUMED, audit
@@ -68,18 +69,18 @@ def steps_of(automation: Automation) -> list[StepLine]:
 
 def _load(request: Request) -> tuple[AutomationFile | None, str | None]:
     """The file (None when not configured) or its one-line problems."""
-    path = console_of(request).settings.automations_file
+    settings = console_of(request).settings
+    path = settings.automations_file
     if path is None:
         return None, None
     try:
-        return load_automations(path), None
+        return load_automations(path, scenario_flow_ids(settings.scenarios_file)), None
     except AutomationFileError as e:
         return None, "\n".join(e.lines)
 
 
 def _trigger(a: Automation) -> str:
-    props = ", ".join(f"{k}: {json.dumps(v, ensure_ascii=False)}" for k, v in a.props.items())
-    return f"{a.event} {{{props}}}" if props else a.event
+    return a.trigger.describe()
 
 
 @router.get("/automations")
