@@ -37,7 +37,8 @@ from aiogram import Bot, Dispatcher
 from aiogram.dispatcher.middlewares.user_context import UserContextMiddleware
 from aiogram.exceptions import TelegramAPIError
 from aiogram.methods import TelegramMethod
-from aiogram.types import Update
+from aiogram.types import Chat, Update
+from aiogram.types import User as TgUser
 
 from relove.bot.attempts import begin_attempt, end_attempt, track_commits
 from relove.bot.middlewares.touch import touch_from_update
@@ -68,6 +69,16 @@ class IngestStats:
     dropped: int = 0  #: given up after the grace
     retried: int = 0  #: handler runs repeated after an outage
     apologies: int = 0  #: "sorry, we were away" messages sent
+
+
+def _user_and_chat(update: Update) -> tuple[TgUser | None, Chat | None]:
+    """The update's user and chat as aiogram resolves them (messages, the common case,
+    without building aiogram's event context)."""
+    message = update.message
+    if message is not None:
+        return message.from_user, message.chat
+    context = UserContextMiddleware.resolve_event_context(update)
+    return context.user, context.chat
 
 
 class _Item:
@@ -169,10 +180,9 @@ class Ingest:
         records_events = self.writer.records_events
         touches, touched = [], []
         for update in updates:
-            context = UserContextMiddleware.resolve_event_context(update)
-            touch = touch_from_update(update, context.user,
+            from_user, chat = _user_and_chat(update)
+            touch = touch_from_update(update, from_user,
                                       events=records_events and update.update_id not in replayed)
-            chat = context.chat
             private_chat = chat.id if chat is not None and chat.type == "private" else None
             if touch is not None:
                 key: int | None = touch.user_id

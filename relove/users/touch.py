@@ -202,14 +202,21 @@ def _sqlite_time(value: str | None) -> datetime | None:
     return None if value is None else datetime.fromisoformat(value).replace(tzinfo=UTC)
 
 
+_GENDERS: dict[str, Gender] = {gender.value: gender for gender in Gender}
+
+
 def _snapshot(row: Sequence[Any], sqlite: bool) -> UserSnapshot:
     """A snapshot from a raw driver row (the touch statement's RETURNING columns)."""
     created, updated, seen = row[8], row[9], row[10]
     if sqlite:
-        created, updated, seen = _sqlite_time(created), _sqlite_time(updated), _sqlite_time(seen)
+        # One batch stamps every row with the same time: parse each distinct text once.
+        created = _sqlite_time(created)
+        updated = created if row[9] == row[8] else _sqlite_time(updated)
+        seen = updated if row[10] == row[9] else _sqlite_time(seen)
+    gender = row[5]
     return UserSnapshot(
-        row[0], row[1], row[2], row[3], bool(row[4]), Gender(row[5]), FrozenDocument(row[6]),
-        FrozenDocument(row[7]), created, updated, seen,
+        row[0], row[1], row[2], row[3], bool(row[4]), _GENDERS.get(gender) or Gender(gender),
+        FrozenDocument(row[6]), FrozenDocument(row[7]), created, updated, seen,
     )  # fmt: skip
 
 
