@@ -85,7 +85,8 @@ class Message(Base):
 _E, _M = Event.__table__, Message.__table__
 # A user's timeline and conversation are read newest first, by (at, id).
 Index("ix_events_user_id_at", _E.c.user_id, _E.c.at.desc(), _E.c.id.desc())
-# ``user_id`` included on PostgreSQL: behavioural segments (``did …``) scan it index-only.
-Index("ix_events_name_at", _E.c.name, _E.c.at, postgresql_include=["user_id"])
+# ``user_id`` and ``id`` included on PostgreSQL: behavioural segments (``did …``) and funnel
+# steps scan it index-only.
+Index("ix_events_name_at", _E.c.name, _E.c.at, postgresql_include=["user_id", "id"])
 Index("ix_messages_user_id_at", _M.c.user_id, _M.c.at.desc(), _M.c.id.desc())
 Index("ix_messages_at", _M.c.at)

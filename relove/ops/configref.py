@@ -35,6 +35,7 @@ variable. Lists are comma-separated (`RELOVE_ADMIN_IDS=1234,5678`); booleans are
 
 This file is generated from the `Settings` class (relove/config.py) — do not edit it by hand:
 
+<!-- runnable -->
 ```sh
 python -m relove.ops.configref > docs/configuration.md
 ```

@@ -141,6 +141,25 @@ async def test_retention_equals_brute_force(engine, history, created, period, co
         assert c.active == [len(active[(i, k)]) for k in range(cohorts - i)]
 
 
+async def test_retention_of_the_oldest_of_sixty_daily_cohorts(session_factory):
+    """Sixty daily cohorts: the oldest cohort's activity today is period 59 (a 64-bit mask on
+    PostgreSQL must not overflow or wrap)."""
+    start = period_start(NOW, "day", 59)
+    async with session_factory.begin() as s:
+        await s.execute(User.__table__.insert(), [
+            {"id": i, "created_at": at, "updated_at": at, "markers": {}, "context": {}}
+            for i, at in ((1, start), (2, NOW))])  # fmt: skip
+        await record_many(s, [NewEvent(1, "a.x", {}, at=start),
+                              NewEvent(1, "a.x", {}, at=NOW),
+                              NewEvent(2, "a.x", {}, at=NOW)], source="bot")  # fmt: skip
+    async with session_factory() as s:
+        got = await retention(s, period="day", cohorts=60, events=["a.x"], now=NOW)
+    oldest, today = got.cohorts[0], got.cohorts[-1]
+    assert (oldest.users, oldest.active) == (1, [1] + [0] * 58 + [1])
+    assert (today.users, today.active) == (1, [1])
+    assert all(c.users == 0 for c in got.cohorts[1:-1])
+
+
 @PROPERTY
 @given(history=histories, by=st.sampled_from(["day", "week"]))
 async def test_event_counts_equal_brute_force(engine, history, by):
