@@ -348,18 +348,21 @@ class TouchWriter:
     async def _drain(self, lane: _Lane) -> None:
         try:
             while lane.queue:
-                batch: list[_Request] = []
-                size = 0
-                while lane.queue and (not batch or size + len(lane.queue[0].touches)
-                                      <= self._max_batch):  # fmt: skip
-                    request = lane.queue.pop(0)
-                    batch.append(request)
-                    size += len(request.touches)
-                lane.queued -= size
-                await self._flush(lane, batch)
+                while lane.queue:
+                    batch: list[_Request] = []
+                    size = 0
+                    while lane.queue and (not batch or size + len(lane.queue[0].touches)
+                                          <= self._max_batch):  # fmt: skip
+                        request = lane.queue.pop(0)
+                        batch.append(request)
+                        size += len(request.touches)
+                    lane.queued -= size
+                    await self._flush(lane, batch)
+                await self._release(lane)  # touches queued meanwhile: once more round
         finally:
+            if lane.conn is not None:  # stopped by an error or cancelled while writing
+                await self._release(lane, failed=True)
             lane.flusher = None
-            await self._release(lane)
 
     async def _connection(self, lane: _Lane) -> AsyncConnection:
         if lane.conn is None:
