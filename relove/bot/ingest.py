@@ -37,7 +37,8 @@ from aiogram import Bot, Dispatcher
 from aiogram.dispatcher.middlewares.user_context import UserContextMiddleware
 from aiogram.exceptions import TelegramAPIError
 from aiogram.methods import TelegramMethod
-from aiogram.types import Update
+from aiogram.types import Chat, Update
+from aiogram.types import User as TgUser
 
 from relove.bot.attempts import begin_attempt, end_attempt, track_commits
 from relove.bot.middlewares.touch import touch_from_update
@@ -46,12 +47,16 @@ from relove.db.health import DatabaseHealth, Failure, classify, describe
 from relove.db.models import UserSnapshot
 from relove.errors import DatabaseUnavailable
 from relove.ops import metrics
-from relove.ops.logs import log_context
+from relove.ops.logs import pop_context, push_context
 from relove.users.touch import TouchWriter
 
 log = logging.getLogger(__name__)
 
 APOLOGY_TEXT = "ingest_outage_apology"
+
+#: ``relove_updates_processed`` by outcome (a label lookup per update costs more than the count)
+_PROCESSED = {outcome: metrics.UPDATES_PROCESSED.labels(outcome)
+              for outcome in ("handled", "failed", "dropped")}  # fmt: skip
 
 
 @dataclass
@@ -64,6 +69,16 @@ class IngestStats:
     dropped: int = 0  #: given up after the grace
     retried: int = 0  #: handler runs repeated after an outage
     apologies: int = 0  #: "sorry, we were away" messages sent
+
+
+def _user_and_chat(update: Update) -> tuple[TgUser | None, Chat | None]:
+    """The update's user and chat as aiogram resolves them (messages, the common case,
+    without building aiogram's event context)."""
+    message = update.message
+    if message is not None:
+        return message.from_user, message.chat
+    context = UserContextMiddleware.resolve_event_context(update)
+    return context.user, context.chat
 
 
 class _Item:
@@ -165,10 +180,9 @@ class Ingest:
         records_events = self.writer.records_events
         touches, touched = [], []
         for update in updates:
-            context = UserContextMiddleware.resolve_event_context(update)
-            touch = touch_from_update(update, context.user,
+            from_user, chat = _user_and_chat(update)
+            touch = touch_from_update(update, from_user,
                                       events=records_events and update.update_id not in replayed)
-            chat = context.chat
             private_chat = chat.id if chat is not None and chat.type == "private" else None
             if touch is not None:
                 key: int | None = touch.user_id
@@ -260,9 +274,12 @@ class Ingest:
         try:
             while items and items[0].ready:
                 item = items[0]
+                token = push_context({"update_id": item.update.update_id,
+                                      "user_id": item.key if item.touched else None})  # fmt: skip
                 try:
-                    await self._process(item)
+                    await self._process_update(item)
                 finally:
+                    pop_context(token)
                     items.popleft()
                     self._settle(item)
         finally:
@@ -271,9 +288,11 @@ class Ingest:
                 del self._lanes[lane.key]
 
     async def _run_alone(self, item: _Item) -> None:
+        token = push_context({"update_id": item.update.update_id})
         try:
-            await self._process(item)
+            await self._process_update(item)
         finally:
+            pop_context(token)
             self._settle(item)
 
     def _settle(self, item: _Item) -> None:
@@ -291,12 +310,7 @@ class Ingest:
         while arrived and arrived[0].settled:  # keep only what settled_up_to needs
             arrived.popleft()
 
-    # -- one update -----------------------------------------------------------------------------
-    async def _process(self, item: _Item) -> None:
-        with log_context(update_id=item.update.update_id,
-                         user_id=item.key if item.touched else None):  # fmt: skip
-            await self._process_update(item)
-
+    # -- one update (in its log context: update_id, user_id) ------------------------------------
     async def _process_update(self, item: _Item) -> None:
         update = item.update
         if item.error is not None:
@@ -368,7 +382,8 @@ class Ingest:
             log.error("Failed to make answer: %s: %s", type(e).__name__, e)
 
     def _finish(self, update: Update, outcome: str) -> None:
-        metrics.UPDATES_PROCESSED.labels(outcome).inc()
+        counter = _PROCESSED.get(outcome)
+        (counter or metrics.UPDATES_PROCESSED.labels(outcome)).inc()
         if self.on_settled is not None:
             self.on_settled(update, outcome)
 

@@ -36,7 +36,7 @@ from typing import Any
 
 from sqlalchemy import TextClause, bindparam, text
 from sqlalchemy.exc import DataError, IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from relove.db.health import DatabaseHealth, Failure, classify, describe
 from relove.db.models import FrozenDocument, Gender, UserSnapshot
@@ -202,14 +202,21 @@ def _sqlite_time(value: str | None) -> datetime | None:
     return None if value is None else datetime.fromisoformat(value).replace(tzinfo=UTC)
 
 
+_GENDERS: dict[str, Gender] = {gender.value: gender for gender in Gender}
+
+
 def _snapshot(row: Sequence[Any], sqlite: bool) -> UserSnapshot:
     """A snapshot from a raw driver row (the touch statement's RETURNING columns)."""
     created, updated, seen = row[8], row[9], row[10]
     if sqlite:
-        created, updated, seen = _sqlite_time(created), _sqlite_time(updated), _sqlite_time(seen)
+        # One batch stamps every row with the same time: parse each distinct text once.
+        created = _sqlite_time(created)
+        updated = created if row[9] == row[8] else _sqlite_time(updated)
+        seen = updated if row[10] == row[9] else _sqlite_time(seen)
+    gender = row[5]
     return UserSnapshot(
-        row[0], row[1], row[2], row[3], bool(row[4]), Gender(row[5]), FrozenDocument(row[6]),
-        FrozenDocument(row[7]), created, updated, seen,
+        row[0], row[1], row[2], row[3], bool(row[4]), _GENDERS.get(gender) or Gender(gender),
+        FrozenDocument(row[6]), FrozenDocument(row[7]), created, updated, seen,
     )  # fmt: skip
 
 
@@ -236,14 +243,17 @@ class _Request:
 
 
 class _Lane:
-    """One queue and its flusher: the batches of a lane are written one after another."""
+    """One queue and its flusher: the batches of a lane are written one after another, on one
+    connection held while the lane has work (no pool checkout, nor its liveness ping, per
+    batch). A connection that failed is dropped; the retry takes a fresh one."""
 
-    __slots__ = ("queue", "queued", "flusher")
+    __slots__ = ("queue", "queued", "flusher", "conn")
 
     def __init__(self) -> None:
         self.queue: list[_Request] = []
         self.queued = 0  # touches in the queue
         self.flusher: asyncio.Task[None] | None = None
+        self.conn: AsyncConnection | None = None
 
 
 class TouchWriter:
@@ -338,20 +348,41 @@ class TouchWriter:
     async def _drain(self, lane: _Lane) -> None:
         try:
             while lane.queue:
-                batch: list[_Request] = []
-                size = 0
-                while lane.queue and (not batch or size + len(lane.queue[0].touches)
-                                      <= self._max_batch):  # fmt: skip
-                    request = lane.queue.pop(0)
-                    batch.append(request)
-                    size += len(request.touches)
-                lane.queued -= size
-                await self._flush(batch)
+                while lane.queue:
+                    batch: list[_Request] = []
+                    size = 0
+                    while lane.queue and (not batch or size + len(lane.queue[0].touches)
+                                          <= self._max_batch):  # fmt: skip
+                        request = lane.queue.pop(0)
+                        batch.append(request)
+                        size += len(request.touches)
+                    lane.queued -= size
+                    await self._flush(lane, batch)
+                await self._release(lane)  # touches queued meanwhile: once more round
         finally:
+            if lane.conn is not None:  # stopped by an error or cancelled while writing
+                await self._release(lane, failed=True)
             lane.flusher = None
 
+    async def _connection(self, lane: _Lane) -> AsyncConnection:
+        if lane.conn is None:
+            lane.conn = await self._engine.connect()
+        return lane.conn
+
+    async def _release(self, lane: _Lane, *, failed: bool = False) -> None:
+        """Give the lane's connection back to the pool (``failed``: after an error — rolled
+        back by the pool; a broken one is discarded by it)."""
+        conn, lane.conn = lane.conn, None
+        if conn is None:
+            return
+        try:
+            await conn.close()
+        except Exception as e:  # noqa: BLE001 - a broken connection: the pool drops it
+            if not failed:
+                log.debug("touch connection not closed cleanly: %s", describe(e))
+
     # -- one batch, retried through an outage ---------------------------------------------------
-    async def _flush(self, batch: list[_Request]) -> None:
+    async def _flush(self, lane: _Lane, batch: list[_Request]) -> None:
         attempt = 0
         try:
             while True:
@@ -360,9 +391,11 @@ class TouchWriter:
                 if not merged:
                     return
                 try:
-                    error = await self._write(merged, slots)
+                    error = await self._write(lane, merged, slots)
                 except Exception as e:  # noqa: BLE001 - classified below
                     error = e
+                if error is not None:
+                    await self._release(lane, failed=True)
                 if error is None:
                     self.health.report_success()
                     return
@@ -420,26 +453,28 @@ class TouchWriter:
         return True
 
     async def _write(
-        self, merged: dict[int, Touch], slots: dict[int, list[tuple[_Request, int]]]
+        self, lane: _Lane, merged: dict[int, Touch], slots: dict[int, list[tuple[_Request, int]]]
     ) -> BaseException | None:
         """Write the batch; fill the slots. Returns the error that stopped it, if any."""
         try:
-            users = await self._execute(list(merged.values()))
+            users = await self._execute(lane, list(merged.values()))
         except (IntegrityError, DataError):
             # One bad row (e.g. a context at its size limit) must not fail everyone's touch:
             # write them one by one.
             log.warning("touch of %d users failed; retrying one by one", len(merged))
-            return await self._write_one_by_one(merged, slots)
+            await self._release(lane, failed=True)
+            return await self._write_one_by_one(lane, merged, slots)
         _fill(slots, users)
         return None
 
     async def _write_one_by_one(
-        self, merged: dict[int, Touch], slots: dict[int, list[tuple[_Request, int]]]
+        self, lane: _Lane, merged: dict[int, Touch], slots: dict[int, list[tuple[_Request, int]]]
     ) -> BaseException | None:
         for user_id, touch in merged.items():
             try:
-                users = await self._execute([touch])
+                users = await self._execute(lane, [touch])
             except (IntegrityError, DataError) as e:
+                await self._release(lane, failed=True)
                 log.error("touch of user %s failed: %s", user_id, describe(e))
                 _fail({user_id: slots[user_id]}, e)
                 continue
@@ -448,37 +483,37 @@ class TouchWriter:
             _fill({user_id: slots[user_id]}, users)
         return None
 
-    async def _execute(self, touches: list[Touch]) -> dict[int, UserSnapshot]:
+    async def _execute(self, lane: _Lane, touches: list[Touch]) -> dict[int, UserSnapshot]:
         plain = [_row(t) for t in touches if t.is_active is None]
         active = [_row(t) for t in touches if t.is_active is not None]
         now = utcnow()
         if self._dialect == "sqlite":
-            return await self._execute_sqlite(touches, plain, active, now)
+            return await self._execute_sqlite(lane, touches, plain, active, now)
         params: dict[str, Any] = {"plain": _dump(plain), "active": _dump(active), "now": now}
         if self.records_events:
             params["events"] = self._encode_events(touches, (), now)
-        async with self._engine.connect() as conn:
-            result = await conn.execute(self._pg, params)
-            return {row[0]: _snapshot(row, False) for row in result}
+        conn = await self._connection(lane)
+        result = await conn.execute(self._pg, params)
+        return {row[0]: _snapshot(row, False) for row in result}
 
     async def _execute_sqlite(
-        self, touches: list[Touch], plain: list[list[Any]], active: list[list[Any]],
+        self, lane: _Lane, touches: list[Touch], plain: list[list[Any]], active: list[list[Any]],
         now: datetime,
     ) -> dict[int, UserSnapshot]:  # fmt: skip
         users: dict[int, UserSnapshot] = {}
-        async with self._engine.connect() as conn:
-            for stmt, param, rows in zip(self._sqlite, ("plain", "active"), (plain, active),
-                                         strict=True):  # fmt: skip
-                if rows:
-                    result = await conn.execute(stmt, {param: _dump(rows), "now": now})
-                    for row in result:
-                        users[row[0]] = _snapshot(row, True)
-            if self.records_events:
-                created = [uid for uid, user in users.items() if user.created_at == now]
-                params = {"events": self._encode_events(touches, created, now), "now": now}
-                for stmt in self._events.statements:
-                    await conn.execute(stmt, params)
-            await conn.commit()
+        conn = await self._connection(lane)
+        for stmt, param, rows in zip(self._sqlite, ("plain", "active"), (plain, active),
+                                     strict=True):  # fmt: skip
+            if rows:
+                result = await conn.execute(stmt, {param: _dump(rows), "now": now})
+                for row in result:
+                    users[row[0]] = _snapshot(row, True)
+        if self.records_events:
+            created = [uid for uid, user in users.items() if user.created_at == now]
+            params = {"events": self._encode_events(touches, created, now), "now": now}
+            for stmt in self._events.statements:
+                await conn.execute(stmt, params)
+        await conn.commit()
         return users
 
     def _encode_events(
