@@ -212,23 +212,32 @@ async def _update(
         uid=uid, now=now, add=p.add, keys=list(keys) if doc == "markers" else [], who=who,
     )
     now_param = bindparam(now[1:], type_=UTCDateTime())
-    try:
-        for sql in statements[:-1]:
-            await executor.execute(text(sql).bindparams(now_param), p.values)
-        stmt = text(statements[-1]).bindparams(now_param).columns(column(doc, JSONDocument))
-        result = await executor.execute(stmt, p.values)
-    except IntegrityError as e:
-        if f"ck_users_{doc}_size" in str(e.orig):
-            raise DocumentTooLarge(
-                f"{doc} of user {user_id} would exceed its size limit; nothing was changed"
-            ) from e
-        raise
-    row = result.first()
-    if row is not None:
-        return dict(row[0])
-    exists = await executor.execute(text("SELECT 1 FROM users WHERE id = :id"), {"id": user_id})
-    if exists.first() is None:
-        raise NotFound(f"user {user_id} not found")
+    # Two tries: on PostgreSQL (READ COMMITTED) a user created by another transaction that
+    # commits between our UPDATE's snapshot and the existence check below is invisible to the
+    # UPDATE yet found by the check; the second UPDATE takes a new snapshot and sees the row.
+    for attempt in range(2):
+        try:
+            for sql in statements[:-1]:
+                await executor.execute(text(sql).bindparams(now_param), p.values)
+            stmt = text(statements[-1]).bindparams(now_param).columns(column(doc, JSONDocument))
+            result = await executor.execute(stmt, p.values)
+        except IntegrityError as e:
+            if f"ck_users_{doc}_size" in str(e.orig):
+                raise DocumentTooLarge(
+                    f"{doc} of user {user_id} would exceed its size limit; nothing was changed"
+                ) from e
+            raise
+        row = result.first()
+        if row is not None:
+            return dict(row[0])
+        exists = await executor.execute(
+            text("SELECT 1 FROM users WHERE id = :id"), {"id": user_id}
+        )
+        if exists.first() is None:
+            raise NotFound(f"user {user_id} not found")
+        if attempt == 0 and _dialect(executor) == "postgresql":
+            continue
+        break
     if guard_message:
         raise InvalidInput(guard_message)
     return None
