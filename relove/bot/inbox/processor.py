@@ -21,7 +21,7 @@ from aiogram import Bot
 from aiogram.types import Update
 from pydantic import ValidationError
 
-from relove.bot.inbox.store import Inbox, InboxRow
+from relove.bot.inbox.store import TOUCHED, Inbox, InboxRow
 from relove.bot.ingest import Ingest
 from relove.db.health import classify, describe
 
@@ -63,17 +63,16 @@ class InboxProcessor:
         self.prune_every = prune_every
         self.stats = InboxStats()
         ingest.on_settled = self._settled
-        ingest.on_touched = self._touched_now
+        if ingest.writer.stamp != TOUCHED:
+            raise ValueError("the touch writer must stamp inbox updates (stamp=TOUCHED)")
         self._lane_of: dict[int, int] = {}  # update id -> lane, while in the pipeline
         self._open: dict[int, int] = {}  # lane -> updates in the pipeline
         self._done: list[tuple[int, str]] = []
-        self._touched: list[int] = []  # touched, not yet recorded as such
         self._finished: set[int] = set()  # lanes with every claimed update done
         self._held: set[int] = set()  # update ids fed and not yet recorded as processed
         self._wake = asyncio.Event()
         self._flush = asyncio.Event()
         self._flush_lock = asyncio.Lock()
-        self._touch_event = asyncio.Event()
         self._claiming = True
         self._tasks: list[asyncio.Task[Any]] = []
 
@@ -89,7 +88,6 @@ class InboxProcessor:
             asyncio.create_task(self._every(self.inbox.lease.total_seconds() / 3, self._renew),
                                 name="inbox-renew"),  # fmt: skip
             asyncio.create_task(self._every(self.prune_every, self._prune), name="inbox-prune"),
-            asyncio.create_task(self._touched_loop(), name="inbox-touched"),
         ]
 
     async def stop(self, drain_timeout: float) -> None:
@@ -170,26 +168,9 @@ class InboxProcessor:
         self.stats.claimed += len(updates)
         self.stats.replayed += len(replayed)
         if updates:
-            await self.ingest.put_page(updates, replayed=replayed)
-
-    def _touched_now(self, updates: list[Update]) -> None:
-        self._touched.extend(u.update_id for u in updates if u.update_id in self._lane_of)
-        self._touch_event.set()  # recorded at once, not with the next flush: a crash in
-        # between makes a take-over record their events twice
-
-    async def _touched_loop(self) -> None:
-        while True:
-            await self._touch_event.wait()
-            self._touch_event.clear()
-            touched, self._touched = self._touched, []
-            if not touched:
-                continue
-            try:
-                await self.inbox.mark_touched(touched)
-            except Exception as e:  # noqa: BLE001 - the next flush records them
-                self._touched[:0] = touched
-                self._database_failed(e, "recording touched updates")
-                self._flush.set()
+            # Each touch stamps its update in its own commit: a take-over after a crash
+            # replays stamped updates without their events (exactly once).
+            await self.ingest.put_page(updates, replayed=replayed, stamped=True)
 
     def _settled(self, update: Update, outcome: str) -> None:
         lane = self._lane_of.pop(update.update_id, None)
@@ -219,19 +200,15 @@ class InboxProcessor:
             return await asyncio.shield(self._flush_unlocked(final))
 
     async def _flush_unlocked(self, final: bool) -> bool:
-        if not self._done and not self._finished and not self._touched:
+        if not self._done and not self._finished:
             return True
         done, self._done = self._done, []
-        touched, self._touched = self._touched, []
-        finished = {update_id for update_id, _ in done}
-        touched = [update_id for update_id in touched if update_id not in finished]
         lanes = [lane for lane in self._finished if lane not in self._open]
         self._finished.clear()
         try:
-            more = await self.inbox.finish(done, () if final else lanes, touched)
+            more = await self.inbox.finish(done, () if final else lanes)
         except Exception as e:  # noqa: BLE001 - kept for the next attempt
             self._done[:0] = done
-            self._touched[:0] = touched
             self._finished.update(lanes)
             self._database_failed(e, "recording processed updates")
             return False
