@@ -59,6 +59,7 @@ from relove.db.uow import begin_write
 from relove.events import EventSource, NewEvent, record_many
 from relove.events.catalog import AUTOMATION_STARTED
 from relove.events.models import Event
+from relove.ops import metrics
 from relove.segments.service import resolve_filter
 
 log = logging.getLogger(__name__)
@@ -230,6 +231,8 @@ async def enter(
                      {"automation": auto.id, "event_id": users[uid]})
             for uid in inserted
         ], source=EventSource.automation, actor=auto.id, check=False)
+    if inserted:
+        metrics.AUTOMATION_ENTERED.labels(auto.id).inc(len(inserted))
     return len(inserted)
 
 

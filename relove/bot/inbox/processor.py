@@ -24,6 +24,8 @@ from pydantic import ValidationError
 from relove.bot.inbox.store import TOUCHED, Inbox, InboxRow
 from relove.bot.ingest import Ingest
 from relove.db.health import classify, describe
+from relove.ops import metrics
+from relove.ops.health import Check, NotReady
 
 log = logging.getLogger(__name__)
 
@@ -167,6 +169,7 @@ class InboxProcessor:
             self._finished.add(lane)  # nothing valid to run: release the lane
         self.stats.claimed += len(updates)
         self.stats.replayed += len(replayed)
+        metrics.INBOX_REPLAYED.inc(len(replayed))
         if updates:
             # Each touch stamps its update in its own commit: a take-over after a crash
             # replays stamped updates without their events (exactly once).
@@ -233,6 +236,7 @@ class InboxProcessor:
         held = await self.inbox.renew()
         if held < len(self._open):
             self.stats.lapsed += len(self._open) - held
+            metrics.INBOX_LAPSED.inc(len(self._open) - held)
             log.warning("%d lanes were taken over while still in work here: their lease ran "
                         "out (a stalled process? raise RELOVE_WEBHOOK_LEASE)",
                         len(self._open) - held)  # fmt: skip
@@ -249,3 +253,25 @@ class InboxProcessor:
             log.debug("inbox: %s failed: %s", doing, describe(error))
         else:
             log.error("inbox: %s failed", doing, exc_info=error)
+
+
+def inbox_probes(inbox: Inbox, max_lag: float) -> tuple[dict[str, Check], list[Callable[
+        [], Awaitable[object]]]]:  # fmt: skip
+    """The webhook process's readiness check ``inbox`` and its scrape-time gauges (the shared
+    inbox's backlog: every instance reports the same figures). The check fails while the
+    oldest unprocessed update is older than ``max_lag`` seconds (0: never fails)."""
+
+    async def measure() -> dict[str, float]:
+        pending, oldest = await inbox.backlog()
+        metrics.INBOX_PENDING.set(pending)
+        metrics.INBOX_OLDEST_SECONDS.set(oldest)
+        return {"pending": pending, "oldest_age_seconds": round(oldest, 3)}
+
+    async def check() -> dict[str, float]:
+        figures = {**await measure(), "max_lag_seconds": max_lag}
+        if max_lag and figures["oldest_age_seconds"] > max_lag:
+            raise NotReady(f"inbox lag {figures['oldest_age_seconds']:.0f} s over "
+                           f"RELOVE_WEBHOOK_READY_MAX_LAG ({max_lag:g} s)", figures)
+        return figures
+
+    return {"inbox": check}, [measure]
