@@ -25,6 +25,7 @@ from relove.bot.inbox.models import InboxUpdate
 from relove.events import Event, Message
 from relove.sandbox.client import SandboxClient
 from relove.sandbox.core import DEFAULT_TOKEN, Sandbox
+from tests.ops.scrape import sample
 from tests.sandbox_fixtures import eventually
 
 SECRET = "kill_test_secret"
@@ -110,8 +111,9 @@ async def test_kill_9_right_after_the_touch_records_the_update_once(
     assert [(touched, processed) for _, touched, processed in inbox] == [(True, False)]
     assert await sandbox_client.messages(user, from_bot=True) == []  # no handler ran
 
-    survivor = _start(env, log)  # same address: Telegram's webhook stays as it is
-    try:
+    probes = _free_port()
+    survivor = _start({**env, "RELOVE_METRICS_LISTEN": f"127.0.0.1:{probes}"}, log)
+    try:  # same address: Telegram's webhook stays as it is
         await _listening(survivor, port, log)
 
         async def processed() -> bool:
@@ -126,6 +128,9 @@ async def test_kill_9_right_after_the_touch_records_the_update_once(
             return len(inbox) == 2 and all(done for *_, done in inbox)
 
         await eventually(second_processed, timeout=60, interval=0.2)
+        async with aiohttp.ClientSession(f"http://127.0.0.1:{probes}") as http:
+            page = await (await http.get("/metrics")).text()
+            ready = await (await http.get("/readyz")).json()
     finally:
         survivor.send_signal(signal.SIGTERM)
         assert await asyncio.to_thread(survivor.wait, 60) == 0
@@ -134,3 +139,9 @@ async def test_kill_9_right_after_the_touch_records_the_update_once(
     # The taken-over update was handled (replied to) once, like the next one.
     all_replies = await sandbox_client.messages(user, from_bot=True)
     assert len(replies) >= 1 and len(all_replies) == 2 * len(replies), all_replies
+    # The survivor's /metrics and /readyz say what happened (its own counters since start).
+    assert sample(page, "relove_inbox_replayed_total") == 1
+    assert sample(page, "relove_inbox_posts_total", outcome="recorded") == 1  # "два"
+    assert sample(page, "relove_updates_processed_total", outcome="handled") == 2
+    assert sample(page, "relove_inbox_pending") == 0
+    assert ready["ready"] is True and ready["details"]["inbox"]["pending"] == 0
