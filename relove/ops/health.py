@@ -6,8 +6,7 @@ answer is alive). ``/readyz`` answers 200 only when the process can do its work:
 * ``database`` — a ``SELECT 1`` on the primary answers within the deadline;
 * ``schema`` — ``alembic_version`` is the head the code was written for (an instance of a new
   release waits for `relove db upgrade`; an old one behind a newer schema is not ready either);
-* ``redis`` — ``PING`` answers (only when ``RELOVE_REDIS_URL`` is set).
-
+* ``redis`` — ``PING`` answers (only when ``RELOVE_REDIS_URL`` is set);
 * ``inbox`` — only `relove run --webhook`: the oldest unprocessed update of the shared inbox
   is at most ``RELOVE_WEBHOOK_READY_MAX_LAG`` seconds old (its figures are reported either way).
 
