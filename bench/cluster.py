@@ -6,12 +6,15 @@ a scratch PostgreSQL database and Redis (the shared Telegram limiter).
     .venv/bin/python bench/cluster.py --updates 10000 --users 1000 --recipients 5000 --rate 300
 
 For each N in --instances (default 1,2,3): simulated users send --updates messages at --rate/s
-while a --recipients broadcast runs; with N ≥ 2 one instance is killed with SIGKILL at 40 % and
-restarted 3 s later. Reported: lost updates (a message never recorded), duplicates (recorded
-twice), users whose order broke, broadcast recipients sent twice, the sandbox's peak messages/s
-(bot) and per chat, 429s, the rate the updates went in, and CPU seconds per update of the bot
-instances. Needs `haproxy` (Debian package) on PATH; RELOVE_BENCH_DATABASE_URL (default the
-local `test` server) and RELOVE_BENCH_REDIS_URL (default redis://127.0.0.1:6379/3).
+while a --recipients broadcast runs; with N >= 2 one instance is killed with SIGKILL at 40 % and
+restarted 3 s later. ``--chat-rate``/``--chat-burst`` (default 0.9/s, 1) and ``--bot-rate``
+(default 22/s) leave the bots a margin under Telegram's limits, so that no second seen by the
+sandbox holds more than 1 message per chat or 30 for the bot. Reported: lost updates (a
+message never recorded), duplicates (recorded twice), users whose order broke, broadcast
+recipients sent twice, the sandbox's peak messages/s (bot) and per chat, 429s, the rate the
+updates went in, and CPU seconds per update of the bot instances. Needs `haproxy` (Debian
+package) on PATH; RELOVE_BENCH_DATABASE_URL (default the local `test` server) and
+RELOVE_BENCH_REDIS_URL (default redis://127.0.0.1:6379/3).
 """
 
 from __future__ import annotations
@@ -61,6 +64,11 @@ backend bots
 """
 
 
+def loadavg() -> str:
+    with open("/proc/loadavg") as f:
+        return f.read().strip()
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process so far (from /proc)."""
     try:
@@ -72,7 +80,8 @@ def cpu_seconds(pid: int) -> float:
 
 class Cluster:
     def __init__(self, bench: Bench, workdir: Path, n: int, redis_url: str, token: str,
-                 lease: float) -> None:  # fmt: skip
+                 lease: float, chat_burst: float, bot_rate: float, chat_rate: float,
+                 ) -> None:  # fmt: skip
         self.bench, self.workdir, self.n = bench, workdir, n
         self.ports = [free_port() for _ in range(n)]
         self.proxy_port = free_port()
@@ -80,7 +89,8 @@ class Cluster:
             RELOVE_BOT_TOKEN=token, RELOVE_REDIS_URL=redis_url,
             RELOVE_WEBHOOK_URL=f"http://127.0.0.1:{self.proxy_port}/tg",
             RELOVE_WEBHOOK_SECRET=SECRET, RELOVE_WEBHOOK_LEASE=str(lease),
-            RELOVE_BROADCAST_IN_BOT="false",
+            RELOVE_BROADCAST_IN_BOT="false", RELOVE_TELEGRAM_CHAT_BURST=str(chat_burst),
+            RELOVE_TELEGRAM_RATE_LIMIT=str(bot_rate), RELOVE_TELEGRAM_CHAT_RATE=str(chat_rate),
         )  # fmt: skip
         self.bots: list[asyncio.subprocess.Process | None] = [None] * n
         self.cpu_dead = 0.0  # CPU time of killed instances
@@ -150,7 +160,8 @@ async def run_once(bench: Bench, workdir: Path, n: int, args: argparse.Namespace
     token = f"{secrets.randbelow(10**9) + 10**9}:BENCH{secrets.token_hex(8)}"  # own Redis keys
     await bench.prepare(args.recipients)
     users = [1_000_000 + i for i in range(args.users)]
-    cluster = Cluster(bench, workdir, n, redis_url, token, args.lease)
+    cluster = Cluster(bench, workdir, n, redis_url, token, args.lease, args.chat_burst,
+                      args.bot_rate, args.chat_rate)
     sent: dict[int, list[str]] = defaultdict(list)
     try:
         await cluster.start(args.workers)
@@ -239,6 +250,7 @@ async def main(args: argparse.Namespace) -> None:
         port = free_port()
         sandbox = await spawn("sandbox", "--port", str(port), "--rate", "30", "--burst", "30",
                               env={"RELOVE_LOG_LEVEL": "WARNING"})
+        print(f"load average before: {loadavg()}", flush=True)
         stack.push_async_callback(stop, sandbox)
         client = await stack.enter_async_context(SandboxClient(f"http://127.0.0.1:{port}"))
         await client.wait_until_ready(30)
@@ -246,6 +258,7 @@ async def main(args: argparse.Namespace) -> None:
         for n in [int(x) for x in args.instances.split(",")]:
             result = await run_once(bench, workdir, n, args, redis_url)
             print("  ".join(f"{k}={v}" for k, v in result.items()), flush=True)
+            print(f"load average: {loadavg()}", flush=True)
         await bench.engine.dispose()
 
 
@@ -257,7 +270,18 @@ if __name__ == "__main__":
     parser.add_argument("--recipients", type=int, default=1000)
     parser.add_argument("--rate", type=float, default=100.0, help="updates sent per second")
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--timeout", type=float, default=300.0)
+    parser.add_argument("--timeout", type=float, default=900.0,
+                        help="seconds to wait for the last update after the last was sent")
+    parser.add_argument("--chat-burst", type=float, default=1.0,
+                        help="RELOVE_TELEGRAM_CHAT_BURST of the bots and workers: 1 holds every "
+                             "chat to 1/s in any second (the product's default, 3, lets a chat "
+                             "get 3 at once, as Telegram tolerates)")
+    parser.add_argument("--chat-rate", type=float, default=0.9,
+                        help="RELOVE_TELEGRAM_CHAT_RATE (a margin for the requests' jitter)")
+    parser.add_argument("--bot-rate", type=float, default=22.0,
+                        help="RELOVE_TELEGRAM_RATE_LIMIT: the bucket's burst and the replies' "
+                             "reserve (~4 messages) and the requests' jitter come on top of it "
+                             "in any one second")
     parser.add_argument("--logs", help="keep the instances' logs in this folder")
     parser.add_argument("--lease", type=float, default=5.0, help="RELOVE_WEBHOOK_LEASE")
     arguments = parser.parse_args()

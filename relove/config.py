@@ -207,6 +207,12 @@ class Settings(BaseSettings):
     webhook_keep_hours: float = Field(default=24.0, gt=0, le=24 * 30)
     #: seconds a stopping instance waits for the updates in flight (SIGTERM)
     webhook_drain_seconds: float = Field(default=10.0, ge=0, le=600)
+    #: /readyz of a webhook instance fails while the oldest unprocessed update of the inbox is
+    #: older than this many seconds (0: lag is reported, never fails readiness)
+    webhook_ready_max_lag: float = Field(default=120.0, ge=0, le=86400)
+    #: crash tests only, never in production: the process kills itself with SIGKILL at this
+    #: point (``touch``: right after a touch batch committed, before anything else runs)
+    fault_kill_at: Literal["touch"] | None = None
 
     @field_validator("webhook_secret")
     @classmethod

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import gc
+import logging
+import os
+import signal
+
+log = logging.getLogger(__name__)
 
 #: Allocations between young-generation collections. CPython's default (700) is tuned for
 #: small scripts; a bot with hundreds of updates in flight keeps many young objects alive,
@@ -16,3 +21,9 @@ def tune_gc() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)
+
+
+def kill_self() -> None:
+    """SIGKILL this process now: the fault of ``RELOVE_FAULT_KILL_AT`` (crash tests only)."""
+    log.critical("RELOVE_FAULT_KILL_AT reached: killing this process (SIGKILL)")
+    os.kill(os.getpid(), signal.SIGKILL)

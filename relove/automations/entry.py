@@ -30,6 +30,7 @@ from relove.db.types import utcnow
 from relove.events import EventSource, NewEvent, record_many
 from relove.events.catalog import AUTOMATION_STARTED
 from relove.events.models import Event
+from relove.ops import metrics
 from relove.segments.service import resolve_filter
 
 
@@ -101,6 +102,8 @@ async def _enter_ids(
         if chunk:
             of_chunk = {i: event_ids[i] for i in chunk} if event_ids else None
             entered += await _insert_runs(session, auto, chunk, now, pg, of_chunk, props)
+    if entered:
+        metrics.AUTOMATION_ENTERED.labels(auto.id).inc(len(entered))
     return entered
 
 

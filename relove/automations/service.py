@@ -8,11 +8,12 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from relove.automations.models import AutomationRun, AutomationState
+from relove.automations.models import ACTIVE, AutomationRun, AutomationState
 from relove.db.types import utcnow
 from relove.db.uow import begin_write
+from relove.ops import metrics
 
 _R = AutomationRun.__table__
 
@@ -88,3 +89,15 @@ async def set_paused(session: AsyncSession, automation_id: str, paused: bool,
                                     updated_at=now or utcnow()))  # fmt: skip
     else:
         row.paused, row.updated_at = paused, now or utcnow()
+
+
+async def count_due_runs(engine: AsyncEngine, now: datetime | None = None) -> int:
+    """Active runs due ``now`` that no worker holds (the ``relove_automation_runs_due`` gauge,
+    read at scrape time; the partial index on ``due_at`` finds them)."""
+    now = now or utcnow()
+    async with engine.connect() as conn:
+        due = await conn.scalar(select(func.count()).select_from(_R).where(
+            _R.c.status.in_(ACTIVE), _R.c.due_at <= now,
+            (_R.c.lease_until.is_(None)) | (_R.c.lease_until < now)))  # fmt: skip
+    metrics.AUTOMATION_DUE.set(due or 0)
+    return int(due or 0)

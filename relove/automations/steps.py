@@ -39,6 +39,7 @@ from relove.db.models import User
 from relove.db.uow import begin_write
 from relove.events import EventSource, NewEvent, record_many
 from relove.events.catalog import AUTOMATION_COMPLETED, AUTOMATION_STEP, AUTOMATION_STOPPED
+from relove.ops import metrics
 from relove.segments.service import resolve_filter
 from relove.telegram.outcomes import Outcome, SendResult
 from relove.telegram.ratelimit import BroadcastLane
@@ -111,6 +112,11 @@ class RunExecutor:
         await record_many(session, [
             NewEvent(run.user_id, name, {"automation": auto.id, **props}) for name, props in events
         ], source=EventSource.automation, actor=auto.id, check=False)
+        for name, props in events:
+            if name == AUTOMATION_STEP:
+                metrics.AUTOMATION_STEPS.labels(auto.id, props["kind"]).inc()
+            elif name == AUTOMATION_COMPLETED:
+                metrics.AUTOMATION_COMPLETED.labels(auto.id).inc()
 
     async def _move(
         self, session: AsyncSession, auto: Automation, run: ClaimedRun, step: Step,
@@ -144,6 +150,7 @@ class RunExecutor:
             "automation": run.automation_id, "step": run.step, "reason": reason[:300]})],
             source=EventSource.automation, actor=auto.id if auto else run.automation_id,
             check=False)  # fmt: skip
+        metrics.AUTOMATION_STOPPED.labels(run.automation_id).inc()
         log.info("automation %s: user %s stopped at %s (%s)", run.automation_id, run.user_id,
                  run.step, reason)  # fmt: skip
 
@@ -353,4 +360,6 @@ async def stop_user_runs(session: AsyncSession, user_id: int, reason: str,
         await record_many(session, [NewEvent(user_id, AUTOMATION_STOPPED, {
             "automation": a, "step": s, "reason": reason}, actor=a) for a, s in rows],
             source=EventSource.automation, check=False)  # fmt: skip
+        for automation_id, _ in rows:
+            metrics.AUTOMATION_STOPPED.labels(automation_id).inc()
     return [(a, s) for a, s in rows]

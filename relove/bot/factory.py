@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from relove.bot.attempts import TrackSends
 from relove.bot.handlers import build_routers
+from relove.bot.inbox.store import TOUCHED
 from relove.bot.middlewares import (
     CommitBeforeSend,
     DbSessionMiddleware,
@@ -27,6 +28,7 @@ from relove.db.engine import create_session_factory
 from relove.db.health import DatabaseHealth
 from relove.events.conversation import MessageLog
 from relove.events.retention import HistoryMaintenance
+from relove.runtime import kill_self
 from relove.telegram.client import require_token
 from relove.telegram.ratelimit import RateLimiter, build_limiter
 from relove.telegram.ratelimit.middleware import RateLimitMiddleware, limiter_of
@@ -85,7 +87,9 @@ def create_dispatcher(
     session_factory = session_factory or create_session_factory(engine)
     texts = texts or Texts.load(settings.language, settings.texts_dir)
     writer = TouchWriter(
-        engine, health=DatabaseHealth.for_engine(engine), grace=settings.db_outage_grace
+        engine, health=DatabaseHealth.for_engine(engine), grace=settings.db_outage_grace,
+        stamp=TOUCHED,  # used by webhook mode only (an inbox update's touch stamps it)
+        after_commit=kill_self if settings.fault_kill_at == "touch" else None,
     )
     message_log = MessageLog(engine)
     dp = Dispatcher(

@@ -130,8 +130,6 @@ class Ingest:
         self.max_pending = max_pending
         self.texts = texts
         self.on_settled = on_settled
-        #: called with the updates whose touch (and events) were just committed
-        self.on_touched: Callable[[list[Update]], None] | None = None
         self.stats = IngestStats()
         self._clock = clock
         self._lanes: dict[int, _Lane] = {}
@@ -163,14 +161,15 @@ class Ingest:
             self._room.clear()
             await self._room.wait()
 
-    async def put_page(self, updates: Sequence[Update], *, replayed: Collection[int] = ()
-                       ) -> None:  # fmt: skip
+    async def put_page(self, updates: Sequence[Update], *, replayed: Collection[int] = (),
+                       stamped: bool = False) -> None:  # fmt: skip
         """Accept a page of updates (in ``update_id`` order): touch their users in one batch,
         then hand each to its user's lane. Waits first while the pipeline is full.
 
-        ``replayed``: ids of updates whose touch was already recorded by a process that died
-        before finishing them (webhook inbox): touched again without their events, so the
-        conversation and history do not get them twice."""
+        ``stamped`` (webhook inbox): each touch also stamps its update as touched, in the
+        touch's own commit (the writer's :class:`~relove.users.touch.Stamp`). ``replayed``: ids
+        of updates stamped so by a process that died before finishing them: touched again
+        without their events, so the conversation and history get them exactly once."""
         await self.wait_for_room()
         if not updates:
             return
@@ -183,6 +182,8 @@ class Ingest:
             from_user, chat = _user_and_chat(update)
             touch = touch_from_update(update, from_user,
                                       events=records_events and update.update_id not in replayed)
+            if stamped and touch is not None:
+                touch.stamps = (update.update_id,)
             private_chat = chat.id if chat is not None and chat.type == "private" else None
             if touch is not None:
                 key: int | None = touch.user_id
@@ -244,9 +245,6 @@ class Ingest:
         except Exception as e:  # noqa: BLE001 - the writer reports per touch; be safe anyway
             results = [e] * len(items)
         metrics.TOUCH_SECONDS.observe(time.perf_counter() - started)
-        if self.on_touched is not None:
-            self.on_touched([item.update for item, result in zip(items, results, strict=True)
-                             if not isinstance(result, BaseException)])  # fmt: skip
         for item, result in zip(items, results, strict=True):
             if isinstance(result, BaseException):
                 item.error = result

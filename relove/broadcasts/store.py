@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager, nullcontext
 from datetime import timedelta
 
-from sqlalchemy import exists, or_, select, update
+from sqlalchemy import exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from relove.broadcasts.base import DeliveryResult, DeliveryStore, PendingDelivery
@@ -29,6 +29,7 @@ from relove.broadcasts.models import Broadcast, BroadcastStatus, Delivery, Deliv
 from relove.db.models import User
 from relove.db.types import utcnow
 from relove.events import EventSource
+from relove.ops import metrics
 from relove.users.lifecycle import set_active
 
 D = Delivery.__table__
@@ -217,3 +218,15 @@ async def claimable_ids(engine: AsyncEngine) -> tuple[list[int], list[int]]:
 
 
 __all__ = ["SqlDeliveryStore", "claim_running", "claimable_ids"]
+
+
+async def count_pending_deliveries(engine: AsyncEngine) -> int:
+    """Deliveries of running broadcasts not sent yet (the ``relove_broadcast_pending`` gauge,
+    read at scrape time by the (broadcast_id, status, id) index)."""
+    running = select(B.c.id).where(B.c.status == BroadcastStatus.running)
+    async with engine.connect() as conn:
+        pending = await conn.scalar(select(func.count()).select_from(D).where(
+            D.c.broadcast_id.in_(running),
+            D.c.status.in_([DeliveryStatus.pending, DeliveryStatus.sending])))
+    metrics.BROADCAST_PENDING.set(pending or 0)
+    return int(pending or 0)

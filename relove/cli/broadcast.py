@@ -6,9 +6,10 @@ from __future__ import annotations
 import asyncio
 import gc
 import signal
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -29,6 +30,9 @@ from relove.cli.common import (
 )
 from relove.config import Settings
 from relove.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
 app = typer.Typer(help="Broadcasts: create, preview, start, pause, resume, cancel, status.",
                   no_args_is_help=True, epilog="Guide: docs/broadcasts.md")
@@ -330,7 +334,7 @@ async def _work(s: Settings, *, follow: int | None = None) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
-        async with open_db(s) as (engine, _), probes(s, engine):
+        async with open_db(s) as (engine, _), probes(s, engine, collectors=_gauges(s, engine)):
             runner = BroadcastRunner(
                 engine, lambda paid: HttpSend(client, paid=paid), limiter, s,
                 progress=ProgressMessages(client, Texts.load(s.language, s.texts_dir)),
@@ -375,6 +379,19 @@ async def _work(s: Settings, *, follow: int | None = None) -> None:
             loop.remove_signal_handler(sig)
         await client.close()
         await limiter.close()
+
+
+def _gauges(s: Settings, engine: AsyncEngine) -> list[Callable[[], Awaitable[object]]]:
+    """The worker's gauges read at scrape time: broadcast deliveries left, due automation
+    runs (docs/operations.md)."""
+    from relove.broadcasts.store import count_pending_deliveries
+
+    gauges: list[Callable[[], Awaitable[object]]] = [lambda: count_pending_deliveries(engine)]
+    if s.automations_file is not None:
+        from relove.automations.service import count_due_runs
+
+        gauges.append(lambda: count_due_runs(engine))
+    return gauges
 
 
 def worker() -> None:

@@ -7,9 +7,9 @@ import getpass
 import json
 import logging
 import re
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from rich.console import Console
 from rich.markup import escape
@@ -20,6 +20,9 @@ from relove.config import Settings, load_settings
 from relove.db.engine import create_engine, create_session_factory, is_sqlite
 from relove.db.migrate import ensure_schema
 from relove.ops.logs import configure_logging
+
+if TYPE_CHECKING:
+    from relove.ops.health import Check
 
 T = TypeVar("T")
 
@@ -79,15 +82,20 @@ async def open_db(
         await engine.dispose()
 
 
-def probes(s: Settings, engine: AsyncEngine) -> AbstractAsyncContextManager[object]:
+def probes(
+    s: Settings, engine: AsyncEngine, *, checks: dict[str, Check] | None = None,
+    collectors: Sequence[Callable[[], Awaitable[object]]] = (),
+) -> AbstractAsyncContextManager[object]:
     """/healthz, /readyz and /metrics at ``RELOVE_METRICS_LISTEN`` while the block runs (for
-    `relove run` and `relove worker`; nothing when unset). See docs/operations.md."""
+    `relove run` and `relove worker`; nothing when unset), with the process's own readiness
+    ``checks`` and scrape-time gauge ``collectors``. See docs/operations.md."""
     from relove.ops.endpoints import Endpoints
     from relove.ops.health import Readiness
     from relove.ops.server import serving_probes
 
     token = s.metrics_token.get_secret_value() if s.metrics_token else None
-    endpoints = Endpoints(Readiness.for_process(engine, s.redis_url), token)
+    endpoints = Endpoints(Readiness.for_process(engine, s.redis_url, more=checks), token,
+                          collectors)  # fmt: skip
     return serving_probes(s.metrics_listen, endpoints)
 
 

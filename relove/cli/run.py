@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 import typer
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -39,7 +39,7 @@ def run_bot(
         WebhookServer.check_settings(s)  # one line before anything starts
 
     async def _run() -> None:
-        async with open_db(s) as (engine, sessions), probes(s, engine):
+        async with open_db(s) as (engine, sessions), _probes(s, engine, webhook):
             try:
                 me = await bot.get_me()
                 console.print(
@@ -63,6 +63,18 @@ def run_bot(
                 await close_bot(bot)
 
     run(_run())
+
+
+def _probes(s: Settings, engine: AsyncEngine, webhook: bool
+            ) -> AbstractAsyncContextManager[object]:  # fmt: skip
+    """The probes; in webhook mode with the inbox's lag (readiness and gauges)."""
+    if not webhook:
+        return probes(s, engine)
+    from relove.bot.inbox.processor import inbox_probes
+    from relove.bot.inbox.store import Inbox
+
+    checks, collectors = inbox_probes(Inbox(engine, "probe"), s.webhook_ready_max_lag)
+    return probes(s, engine, checks=checks, collectors=collectors)
 
 
 @asynccontextmanager

@@ -6,10 +6,13 @@ answer is alive). ``/readyz`` answers 200 only when the process can do its work:
 * ``database`` — a ``SELECT 1`` on the primary answers within the deadline;
 * ``schema`` — ``alembic_version`` is the head the code was written for (an instance of a new
   release waits for `relove db upgrade`; an old one behind a newer schema is not ready either);
-* ``redis`` — ``PING`` answers (only when ``RELOVE_REDIS_URL`` is set).
+* ``redis`` — ``PING`` answers (only when ``RELOVE_REDIS_URL`` is set);
+* ``inbox`` — only `relove run --webhook`: the oldest unprocessed update of the shared inbox
+  is at most ``RELOVE_WEBHOOK_READY_MAX_LAG`` seconds old (its figures are reported either way).
 
 Each check gets a short deadline so a probe never hangs on a dead server; the answer is JSON
-``{"ready": bool, "checks": {name: "ok" | "<one line why not>"}}`` (no URL, no secret).
+``{"ready": bool, "checks": {name: "ok" | "<one line why not>"}}`` (no URL, no secret), plus
+``"details": {name: {figure: number}}`` for checks that measure something (the inbox lag).
 """
 
 from __future__ import annotations
@@ -28,11 +31,16 @@ from relove.db.migrate import _declared_head, current_revision, head_revision
 #: seconds each readiness check may take
 CHECK_TIMEOUT = 3.0
 
-Check = Callable[[], Awaitable[None]]
+#: a check raises (:class:`NotReady` with its one-line reason) or returns its figures, if any
+Check = Callable[[], Awaitable[dict[str, float] | None]]
 
 
 class NotReady(Exception):
-    """A check's one-line reason."""
+    """A check's one-line reason (and the figures behind it, if it measured any)."""
+
+    def __init__(self, reason: str, figures: dict[str, float] | None = None) -> None:
+        super().__init__(reason)
+        self.figures = figures
 
 
 @dataclass
@@ -44,32 +52,38 @@ class Readiness:
 
     @classmethod
     def for_process(cls, engine: AsyncEngine, redis_url: str | None = None,
-                    *, timeout: float = CHECK_TIMEOUT) -> Readiness:  # fmt: skip
+                    *, timeout: float = CHECK_TIMEOUT,
+                    more: dict[str, Check] | None = None) -> Readiness:  # fmt: skip
+        """The checks every process has, and ``more`` of its own (the webhook's inbox)."""
         checks: dict[str, Check] = {
             "database": lambda: check_database(engine),
             "schema": lambda: check_schema(engine),
         }
         if redis_url:
             checks["redis"] = lambda: check_redis(redis_url)
+        checks.update(more or {})
         return cls(checks, timeout)
 
-    async def run(self) -> tuple[bool, dict[str, str]]:
+    async def run(self) -> tuple[bool, dict[str, str], dict[str, dict[str, float]]]:
+        """Ready or not, each check's "ok" or reason, and the figures checks reported."""
         names = list(self.checks)
         results = await asyncio.gather(*(self._one(self.checks[n]) for n in names))
-        report = dict(zip(names, results, strict=True))
-        return all(r == "ok" for r in results), report
+        report = {name: status for name, (status, _) in zip(names, results, strict=True)}
+        details = {name: figures for name, (_, figures) in zip(names, results, strict=True)
+                   if figures is not None}  # fmt: skip
+        return all(status == "ok" for status, _ in results), report, details
 
-    async def _one(self, check: Check) -> str:
+    async def _one(self, check: Check) -> tuple[str, dict[str, float] | None]:
         try:
             async with asyncio.timeout(self.timeout):
-                await check()
+                figures = await check()
         except TimeoutError:
-            return f"no answer within {self.timeout:g} s"
+            return f"no answer within {self.timeout:g} s", None
         except NotReady as e:
-            return str(e)
+            return str(e), e.figures
         except Exception as e:  # noqa: BLE001 - any failure means "not ready", said in one line
-            return describe(e)
-        return "ok"
+            return describe(e), None
+        return "ok", figures
 
 
 async def check_database(engine: AsyncEngine) -> None:

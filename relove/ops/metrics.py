@@ -36,6 +36,24 @@ TOUCH_BATCH = Histogram(
 TOUCH_SECONDS = Histogram(
     "relove_touch_seconds", "Time to touch one batch of users.", buckets=_SECONDS)
 
+# --- webhook inbox (relove.bot.inbox) ------------------------------------------------------------
+INBOX_POSTS = Counter(
+    "relove_inbox_posts",
+    "Telegram's webhook posts to this instance, by outcome: recorded (new update), duplicate "
+    "(a redelivery), unauthorized (401), rejected (400/413), unavailable (503).", ["outcome"])
+INBOX_PENDING = Gauge(
+    "relove_inbox_pending",
+    "Updates in the shared inbox not processed yet, all instances (read at scrape time).")
+INBOX_OLDEST_SECONDS = Gauge(
+    "relove_inbox_oldest_age_seconds",
+    "Age of the oldest unprocessed update in the shared inbox, 0 when none (read at scrape).")
+INBOX_REPLAYED = Counter(
+    "relove_inbox_replayed",
+    "Updates taken over from a dead instance after their touch (run again without events).")
+INBOX_LAPSED = Counter(
+    "relove_inbox_lapsed",
+    "Lanes taken from this instance while it worked on them (its lease ran out).")
+
 # --- Telegram (relove.telegram) ------------------------------------------------------------------
 TELEGRAM_SENDS = Counter(
     "relove_telegram_sends",
@@ -55,6 +73,35 @@ BROADCAST_DELIVERIES = Counter(
     "Broadcast deliveries settled, by status (sent, blocked, failed, unknown).", ["status"])
 BROADCASTS_RUNNING = Gauge(
     "relove_broadcasts_running", "Broadcasts this process is sending now.")
+
+BROADCAST_PENDING = Gauge(
+    "relove_broadcast_pending",
+    "Deliveries of running broadcasts still to send, all workers (read at scrape time).")
+
+# --- automations (relove.automations) -----------------------------------------------------------
+AUTOMATION_ENTERED = Counter(
+    "relove_automation_entered", "Users entered into an automation (runs started).",
+    ["automation"])
+AUTOMATION_STEPS = Counter(
+    "relove_automation_steps", "Automation steps done, by automation and step kind.",
+    ["automation", "kind"])
+AUTOMATION_COMPLETED = Counter(
+    "relove_automation_completed", "Automation runs that reached their end.", ["automation"])
+AUTOMATION_STOPPED = Counter(
+    "relove_automation_stopped",
+    "Automation runs stopped early (stop_when, the user blocked the bot, a removed step).",
+    ["automation"])
+AUTOMATION_DUE = Gauge(
+    "relove_automation_runs_due",
+    "Automation runs due now and not yet taken, all workers (read at scrape time).")
+
+# --- outgoing webhooks (relove.webhooks) --------------------------------------------------------
+WEBHOOK_ATTEMPTS = Counter(
+    "relove_webhook_attempts",
+    "Outgoing webhook delivery attempts, by outcome: delivered, retry (failed, tried again "
+    "later), failed (given up).", ["outcome"])
+WEBHOOK_SECONDS = Histogram(
+    "relove_webhook_attempt_seconds", "Outgoing webhook attempt latency.", buckets=_SECONDS)
 
 # --- conversation (relove.conversation) ---------------------------------------------------------
 LLM_CALLS = Counter(
@@ -83,8 +130,11 @@ def exposition() -> tuple[bytes, str]:
 
 
 __all__ = [
-    "API_REQUESTS", "API_SECONDS", "BROADCASTS_RUNNING", "BROADCAST_DELIVERIES", "LIMITER_WAITS",
+    "API_REQUESTS", "API_SECONDS", "AUTOMATION_COMPLETED", "AUTOMATION_DUE", "AUTOMATION_ENTERED",
+    "AUTOMATION_STEPS", "AUTOMATION_STOPPED", "BROADCASTS_RUNNING", "BROADCAST_DELIVERIES",
+    "BROADCAST_PENDING", "INBOX_LAPSED", "INBOX_OLDEST_SECONDS", "INBOX_PENDING", "INBOX_POSTS",
+    "INBOX_REPLAYED", "LIMITER_WAITS",
     "LIMITER_WAIT_SECONDS", "LLM_CALLS", "LLM_ERRORS", "LLM_REFUSED", "LLM_SECONDS", "LLM_TOKENS",
     "TELEGRAM_429", "TELEGRAM_SENDS", "TOUCH_BATCH", "TOUCH_SECONDS", "UPDATES_PENDING",
-    "UPDATES_PROCESSED", "UPDATES_RECEIVED", "exposition",
+    "UPDATES_PROCESSED", "UPDATES_RECEIVED", "WEBHOOK_ATTEMPTS", "WEBHOOK_SECONDS", "exposition",
 ]

@@ -10,6 +10,10 @@ touches' events (``message.received``, ``command.used``, ``button.pressed``, ``u
 incoming messages: in the same statement on PostgreSQL (data-modifying CTEs), in the same
 transaction on SQLite.
 
+A touch may also *stamp* rows of another room (:class:`Stamp`, the webhook inbox's
+``touched_at``): the same statement (PostgreSQL) or transaction (SQLite) sets them, so the
+touch's events and the record that they were written commit together or not at all.
+
 Users are spread over lanes by id; a lane writes its batches one after another, so a user's
 later touch is never written before an earlier one, while the lanes overlap the database's
 latency. :meth:`TouchWriter.touch_many` queues a whole page of touches with one future per
@@ -31,6 +35,7 @@ import logging
 import random
 import time
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -53,14 +58,32 @@ _MICROSECOND = timedelta(microseconds=1)
 DEFAULT_GRACE_S = 60.0
 
 
+@dataclass(frozen=True)
+class Stamp:
+    """Rows a touch marks as done in its own statement or transaction:
+    ``UPDATE <table> SET <column> = <the touch's time> WHERE <key> IN (<the touches' stamps>)``.
+    The names are the product's own identifiers (never input)."""
+
+    table: str
+    key: str
+    column: str
+
+    def __post_init__(self) -> None:
+        for name in (self.table, self.key, self.column):
+            if not name.isidentifier():
+                raise ValueError(f"not an SQL identifier: {name!r}")
+
+
 class Touch:
     """What one update says about its user, and the events it records.
 
     ``last_message`` and ``is_active`` are ``None`` when the update says nothing about them
-    (the stored value is kept)."""
+    (the stored value is kept). ``stamps``: keys of rows the writer's :class:`Stamp` marks in
+    the same commit (e.g. the inbox update the touch comes from)."""
 
     __slots__ = (
         "user_id", "username", "first_name", "last_name", "last_message", "is_active", "events",
+        "stamps",
     )  # fmt: skip
 
     def __init__(
@@ -72,6 +95,7 @@ class Touch:
         last_message: str | None = None,
         is_active: bool | None = None,
         events: Sequence[NewEvent] = (),
+        stamps: tuple[int, ...] = (),
     ) -> None:
         self.user_id = user_id
         self.username = username
@@ -80,6 +104,7 @@ class Touch:
         self.last_message = last_message
         self.is_active = is_active
         self.events = events
+        self.stamps = stamps
 
     def merged_with(self, later: Touch) -> Touch:
         """A touch saying what this one and a later one of the same user say together."""
@@ -91,6 +116,7 @@ class Touch:
             self.last_message if later.last_message is None else later.last_message,
             self.is_active if later.is_active is None else later.is_active,
             (*self.events, *later.events) if self.events else later.events,
+            (*self.stamps, *later.stamps) if self.stamps else later.stamps,
         )
 
     def __repr__(self) -> str:
@@ -155,6 +181,15 @@ _PG_CREATED = """ev_created AS (
     WHERE created)"""
 
 
+_PG_STAMP = """stamped AS (
+    UPDATE {table} SET {column} = CAST(:now AS timestamptz)
+    WHERE {key} IN (SELECT CAST(value AS bigint)
+                    FROM jsonb_array_elements_text(CAST(:stamps AS jsonb))))"""
+
+_SQLITE_STAMP = """UPDATE {table} SET {column} = :now
+WHERE {key} IN (SELECT value FROM json_each(:stamps))"""
+
+
 def _upsert(dialect: str, *, sets_active: bool) -> str:
     """The upsert of one kind of rows (``sets_active``: rows that also write ``is_active``)."""
     if dialect == "postgresql":
@@ -171,11 +206,12 @@ def _bind_now(sql: str) -> TextClause:
     return text(sql).bindparams(bindparam("now", type_=UTCDateTime()))
 
 
-def build_pg_statement(*, events: bool) -> TextClause:
+def build_pg_statement(*, events: bool, stamp: Stamp | None = None) -> TextClause:
     """PostgreSQL: ONE statement per batch. Both kinds of rows are upserted by two CTEs (their
     users are disjoint: a batch holds one merged touch per user); with ``events`` the same
-    statement inserts the touches' events and messages and a ``user.created`` per inserted row.
-    Parameters: ``:plain``, ``:active`` (batch documents), ``:now``, and ``:events``."""
+    statement inserts the touches' events and messages and a ``user.created`` per inserted row;
+    with ``stamp`` it also stamps the touches' rows (``:stamps``, a JSON array of keys).
+    Parameters: ``:plain``, ``:active`` (batch documents), ``:now``, ``:events``, ``:stamps``."""
     returning = f"RETURNING {_RETURNING}, (xmax = 0) AS created"
     ctes = [
         f"up_plain AS ({_upsert('postgresql', sets_active=False)}{returning})",
@@ -184,6 +220,8 @@ def build_pg_statement(*, events: bool) -> TextClause:
     if events:
         created = _PG_CREATED.format(name=USER_CREATED, source=EventSource.bot.value)
         ctes = [*ctes, created, batch_insert("postgresql").ctes]
+    if stamp is not None:
+        ctes.append(_PG_STAMP.format(table=stamp.table, key=stamp.key, column=stamp.column))
     body = f"SELECT {_COLUMNS} FROM up_plain UNION ALL SELECT {_COLUMNS} FROM up_active"
     return _bind_now("WITH " + ",\n".join(ctes) + "\n" + body)
 
@@ -258,7 +296,11 @@ class _Lane:
 
 class TouchWriter:
     """Queues touches and writes them in batches, one statement (PostgreSQL) or transaction
-    (SQLite) per batch; rides through database outages (see the module's docstring)."""
+    (SQLite) per batch; rides through database outages (see the module's docstring).
+
+    ``stamp``: what the touches' ``stamps`` mark in the same commit. ``after_commit`` is
+    called right after each batch committed (the crash tests' fault point,
+    ``RELOVE_FAULT_KILL_AT=touch``)."""
 
     def __init__(
         self,
@@ -270,6 +312,8 @@ class TouchWriter:
         health: DatabaseHealth | None = None,
         grace: float = DEFAULT_GRACE_S,
         clock: Callable[[], float] = time.monotonic,
+        stamp: Stamp | None = None,
+        after_commit: Callable[[], None] | None = None,
     ) -> None:
         dialect = self._dialect = engine.dialect.name
         # One statement per batch is atomic by itself: on PostgreSQL it runs in autocommit
@@ -288,10 +332,18 @@ class TouchWriter:
         self._max_batch = max_batch
         self._lanes = [_Lane() for _ in range(lanes)]
         self._events = batch_insert(dialect)
+        self.stamp = stamp
+        self._after_commit = after_commit
         if dialect == "sqlite":
             self._sqlite = build_sqlite_statements()
+            if stamp is not None:
+                self._sqlite_stamp = text(_SQLITE_STAMP.format(
+                    table=stamp.table, key=stamp.key, column=stamp.column,
+                )).bindparams(bindparam("now", type_=UTCDateTime()))
         else:
             self._pg = build_pg_statement(events=events)
+            if stamp is not None:  # only for batches with stamps: polling pays nothing
+                self._pg_stamped = build_pg_statement(events=events, stamp=stamp)
 
     async def touch(self, touch: Touch, *, deadline: float | None = None) -> UserSnapshot:
         """Create or refresh the user; returns the fresh row as a read-only snapshot."""
@@ -397,6 +449,8 @@ class TouchWriter:
                 if error is not None:
                     await self._release(lane, failed=True)
                 if error is None:
+                    if self._after_commit is not None:
+                        self._after_commit()
                     self.health.report_success()
                     return
                 kind = classify(error)
@@ -492,8 +546,13 @@ class TouchWriter:
         params: dict[str, Any] = {"plain": _dump(plain), "active": _dump(active), "now": now}
         if self.records_events:
             params["events"] = self._encode_events(touches, (), now)
+        statement = self._pg
+        stamps = self._stamps_of(touches)
+        if stamps:
+            statement = self._pg_stamped
+            params["stamps"] = json.dumps(stamps)
         conn = await self._connection(lane)
-        result = await conn.execute(self._pg, params)
+        result = await conn.execute(statement, params)
         return {row[0]: _snapshot(row, False) for row in result}
 
     async def _execute_sqlite(
@@ -513,8 +572,17 @@ class TouchWriter:
             params = {"events": self._encode_events(touches, created, now), "now": now}
             for stmt in self._events.statements:
                 await conn.execute(stmt, params)
+        stamps = self._stamps_of(touches)
+        if stamps:
+            await conn.execute(self._sqlite_stamp, {"stamps": json.dumps(stamps), "now": now})
         await conn.commit()
         return users
+
+    def _stamps_of(self, touches: Iterable[Touch]) -> list[int]:
+        stamps = [key for touch in touches for key in touch.stamps]
+        if stamps and self.stamp is None:
+            raise RuntimeError("touches carry stamps but the writer has no Stamp")
+        return stamps
 
     def _encode_events(
         self, touches: Iterable[Touch], created: Iterable[int], now: datetime

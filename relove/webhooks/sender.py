@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from relove.db.engine import create_session_factory
 from relove.db.types import utcnow
+from relove.ops import metrics
 from relove.webhooks import netguard, signing
 from relove.webhooks.models import (
     BODY_MAX,
@@ -363,6 +364,12 @@ class Sender:
                     .returning(e.c.id, e.c.url)
                 )
                 disabled += [(row.id, row.url, reason) for row in found]
+        for r, row in zip(results, rows, strict=True):  # recorded: now they count
+            status = row["b_status"]
+            outcome = ("delivered" if status == DeliveryStatus.delivered.value
+                       else "retry" if status == DeliveryStatus.pending.value else "failed")
+            metrics.WEBHOOK_ATTEMPTS.labels(outcome).inc()
+            metrics.WEBHOOK_SECONDS.observe(r.latency_ms / 1000)
         for endpoint_id, url, reason in disabled:
             self.stats.disabled += 1
             log.warning("webhook endpoint %s disabled: %s", endpoint_id, reason)

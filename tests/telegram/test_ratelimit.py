@@ -21,9 +21,11 @@ from relove.telegram.ratelimit import (
     MemoryRateLimitStorage,
     Priority,
     RateLimiter,
+    RateLimitStorage,
     build_limiter,
     counts_as_message,
 )
+from relove.telegram.ratelimit.base import MAX_POLLERS
 from relove.telegram.ratelimit.middleware import limiter_of
 from relove.telegram.ratelimit.redis import RedisRateLimitStorage
 from tests.bot.fake_telegram import FakeTelegramSession
@@ -222,3 +224,46 @@ async def test_memory_stays_flat_for_any_audience() -> None:
         await limiter.acquire(chat)
         now[0] += 0.001  # 1000 messages/s: a chat's bucket is full 1 s after its message
     assert len(storage._buckets) < 3_500
+
+
+class _Polled(RateLimitStorage):
+    """A storage that remembers which tasks asked it for tokens (the callers a Redis would
+    see), around the real one."""
+
+    def __init__(self, inner: RateLimitStorage) -> None:
+        self.inner = inner
+        self.callers: set[int] = set()
+
+    async def take(self, buckets: Any) -> float:
+        self.callers.add(id(asyncio.current_task()))
+        return await self.inner.take(buckets)
+
+    async def pause(self, seconds: float) -> None:
+        await self.inner.pause(seconds)
+
+    def paused_for(self) -> float:
+        return self.inner.paused_for()
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+
+async def test_waiting_messages_queue_in_the_process_not_at_the_storage(
+    shared_storage: StorageFactory,
+) -> None:
+    """Thousands of replies waiting for a slot must not all poll Redis (they emptied its
+    connection pool): at most MAX_POLLERS of a process ask the storage, the rest wait their
+    turn in the process — and every one is served."""
+    storage = _Polled(shared_storage())
+    limiter = RateLimiter(storage, Limits(rate=SLOW, reply_reserve=0))
+    await limiter.acquire(None)  # the only token: every other waits
+    waiting = [asyncio.create_task(limiter.acquire(None)) for _ in range(300)]
+    await asyncio.sleep(0.3)
+    assert 0 < len(storage.callers) <= MAX_POLLERS + 1
+    for task in waiting:
+        task.cancel()
+    await asyncio.gather(*waiting, return_exceptions=True)
+
+    # (a fresh budget: the shared one keeps the slow bucket's state)
+    fast = RateLimiter(MemoryRateLimitStorage(), Limits(rate=1000, reply_reserve=0))
+    await asyncio.wait_for(asyncio.gather(*(fast.acquire(None) for _ in range(300))), 60)

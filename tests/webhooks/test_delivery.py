@@ -13,9 +13,11 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 from relove.db.models import User
 from relove.errors import InvalidInput
 from relove.events import record
+from relove.ops.endpoints import Endpoints
 from relove.webhooks import service
 from relove.webhooks.models import WebhookDelivery, WebhookEndpoint
 from relove.webhooks.netguard import AddressRefused
+from tests.ops.scrape import sample, scrape
 from tests.webhooks.conftest import Clock, unit, wait_for, wh_settings
 
 
@@ -77,6 +79,7 @@ async def test_retries_after_500_then_delivered_on_the_fourth(session_factory, s
                                                               start_worker):
     ep, secret = await add(session_factory, sink.url("/flaky"))
     sink.plans["/flaky"] = [500, 500, 500, 200]
+    before = await scrape(Endpoints())
     clock = Clock()
     await start_worker(clock=clock)
     await track(session_factory, 7, "order.paid")
@@ -101,6 +104,15 @@ async def test_retries_after_500_then_delivered_on_the_fourth(session_factory, s
         log = await service.list_attempts(session, d.id)
     assert [a.status_code for a in log] == [500, 500, 500, 200]
     assert log[0].response_body == "sink says 500"
+
+    async def counted() -> bool:  # /metrics: three retries, then one delivered
+        now = await scrape(Endpoints())
+        moved = {outcome: sample(now, "relove_webhook_attempts_total", outcome=outcome)
+                 - sample(before, "relove_webhook_attempts_total", outcome=outcome)
+                 for outcome in ("retry", "delivered", "failed")}  # fmt: skip
+        return moved == {"retry": 3, "delivered": 1, "failed": 0}
+
+    await wait_for(counted)
 
 
 async def _statuses(session_factory, endpoint_id: int, expected: list[str]) -> bool:

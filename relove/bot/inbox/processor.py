@@ -21,9 +21,11 @@ from aiogram import Bot
 from aiogram.types import Update
 from pydantic import ValidationError
 
-from relove.bot.inbox.store import Inbox, InboxRow
+from relove.bot.inbox.store import TOUCHED, Inbox, InboxRow
 from relove.bot.ingest import Ingest
 from relove.db.health import classify, describe
+from relove.ops import metrics
+from relove.ops.health import Check, NotReady
 
 log = logging.getLogger(__name__)
 
@@ -63,17 +65,16 @@ class InboxProcessor:
         self.prune_every = prune_every
         self.stats = InboxStats()
         ingest.on_settled = self._settled
-        ingest.on_touched = self._touched_now
+        if ingest.writer.stamp != TOUCHED:
+            raise ValueError("the touch writer must stamp inbox updates (stamp=TOUCHED)")
         self._lane_of: dict[int, int] = {}  # update id -> lane, while in the pipeline
         self._open: dict[int, int] = {}  # lane -> updates in the pipeline
         self._done: list[tuple[int, str]] = []
-        self._touched: list[int] = []  # touched, not yet recorded as such
         self._finished: set[int] = set()  # lanes with every claimed update done
         self._held: set[int] = set()  # update ids fed and not yet recorded as processed
         self._wake = asyncio.Event()
         self._flush = asyncio.Event()
         self._flush_lock = asyncio.Lock()
-        self._touch_event = asyncio.Event()
         self._claiming = True
         self._tasks: list[asyncio.Task[Any]] = []
 
@@ -89,7 +90,6 @@ class InboxProcessor:
             asyncio.create_task(self._every(self.inbox.lease.total_seconds() / 3, self._renew),
                                 name="inbox-renew"),  # fmt: skip
             asyncio.create_task(self._every(self.prune_every, self._prune), name="inbox-prune"),
-            asyncio.create_task(self._touched_loop(), name="inbox-touched"),
         ]
 
     async def stop(self, drain_timeout: float) -> None:
@@ -169,27 +169,11 @@ class InboxProcessor:
             self._finished.add(lane)  # nothing valid to run: release the lane
         self.stats.claimed += len(updates)
         self.stats.replayed += len(replayed)
+        metrics.INBOX_REPLAYED.inc(len(replayed))
         if updates:
-            await self.ingest.put_page(updates, replayed=replayed)
-
-    def _touched_now(self, updates: list[Update]) -> None:
-        self._touched.extend(u.update_id for u in updates if u.update_id in self._lane_of)
-        self._touch_event.set()  # recorded at once, not with the next flush: a crash in
-        # between makes a take-over record their events twice
-
-    async def _touched_loop(self) -> None:
-        while True:
-            await self._touch_event.wait()
-            self._touch_event.clear()
-            touched, self._touched = self._touched, []
-            if not touched:
-                continue
-            try:
-                await self.inbox.mark_touched(touched)
-            except Exception as e:  # noqa: BLE001 - the next flush records them
-                self._touched[:0] = touched
-                self._database_failed(e, "recording touched updates")
-                self._flush.set()
+            # Each touch stamps its update in its own commit: a take-over after a crash
+            # replays stamped updates without their events (exactly once).
+            await self.ingest.put_page(updates, replayed=replayed, stamped=True)
 
     def _settled(self, update: Update, outcome: str) -> None:
         lane = self._lane_of.pop(update.update_id, None)
@@ -219,19 +203,15 @@ class InboxProcessor:
             return await asyncio.shield(self._flush_unlocked(final))
 
     async def _flush_unlocked(self, final: bool) -> bool:
-        if not self._done and not self._finished and not self._touched:
+        if not self._done and not self._finished:
             return True
         done, self._done = self._done, []
-        touched, self._touched = self._touched, []
-        finished = {update_id for update_id, _ in done}
-        touched = [update_id for update_id in touched if update_id not in finished]
         lanes = [lane for lane in self._finished if lane not in self._open]
         self._finished.clear()
         try:
-            more = await self.inbox.finish(done, () if final else lanes, touched)
+            more = await self.inbox.finish(done, () if final else lanes)
         except Exception as e:  # noqa: BLE001 - kept for the next attempt
             self._done[:0] = done
-            self._touched[:0] = touched
             self._finished.update(lanes)
             self._database_failed(e, "recording processed updates")
             return False
@@ -256,6 +236,7 @@ class InboxProcessor:
         held = await self.inbox.renew()
         if held < len(self._open):
             self.stats.lapsed += len(self._open) - held
+            metrics.INBOX_LAPSED.inc(len(self._open) - held)
             log.warning("%d lanes were taken over while still in work here: their lease ran "
                         "out (a stalled process? raise RELOVE_WEBHOOK_LEASE)",
                         len(self._open) - held)  # fmt: skip
@@ -272,3 +253,25 @@ class InboxProcessor:
             log.debug("inbox: %s failed: %s", doing, describe(error))
         else:
             log.error("inbox: %s failed", doing, exc_info=error)
+
+
+def inbox_probes(inbox: Inbox, max_lag: float) -> tuple[dict[str, Check], list[Callable[
+        [], Awaitable[object]]]]:  # fmt: skip
+    """The webhook process's readiness check ``inbox`` and its scrape-time gauges (the shared
+    inbox's backlog: every instance reports the same figures). The check fails while the
+    oldest unprocessed update is older than ``max_lag`` seconds (0: never fails)."""
+
+    async def measure() -> dict[str, float]:
+        pending, oldest = await inbox.backlog()
+        metrics.INBOX_PENDING.set(pending)
+        metrics.INBOX_OLDEST_SECONDS.set(oldest)
+        return {"pending": pending, "oldest_age_seconds": round(oldest, 3)}
+
+    async def check() -> dict[str, float]:
+        figures = {**await measure(), "max_lag_seconds": max_lag}
+        if max_lag and figures["oldest_age_seconds"] > max_lag:
+            raise NotReady(f"inbox lag {figures['oldest_age_seconds']:.0f} s over "
+                           f"RELOVE_WEBHOOK_READY_MAX_LAG ({max_lag:g} s)", figures)
+        return figures
+
+    return {"inbox": check}, [measure]

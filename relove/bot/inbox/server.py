@@ -37,6 +37,7 @@ from relove.bot.lifecycle import dispatcher_running
 from relove.config import Settings
 from relove.db.health import classify, describe
 from relove.errors import ConfigError
+from relove.ops import metrics
 from relove.runtime import tune_gc
 
 log = logging.getLogger(__name__)
@@ -103,19 +104,19 @@ class WebhookServer:
     # -- the endpoint ---------------------------------------------------------------------------
     async def handle(self, request: web.Request) -> web.Response:
         if self.stopping:
-            self.stats.unavailable += 1
+            self._count("unavailable")
             return _plain(503, "stopping", retry_after=True)
         given = request.headers.get(SECRET_HEADER, "").encode()
         if not hmac.compare_digest(given, self._secret):
-            self.stats.unauthorized += 1
+            self._count("unauthorized")
             return _plain(401, "wrong secret token")
         if (request.content_length or 0) > self.settings.webhook_max_body:
-            self.stats.rejected += 1
+            self._count("rejected")
             return _plain(413, "update too large")
         try:
             body = await request.read()
         except web.HTTPRequestEntityTooLarge:
-            self.stats.rejected += 1
+            self._count("rejected")
             return _plain(413, "update too large")
         try:
             payload = body.decode()
@@ -124,7 +125,7 @@ class WebhookServer:
             if not isinstance(update_id, int) or isinstance(update_id, bool) or update_id < 0:
                 raise ValueError
         except (ValueError, TypeError, KeyError):
-            self.stats.rejected += 1
+            self._count("rejected")
             return _plain(400, "not a Telegram update")
         try:
             fresh = await self.inbox.record(update_id, lane_of(update), payload)
@@ -132,17 +133,21 @@ class WebhookServer:
             if classify(e) is None:
                 log.error("update %s not recorded", update_id, exc_info=e)
                 return _plain(500, "not recorded")
-            self.stats.unavailable += 1
+            self._count("unavailable")
             self.health.report_failure(e)  # one warning per outage
             log.debug("update %s not recorded: %s", update_id, describe(e))
             return _plain(503, "database unavailable", retry_after=True)
         self.health.report_success()
         if fresh:
-            self.stats.received += 1
+            self._count("received")
             self.processor.wake()
         else:
-            self.stats.duplicates += 1
+            self._count("duplicates")
         return web.Response(status=200)
+
+    def _count(self, outcome: str) -> None:
+        setattr(self.stats, outcome, getattr(self.stats, outcome) + 1)
+        metrics.INBOX_POSTS.labels(_OUTCOMES[outcome]).inc()
 
     def counters(self) -> dict[str, float]:
         """Updates received / duplicated / refused, and the processor's counters."""
@@ -182,6 +187,11 @@ class WebhookServer:
     def _on_signal(self, sig: signal.Signals) -> None:
         log.warning("Received %s: answering 503, finishing the updates in flight", sig.name)
         self.stop()
+
+
+#: WebhookStats field → the outcome label of relove_inbox_posts_total
+_OUTCOMES = {"received": "recorded", "duplicates": "duplicate", "unauthorized": "unauthorized",
+             "rejected": "rejected", "unavailable": "unavailable"}  # fmt: skip
 
 
 def _plain(status: int, text: str, *, retry_after: bool = False) -> web.Response:

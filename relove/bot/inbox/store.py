@@ -7,6 +7,8 @@
   (atomic on both databases: two instances never both win a lane), then read their updates in
   ``update_id`` order. A lane is owned by one instance at a time, so a user's updates are
   processed in order across all instances, while other lanes run elsewhere concurrently.
+* A touch stamps its update's ``touched_at`` in its own commit (:data:`TOUCHED`), so a
+  take-over knows exactly which updates already have their events.
 * :meth:`Inbox.finish` — mark updates processed; a lane whose updates are all done either
   continues with what arrived meanwhile or is released.
 * :meth:`Inbox.renew` keeps the leases of a live instance; a dead instance's lanes are claimed
@@ -30,9 +32,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from relove.bot.inbox.models import InboxLane, InboxUpdate
 from relove.db.types import utcnow
 from relove.db.uow import WRITE_INTENT
+from relove.users.touch import Stamp
 
 U = InboxUpdate.__table__
 L = InboxLane.__table__
+
+#: The touch of an inbox update stamps its ``touched_at`` in the touch's own statement
+#: (PostgreSQL) or transaction (SQLite): its events are written exactly once, even when the
+#: process dies right after (:meth:`Ingest.put_page` ``stamped``; the factory's TouchWriter).
+TOUCHED = Stamp(table=InboxUpdate.__tablename__, key="update_id", column="touched_at")
 
 
 @dataclass(frozen=True)
@@ -145,19 +153,14 @@ class Inbox:
 
     # -- finishing ------------------------------------------------------------------------------
     async def finish(
-        self, done: Sequence[tuple[int, str]], lanes: Iterable[int] = (),
-        touched: Sequence[int] = (),
-    ) -> list[InboxRow]:  # fmt: skip
-        """Mark ``touched`` updates as touched and ``done`` (update id, outcome) processed. Of
-        ``lanes`` (whose claimed updates are all done), those with newer updates stay ours and
-        their updates are returned; the others are released."""
+        self, done: Sequence[tuple[int, str]], lanes: Iterable[int] = ()
+    ) -> list[InboxRow]:
+        """Mark ``done`` (update id, outcome) processed. Of ``lanes`` (whose claimed updates
+        are all done), those with newer updates stay ours and their updates are returned; the
+        others are released."""
         lanes = list(lanes)
         now = utcnow()
         async with self._writing() as conn:
-            if touched:
-                await conn.execute(
-                    update(U).where(U.c.update_id.in_(touched)).values(touched_at=now)
-                )
             by_outcome: dict[str, list[int]] = {}
             for update_id, outcome in done:
                 by_outcome.setdefault(outcome, []).append(update_id)
@@ -183,13 +186,6 @@ class Inbox:
                     delete(L).where(L.c.lane.in_(idle), L.c.owner == self.owner)
                 )
             return more
-
-    async def mark_touched(self, update_ids: Sequence[int]) -> None:
-        """Their touch is committed (a take-over replays them without their events)."""
-        async with self.engine.begin() as conn:
-            await conn.execute(
-                update(U).where(U.c.update_id.in_(update_ids)).values(touched_at=utcnow())
-            )
 
     async def renew(self) -> int:
         """Extend every lease this instance holds; how many it holds."""

@@ -5,11 +5,15 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from aiogram.types import Update
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from relove.bot.inbox.models import InboxLane, InboxUpdate
-from relove.bot.inbox.store import Inbox, lane_of, payload_of
+from relove.bot.inbox.store import TOUCHED, Inbox, lane_of, payload_of
+from relove.events import Event, Message
+from relove.events.updates import events_of_update
+from relove.users.touch import Touch, TouchWriter
 
 
 def _msg(update_id: int, user: int, text: str = "hi", chat: int | None = None) -> dict:
@@ -71,7 +75,9 @@ async def test_a_dead_owners_lanes_are_taken_over_after_the_lease(db: AsyncEngin
     live, other = Inbox(db, "live"), Inbox(db, "other")
     await _record(live, _msg(1, 10), _msg(2, 10), _msg(3, 20))
     assert [r.update_id for r in await dead.claim(1)] == [1, 2]
-    await dead.finish([(1, "handled")], touched=[2])  # it died while handling the second
+    await dead.finish([(1, "handled")])
+    await TouchWriter(db, stamp=TOUCHED).touch(Touch(10, None, "A", None, stamps=(2,)))
+    # … and died while handling the second, after its touch
     got = await live.claim(10)
     assert [(r.update_id, r.lane, r.touched) for r in got] == [(2, 10, True), (3, 20, False)]
     assert await live.renew() == 2
@@ -96,3 +102,27 @@ async def test_processed_updates_are_pruned_and_the_backlog_measured(db: AsyncEn
     # A pruned update redelivered is new again: the window must outlast Telegram's retries.
     assert await _record(inbox, _msg(2, 20)) == [False]
 
+
+
+async def test_a_touch_stamps_its_update_in_its_own_commit(db: AsyncEngine) -> None:
+    """The touch of an inbox update and the record that it happened commit together: a
+    take-over after a crash knows exactly which updates already have their events."""
+    inbox = Inbox(db, "a")
+    await _record(inbox, _msg(1, 10, "раз"), _msg(2, 20, "два"), _msg(3, 10, "три"))
+    writer = TouchWriter(db, stamp=TOUCHED)
+    touches = [Touch(u, None, "A", None, text, True, events_of_update(Update.model_validate(m)),
+                     stamps=(uid,))
+               for uid, u, text, m in ((1, 10, "раз", _msg(1, 10, "раз")),
+                                       (3, 10, "три", _msg(3, 10, "три")))]  # fmt: skip
+    assert all(not isinstance(r, BaseException) for r in await writer.touch_many(touches))
+    async with db.connect() as conn:
+        stamped = (await conn.execute(select(InboxUpdate.update_id).where(
+            InboxUpdate.touched_at.is_not(None)).order_by(InboxUpdate.update_id))).scalars()
+        assert list(stamped) == [1, 3]  # one user's two touches merged: both stamped
+        texts = (await conn.execute(select(Message.text).order_by(Message.id))).scalars()
+        assert list(texts) == ["раз", "три"]
+        received = await conn.scalar(select(func.count()).select_from(Event)
+                                     .where(Event.name == "message.received"))  # fmt: skip
+        assert received == 2
+    got = await inbox.claim(10)
+    assert [(r.update_id, r.touched) for r in got] == [(1, True), (2, False), (3, True)]
