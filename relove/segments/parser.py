@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -277,13 +278,18 @@ def parse_filter(text: str) -> FilterTree:
 
 @lru_cache(maxsize=512)
 def _parse_cached(text: str) -> FilterTree:
+    return _parse(text, _mark_where_fields)
+
+
+def _parse(text: str, prepare: Callable[[Tree], Tree]) -> FilterTree:
+    """Parse ``text``, let ``prepare`` adjust the raw tree, build the filter tree; every failure
+    becomes one :class:`FilterError` naming the position."""
     if len(text) > MAX_FILTER_LENGTH:
         raise FilterError(f"a filter must be at most {MAX_FILTER_LENGTH} characters")
     if not text.strip():
         raise FilterError("the filter is empty", position=1)
     try:
-        tree = _mark_where_fields(_parser().parse(text))
-        return check_nesting(_Build().transform(tree))
+        return check_nesting(_Build().transform(prepare(_parser().parse(text))))
     except VisitError as e:
         if isinstance(e.orig_exc, FilterError):
             err = e.orig_exc
@@ -311,35 +317,20 @@ def parse_props_filter(text: str) -> FilterTree:
 
 @lru_cache(maxsize=256)
 def _parse_props_cached(text: str) -> FilterTree:
-    if len(text) > MAX_FILTER_LENGTH:
-        raise FilterError(f"a filter must be at most {MAX_FILTER_LENGTH} characters")
-    if not text.strip():
-        raise FilterError("the filter is empty", position=1)
-    try:
-        tree = _parser().parse(text)
-        for node in tree.iter_subtrees():
-            if node.data in ("did", "segment_ref"):
-                what = "did" if node.data == "did" else "segment:"
-                pos = _pos(node.meta)
-                raise FilterError(f"{what} cannot be used here: the fields are the event's props "
-                                  f"(at position {pos})", position=pos)  # fmt: skip
-            if node.data == "field":
-                node.data = "prop_field"
-        return check_nesting(_Build().transform(tree))
-    except VisitError as e:
-        if isinstance(e.orig_exc, FilterError):
-            err = e.orig_exc
-            if err.position is not None and "position" not in str(err):
-                raise FilterError(f"{err} (at position {err.position})",
-                                  position=err.position) from None  # fmt: skip
-            raise err from None
-        raise FilterError(f"invalid filter: {e.orig_exc}") from e
-    except UnexpectedInput as e:
-        raise _syntax_error(text, e) from None
-    except LarkError as e:  # pragma: no cover - defensive
-        raise FilterError(f"invalid filter: {e}") from e
-    except RecursionError:
-        raise FilterError("the filter is nested too deeply") from None
+    return _parse(text, _props_fields)
+
+
+def _props_fields(tree: Tree) -> Tree:
+    """Fields name the event's props; ``did`` and ``segment:`` are refused."""
+    for node in tree.iter_subtrees():
+        if node.data in ("did", "segment_ref"):
+            what = "did" if node.data == "did" else "segment:"
+            pos = _pos(node.meta)
+            raise FilterError(f"{what} cannot be used here: the fields are the event's props "
+                              f"(at position {pos})", position=pos)  # fmt: skip
+        if node.data == "field":
+            node.data = "prop_field"
+    return tree
 
 
 def _mark_where_fields(tree: Tree) -> Tree:
