@@ -38,22 +38,19 @@ def current_context() -> dict[str, Any]:
 @contextlib.contextmanager
 def log_context(**fields: Any) -> Iterator[None]:
     """Add ``fields`` (``None`` values are left out) to every log line inside the block."""
-    merged = {**(_context.get() or {}), **{k: v for k, v in fields.items() if v is not None}}
-    token = _context.set(merged)
+    token = push_context(fields)
     try:
         yield
     finally:
-        _context.reset(token)
+        pop_context(token)
 
 
 def push_context(fields: dict[str, Any]) -> Token[dict[str, Any] | None]:
-    """:func:`log_context` without the context manager, for hot paths: add ``fields`` (not
-    ``None``) until :func:`pop_context` with the token returned."""
+    """:func:`log_context` without the context manager (hot paths): add ``fields`` (``None``
+    values are left out) until :func:`pop_context` with the token returned."""
     outer = _context.get()
-    merged = {**outer, **fields} if outer else dict(fields)
-    for key in [k for k, v in merged.items() if v is None]:
-        del merged[key]
-    return _context.set(merged)
+    added = {k: v for k, v in fields.items() if v is not None}
+    return _context.set({**outer, **added} if outer else added)
 
 
 def pop_context(token: Token[dict[str, Any] | None]) -> None:
