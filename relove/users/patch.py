@@ -194,12 +194,6 @@ async def apply_batch(
     return [r for r in results if r is not None]
 
 
-#: one statement for a batch whose items only ``$set`` and ``$inc`` top-level markers
-#: (PostgreSQL): the users locked, updated and their ``marker.changed`` events written as for
-#: one user (see relove.users.changes). Each item brings ``v`` (its ``$set``) and ``d`` (its
-#: ``$inc`` deltas); an item whose ``$inc`` meets a value that is not a number is left unchanged
-#: and returned with those keys (``bad``), as the per-item path refuses it; users not found
-#: are in neither list.
 def _markers_at_once_sql(returning: Sequence[str] = ()) -> str:
     """The statement; with ``returning`` (one item: ``PATCH``) it answers ONE row — ``bad``,
     then those columns of the updated user (all NULL when nothing was updated)."""
