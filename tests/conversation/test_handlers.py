@@ -16,6 +16,7 @@ from relove.config import Settings
 from relove.db.models import Gender, User
 from relove.telegram.html import parse_html
 from relove.telegram.limits import TEXT_LIMIT
+from relove.users.lifecycle import set_gender
 from relove.users.service import get_user_documents
 from tests.bot.fake_telegram import (
     FakeTelegramSession,
@@ -135,10 +136,12 @@ async def test_gender_is_inferred_once_and_never_overrides(plain: Harness, sessi
     assert docs["markers"]["gender_source"] == "inferred"
 
     # an admin sets another gender; the same name again changes nothing
+    # (drained first, and one write statement: a read-then-write transaction on SQLite fails
+    # with "database is locked" when the bot's lanes commit in between)
     await plain.feed(message_update(tg_user(777, "Админ"), "/mark 14 x=1"))
+    await plain.drain()
     async with session_factory() as s:
-        u = await s.get(User, 14)
-        u.gender = Gender.male
+        assert await set_gender(s, 14, Gender.male, source="cli", actor="777")
         await s.commit()
     await plain.feed(message_update(tg_user(14, "Ольга"), "ещё"))
     await plain.feed(message_update(tg_user(14, "Ольга Петровна"), "и ещё"))
