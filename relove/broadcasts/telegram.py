@@ -31,9 +31,9 @@ class HttpSend:
 async def send_test(
     client: BotApiClient, limiter: RateLimiter, session: AsyncSession, broadcast_id: int,
     admin_ids: list[int],
-) -> list[str]:
+) -> list[tuple[str, bool]]:
     """Send a broadcast's message to each admin, rendered for that admin (as replies: ahead of
-    any broadcast); one line per admin."""
+    any broadcast); one line per admin, with whether it was sent."""
     broadcast = await service.get_broadcast(session, broadcast_id)
     template = service.template_of(broadcast)
     lines = []
@@ -48,7 +48,7 @@ async def send_test(
                 break
             await limiter.pause(result.retry_after or 1.0)
         if result.outcome is Outcome.sent:
-            lines.append(f"{admin_id}: sent")
+            lines.append((f"{admin_id}: sent", True))
         else:
-            lines.append(f"{admin_id}: not sent ({result.error})")
+            lines.append((f"{admin_id}: not sent ({result.error})", False))
     return lines

@@ -204,7 +204,8 @@ def resend_unknown(broadcast_id: IdArg) -> None:
 
 @app.command("test")
 def test_send(broadcast_id: IdArg) -> None:
-    """Send the message to the admins (RELOVE_ADMIN_IDS), rendered for each of them."""
+    """Send the message to the admins (RELOVE_ADMIN_IDS), rendered for each of them; exits 1
+    if one of them did not get it."""
     from relove.broadcasts.telegram import send_test
     from relove.telegram.client import BotApiClient
     from relove.telegram.ratelimit import build_limiter
@@ -214,7 +215,7 @@ def test_send(broadcast_id: IdArg) -> None:
         raise InvalidInput("RELOVE_ADMIN_IDS is empty: no one to test-send to")
     client = BotApiClient.from_settings(s)  # refuses with one line when no token is set
 
-    async def _do() -> list[str]:
+    async def _do() -> list[tuple[str, bool]]:
         limiter = build_limiter(s)
         try:
             async with open_db(s) as (_, sessions), sessions() as session:
@@ -223,8 +224,12 @@ def test_send(broadcast_id: IdArg) -> None:
             await client.close()
             await limiter.close()
 
-    for line in run(_do()):
+    results = run(_do())
+    for line, _ in results:
         console.print(plain(line))
+    if not all(sent for _, sent in results):
+        # A test that did not reach every admin is a failed test (scripts check the exit code).
+        raise typer.Exit(1)
 
 
 def _stats_table(st: service.BroadcastStats) -> Table:

@@ -8,6 +8,7 @@ import json
 import pytest
 
 from relove.cli import main
+from relove.sandbox.core import DEFAULT_TOKEN
 from tests.broadcasts.conftest import seed_users
 
 
@@ -78,3 +79,28 @@ async def test_scheduled_broadcast_runs_when_due(db, cli, capsys) -> None:
     code = await cli("broadcast", "create", "--name", "x", "--filter", "city = 'a'",
                      "--text", "t", "--at", "2020-01-01T10:00")
     assert code == 1 and "timezone" in capsys.readouterr().err
+
+async def test_test_send_reaches_the_admins_and_fails_when_one_is_missed(
+    db, sandbox, sandbox_client, cli, capsys, monkeypatch
+) -> None:
+    await sandbox_client.create_users([{"id": 4242, "first_name": "Админ", "started": True},
+                                       {"id": 4343, "first_name": "Гость"}])  # never started
+    monkeypatch.setenv("RELOVE_TELEGRAM_API_URL", sandbox.url)
+    monkeypatch.setenv("RELOVE_BOT_TOKEN", DEFAULT_TOKEN)
+    code = await cli("broadcast", "create", "--name", "t", "--filter", "city = 'Москва'",
+                     "--text", "Привет, {{ user.first_name or 'друг' }}!")
+    out = capsys.readouterr().out
+    assert code == 0, out
+    broadcast_id = out.split()[1]
+
+    monkeypatch.setenv("RELOVE_ADMIN_IDS", "4242")
+    assert await cli("broadcast", "test", broadcast_id) == 0
+    assert "4242: sent" in capsys.readouterr().out
+    assert [m["text"] for m in await sandbox_client.messages(4242)] == ["Привет, друг!"]
+
+    # an admin who never started the bot: the line says why, and the exit code says it failed
+    monkeypatch.setenv("RELOVE_ADMIN_IDS", "4242,4343")
+    assert await cli("broadcast", "test", broadcast_id) == 1
+    out = capsys.readouterr().out
+    assert "4242: sent" in out and "4343: not sent" in out
+    assert len(await sandbox_client.messages(4242)) == 2
