@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install demo lint test browser-deps bench clean
+.PHONY: install demo lint test system-deps bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,10 +19,13 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/relove demo
 
-## Headless Chromium for the browser test, from Debian's package (never a downloaded build).
-browser-deps:
-	@command -v chromium >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && \
-		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+## Debian packages the tests run: headless Chromium for the browser tests (never a downloaded
+## build) and HAProxy for the deployment config check (and bench/cluster.py).
+SYSTEM_DEPS := chromium haproxy
+system-deps:
+	@missing="$$(for p in $(SYSTEM_DEPS); do command -v $$p >/dev/null 2>&1 || echo $$p; done)"; \
+	[ -z "$$missing" ] || { $(SUDO) apt-get update -qq && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; }
 
 ## Lint: ruff (style, imports, bugbear, async, print, naive datetimes), mypy (types) and
 ## import-linter (no import cycle between rooms, the transport's rules); all configured in
@@ -33,7 +36,7 @@ lint: $(STAMP)
 	$(BIN)/lint-imports
 
 ## All tests: SQLite always, PostgreSQL too when RELOVE_TEST_DATABASE_URL is set.
-test: $(STAMP) lint browser-deps
+test: $(STAMP) lint system-deps
 	$(BIN)/python -m pytest
 
 ## Benchmarks (need PostgreSQL: RELOVE_BENCH_DATABASE_URL, default the local `test` database).
