@@ -27,7 +27,6 @@ any query (PATCH), a root path, an ``Idempotency-Key``, a body that is not
 
 from __future__ import annotations
 
-import functools
 import json
 import re
 from collections.abc import Sequence
@@ -36,9 +35,6 @@ from urllib.parse import parse_qsl
 
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
-from sqlalchemy import Select
-from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlalchemy.util import greenlet_spawn
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -46,6 +42,7 @@ from relove.api.deps import ApiContext, check_token
 from relove.api.problems import problem_for
 from relove.api.schemas import INT64_MAX, UserPatch
 from relove.db.engine import ping_skipped
+from relove.db.raw import RawStatements
 from relove.errors import NotFound, ReloveError
 from relove.events.catalog import EventSource
 from relove.segments.listing import (
@@ -72,7 +69,8 @@ class LeanUserRoutes:
         self.app = app
         self.ctx = ctx
         self.prefix = prefix
-        self.reads = _RawReads.for_engine(ctx.engine)
+        #: PostgreSQL: the statements on pooled asyncpg connections, no session
+        self.raw = RawStatements(ctx.engine) if ctx.engine.dialect.name == "postgresql" else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         user_id = self._user_id(scope)
@@ -106,8 +104,14 @@ class LeanUserRoutes:
         try:
             await check_token(self.ctx, _bearer(scope), _READ_SCOPES)
             selected = parse_fields(fields)
-            if self.reads is not None:
-                return JSONResponse(await self.reads.fetch_user(user_id, selected))
+            if self.raw is not None:
+                check_user_id(user_id)
+                row = await self.raw.fetchrow(
+                    user_select(selected), {"user_id": user_id}, read=True
+                )
+                if row is None:
+                    raise NotFound(f"user {user_id} not found")
+                return JSONResponse(user_row(row, selected))
             with ping_skipped():
                 async with self.ctx.engine.connect() as conn:
                     return JSONResponse(await fetch_user(conn, user_id, selected))
@@ -141,6 +145,16 @@ class LeanUserRoutes:
         except ReloveError as e:
             return problem_for(e)
         change = change_of(body)
+        try:
+            patch.check_change(change)
+            plan = self.raw and patch.returning_plan(
+                user_id, change, USER_COLUMNS, source=EventSource.api, actor=principal.actor
+            )
+            if plan:  # the common PATCH: one statement, its own transaction
+                return JSONResponse(user_row(await self._returning(plan, user_id, change),
+                                             USER_FIELDS))  # fmt: skip
+        except ReloveError as e:
+            return problem_for(e)
         async with self.ctx.sessions() as session:
             try:
                 row = await patch.apply_change_returning(
@@ -163,49 +177,19 @@ class LeanUserRoutes:
             await session.commit()
             return response
 
+    async def _returning(
+        self, plan: tuple[Any, dict[str, Any]], user_id: int, change: patch.UserChange
+    ) -> Sequence[Any]:
+        import asyncpg
 
-# -- reading one user on PostgreSQL --------------------------------------------------------------
-class _RawReads:
-    """``fetch_user`` as ONE statement on a pooled asyncpg connection (PostgreSQL): no
-    session, no transaction (autocommit), no pre-ping, the statement compiled once per field
-    list (asyncpg prepares and caches it per connection). The connection carries SQLAlchemy's
-    codecs (jsonb decoded), so the row's values are what the ORM's read gives."""
-
-    def __init__(self, engine: AsyncEngine) -> None:
-        self.engine = engine
-
-    @classmethod
-    def for_engine(cls, engine: AsyncEngine) -> _RawReads | None:
-        return cls(engine) if engine.dialect.name == "postgresql" else None
-
-    @functools.lru_cache(maxsize=256)  # noqa: B019 - one instance per app, lives as long
-    def _sql(self, fields: tuple[str, ...]) -> str:
-        stmt: Select[Any] = user_select(fields)
-        return str(stmt.compile(dialect=self.engine.dialect))
-
-    async def fetch_user(self, user_id: int, fields: Sequence[str]) -> dict[str, Any]:
-        check_user_id(user_id)
-        sql = self._sql(tuple(fields))
-        for attempt in (1, 2):
-            with ping_skipped():
-                conn = await self.engine.raw_connection()
-            driver = conn.driver_connection
-            try:
-                row = await driver.fetchrow(sql, user_id)
-            except Exception as e:
-                # a pooled connection the database dropped (SQLAlchemy's test for asyncpg)
-                dropped = driver.is_closed()
-                if dropped:
-                    await greenlet_spawn(conn.invalidate, e)
-                await greenlet_spawn(conn.close)
-                if attempt == 1 and dropped:
-                    continue  # once more, on a fresh connection
-                raise
-            await greenlet_spawn(conn.close)
-            if row is None:
-                raise NotFound(f"user {user_id} not found")
-            return user_row(row, fields)
-        raise AssertionError("unreachable")
+        assert self.raw is not None
+        try:
+            row = await self.raw.fetchrow(*plan)
+        except asyncpg.IntegrityConstraintViolationError as e:
+            if patch.is_too_large(e):
+                raise patch.markers_too_large(user_id) from e
+            raise
+        return patch.returning_row(row, user_id, change)
 
 
 # -- request parts ---------------------------------------------------------------------------

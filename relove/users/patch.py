@@ -279,6 +279,29 @@ async def apply_change_returning(
     check_change(change)
     if session.get_bind().dialect.name != "postgresql":
         return None
+    plan = returning_plan(user_id, change, columns, source=source, actor=actor)
+    if plan is None:
+        return None
+    try:
+        row = (await session.execute(*plan)).one()
+    except IntegrityError as e:
+        if is_too_large(e.orig):
+            raise markers_too_large(user_id) from e
+        raise
+    return returning_row(row, user_id, change)
+
+
+def returning_plan(
+    user_id: int,
+    change: UserChange,
+    columns: Sequence[Column[Any]],
+    *,
+    source: EventSource | str,
+    actor: str | None,
+) -> tuple[TextualSelect, dict[str, Any]] | None:
+    """The statement (built once per column list) and its values that apply a checked change
+    and return ``columns`` of the user (PostgreSQL), or None when the change is not one it can
+    apply (see :func:`apply_change_returning`). Its row goes through :func:`returning_row`."""
     try:
         item = _at_once_item(0, user_id, change)
         who = origin(source, actor)
@@ -286,20 +309,27 @@ async def apply_change_returning(
         return None  # the usual way refuses it with its own message
     if item is None:
         return None
-    stmt = _returning_statement(tuple(columns))
-    try:
-        row = (await session.execute(stmt, _params([item], who))).one()
-    except IntegrityError as e:
-        if "ck_users_markers_size" in str(e.orig):
-            raise DocumentTooLarge(
-                f"markers of user {user_id} would exceed its size limit; nothing was changed"
-            ) from e
-        raise
+    return _returning_statement(tuple(columns)), _params([item], who)
+
+
+def returning_row(row: Sequence[Any], user_id: int, change: UserChange) -> Sequence[Any]:
+    """The changed user's columns from :func:`returning_plan`'s row, or the refusal."""
     if row[0] is not None:
         raise _not_a_number(change, row[0])
     if row[1] is None:
         raise NotFound(f"user {user_id} not found")
     return tuple(row[1:])
+
+
+def is_too_large(error: object) -> bool:
+    """The database refused a document over its size limit (its check constraint)."""
+    return "ck_users_markers_size" in str(error)
+
+
+def markers_too_large(user_id: int) -> DocumentTooLarge:
+    return DocumentTooLarge(
+        f"markers of user {user_id} would exceed its size limit; nothing was changed"
+    )
 
 
 def _at_once_item(index: int, user_id: int, change: UserChange) -> dict[str, Any] | None:
@@ -392,4 +422,8 @@ __all__ = [
     "apply_change",
     "apply_change_returning",
     "check_change",
+    "is_too_large",
+    "markers_too_large",
+    "returning_plan",
+    "returning_row",
 ]
