@@ -27,7 +27,7 @@ from relove.errors import DocumentTooLarge, InvalidInput, NotFound, ReloveError
 from relove.events.catalog import MARKER_CHANGED, EventSource
 from relove.users import lifecycle, service
 from relove.users.changes import Origin, _pg_props, origin
-from relove.users.paths import Document, check_user_id, check_value, parse_path, to_json
+from relove.users.paths import Document, check_user_id, check_value, parse_path
 
 Scalar = str | int | float | bool
 
@@ -345,8 +345,9 @@ def _at_once_item(index: int, user_id: int, change: UserChange) -> dict[str, Any
     check_user_id(user_id)
     for delta in m.inc.values():
         check_value(delta)
-    return {"i": index, "u": user_id, "v": {k: json.loads(to_json(v)) for k, v in m.set.items()},
-            "d": dict(m.inc)}  # fmt: skip
+    for value in m.set.values():
+        check_value(value)  # what to_json checks; the payload is JSON-encoded as a whole
+    return {"i": index, "u": user_id, "v": dict(m.set), "d": dict(m.inc)}
 
 
 async def _set_markers_at_once(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import unicodedata
@@ -61,7 +62,19 @@ def check_key(key: str) -> str:
 
 def parse_path(path: str | tuple[str, ...] | list[str]) -> tuple[str, ...]:
     """``"profile.city"`` → ``("profile", "city")``; every part checked with :func:`check_key`."""
-    parts = tuple(path.split(".")) if isinstance(path, str) else tuple(path)
+    if isinstance(path, str):
+        return _parse_text_path(path)
+    return _parse_parts(tuple(path))
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_text_path(path: str) -> tuple[str, ...]:
+    # cached: a batch of 1,000 items names the same few keys 1,000 times (a refused path
+    # raises again each time: exceptions are not cached)
+    return _parse_parts(tuple(path.split(".")))
+
+
+def _parse_parts(parts: tuple[str, ...]) -> tuple[str, ...]:
     if not parts:
         raise InvalidKey("a key must not be empty")
     if len(parts) > MAX_DEPTH:
