@@ -147,10 +147,10 @@ class LeanUserRoutes:
         change = change_of(body)
         try:
             patch.check_change(change)
-            plan = self.raw and patch.returning_plan(
+            plan = None if self.raw is None else patch.returning_plan(
                 user_id, change, USER_COLUMNS, source=EventSource.api, actor=principal.actor
             )
-            if plan:  # the common PATCH: one statement, its own transaction
+            if plan is not None:  # the common PATCH: one statement, its own transaction
                 return JSONResponse(user_row(await self._returning(plan, user_id, change),
                                              USER_FIELDS))  # fmt: skip
         except ReloveError as e:
