@@ -42,7 +42,7 @@ from relove.api.deps import ApiContext, check_token
 from relove.api.problems import problem_for
 from relove.api.schemas import INT64_MAX, UserPatch
 from relove.db.engine import ping_skipped
-from relove.db.raw import RawStatements
+from relove.db.raw import RawStatements, is_integrity_error
 from relove.errors import NotFound, ReloveError
 from relove.events.catalog import EventSource
 from relove.segments.listing import (
@@ -77,8 +77,8 @@ class LeanUserRoutes:
         if user_id is not None:
             method = scope["method"]
             if method == "GET":
-                fields = _fields_query(scope["query_string"])
-                if fields is not False:
+                plain, fields = _fields_query(scope["query_string"])
+                if plain:
                     response = await self._get(scope, user_id, fields)
                     await response(scope, receive, send)
                     return
@@ -180,13 +180,11 @@ class LeanUserRoutes:
     async def _returning(
         self, plan: tuple[Any, dict[str, Any]], user_id: int, change: patch.UserChange
     ) -> Sequence[Any]:
-        import asyncpg
-
         assert self.raw is not None
         try:
             row = await self.raw.fetchrow(*plan)
-        except asyncpg.IntegrityConstraintViolationError as e:
-            if patch.is_too_large(e):
+        except Exception as e:
+            if is_integrity_error(e) and patch.is_too_large(e):
                 raise patch.markers_too_large(user_id) from e
             raise
         return patch.returning_row(row, user_id, change)
@@ -219,14 +217,15 @@ def _bearer_value(raw: bytes | None) -> str | None:
     return credentials
 
 
-def _fields_query(query: bytes) -> str | None | bool:
-    """``fields`` of a query that holds nothing else (None: no query), False: anything else."""
+def _fields_query(query: bytes) -> tuple[bool, str | None]:
+    """(True, ``fields``) for a query that holds nothing else (None: no query); (False, None)
+    for anything else."""
     if not query:
-        return None
+        return True, None
     pairs = parse_qsl(query.decode("latin-1"), keep_blank_values=True)
     if len(pairs) != 1 or pairs[0][0] != "fields" or len(pairs[0][1]) > _FIELDS_MAX:
-        return False
-    return pairs[0][1]
+        return False, None
+    return True, pairs[0][1]
 
 
 async def _read_body(receive: Receive) -> tuple[bytes, bool]:

@@ -11,10 +11,11 @@ as their text). One statement runs in autocommit: it is its own transaction, ato
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql import ClauseElement
+from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.util import greenlet_spawn
 
 from relove.db.engine import ping_skipped
@@ -33,7 +34,7 @@ class RawStatements:
         hit = self._compiled.get(id(stmt))
         if hit is not None and hit[0] is stmt:
             return hit[1], hit[2]
-        compiled = stmt.compile(dialect=self.engine.dialect)
+        compiled = cast(SQLCompiler, stmt.compile(dialect=self.engine.dialect))
         procs = compiled._bind_processors
         names = tuple((name, procs.get(name)) for name in compiled.positiontup or ())
         self._compiled[id(stmt)] = (stmt, str(compiled), names)
@@ -58,6 +59,7 @@ class RawStatements:
             else:
                 conn = await self.engine.raw_connection()
             driver = conn.driver_connection
+            assert driver is not None
             try:
                 row = await driver.fetchrow(sql, *args)
             except Exception as e:
@@ -72,3 +74,9 @@ class RawStatements:
             await greenlet_spawn(conn.close)
             return row
         raise AssertionError("unreachable")
+
+
+def is_integrity_error(error: BaseException) -> bool:
+    """The driver's error is an integrity constraint's (SQLSTATE class 23), as SQLAlchemy's
+    ``IntegrityError`` would wrap it in a session."""
+    return str(getattr(error, "sqlstate", "") or "").startswith("23")

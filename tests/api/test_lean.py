@@ -5,6 +5,7 @@ aside, a PATCH's clock). Also: events of a lean PATCH carry ``source=api`` and t
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
@@ -29,7 +30,7 @@ async def clients(
 ) -> AsyncIterator[tuple[httpx.AsyncClient, httpx.AsyncClient]]:
     """(lean, reference): the same app with and without the lean path."""
     out = []
-    async with contextlib_stack() as stack:
+    async with contextlib.AsyncExitStack() as stack:
         for lean in (True, False):
             settings = api_settings(database_url, api_lean_routes=lean, api_rate_burst=3,
                                     api_rate_limit=0.001)  # fmt: skip
@@ -38,12 +39,6 @@ async def clients(
             client = httpx.AsyncClient(transport=transport, base_url="http://api.test")
             out.append(await stack.enter_async_context(client))
         yield out[0], out[1]
-
-
-def contextlib_stack() -> Any:
-    import contextlib
-
-    return contextlib.AsyncExitStack()
 
 
 def _seen(r: httpx.Response) -> tuple[int, list[tuple[str, str]], Any]:
@@ -143,7 +138,7 @@ async def test_patch_answers_as_the_route(
         got = await lean.patch(f"/api/v1/users/{ids[0]}", json=body, headers=token)
         want = await reference.patch(f"/api/v1/users/{ids[1]}", json=body, headers=token)
         seen = [_seen(r) for r in (got, want)]
-        for status, headers, doc in seen:
+        for _, _, doc in seen:
             if isinstance(doc, dict):
                 doc.pop("id", None)
                 if "detail" in doc:
