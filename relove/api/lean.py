@@ -19,9 +19,9 @@ handing every request it is not sure about to the FastAPI routes unchanged:
 
 Handed on to FastAPI untouched (before anything is checked or counted): another path or
 method, an id that is not a plain decimal in range, a query other than one ``fields=`` (GET) or
-any query (PATCH), a root path, an ``Idempotency-Key``, a body that is not
-``Content-Type: application/json`` or does not validate (FastAPI then answers it with its own
-422). The OpenAPI document is FastAPI's, unchanged: these routes stay declared there.
+any query (PATCH), a root path, an ``Idempotency-Key``, a body without ``Content-Length``, not
+``Content-Type: application/json`` or that does not validate (FastAPI then answers it with its
+own 422). The OpenAPI document is FastAPI's, unchanged: these routes stay declared there.
 ``RELOVE_API_LEAN_ROUTES=false`` turns the lean path off.
 """
 
@@ -40,6 +40,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from relove.api.deps import ApiContext, check_token
 from relove.api.problems import problem_for
+from relove.api.routes.users import USER_COLUMNS, change_of
 from relove.api.schemas import INT64_MAX, UserPatch
 from relove.db.engine import ping_skipped
 from relove.db.raw import RawStatements, is_integrity_error
@@ -121,7 +122,13 @@ class LeanUserRoutes:
     # -- PATCH /users/{id} ---------------------------------------------------------------------
     async def _patch(self, scope: Scope, receive: Receive, send: Send, user_id: int) -> None:
         headers = _headers(scope)
-        if b"idempotency-key" in headers or headers.get(b"content-type") != b"application/json":
+        if (
+            b"idempotency-key" in headers
+            or headers.get(b"content-type") != b"application/json"
+            # a body without a length (chunked) may run past the limit while it is read,
+            # which FastAPI answers in its own way
+            or b"content-length" not in headers
+        ):
             await self.app(scope, receive, send)
             return
         body, more = await _read_body(receive)
@@ -136,8 +143,6 @@ class LeanUserRoutes:
     async def _apply_patch(
         self, headers: dict[bytes, bytes], user_id: int, body: UserPatch
     ) -> Response:
-        from relove.api.routes.users import USER_COLUMNS, change_of
-
         try:
             principal = await check_token(
                 self.ctx, _bearer_value(headers.get(b"authorization")), _WRITE_SCOPES

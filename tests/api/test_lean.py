@@ -157,6 +157,19 @@ async def test_patch_answers_as_the_route(
     ):
         await _both(clients, "PATCH", url, content=content,
                     headers={**token, "Content-Type": ctype})  # fmt: skip
+    big = b'{"markers": {"$set": {"z": "' + b"x" * (2 * 1024 * 1024) + b'"}}}'
+    r = await _both(clients, "PATCH", "/api/v1/users/7", content=big,
+                    headers={**token, "Content-Type": "application/json"})  # fmt: skip
+    assert r.status_code == 413
+
+    async def chunked() -> AsyncIterator[bytes]:  # no Content-Length: counted as it arrives
+        yield big
+
+    got = await lean.patch("/api/v1/users/7", content=chunked(),
+                           headers={**token, "Content-Type": "application/json"})  # fmt: skip
+    want = await reference.patch("/api/v1/users/7", content=chunked(),
+                                 headers={**token, "Content-Type": "application/json"})  # fmt: skip
+    assert got.status_code == 413 and _seen(got) == _seen(want)
 
 
 async def test_lean_patch_writes_what_the_route_writes(
