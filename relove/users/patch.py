@@ -65,6 +65,8 @@ class UserChange:
 
 
 def _check_ops(doc: str, ops: DocumentOps) -> None:
+    if not ops:
+        return
     owners: dict[tuple[str, ...], str] = {}
     for op, keys in (("$set", ops.set), ("$set_once", ops.set_once), ("$unset", ops.unset),
                      ("$inc", ops.inc), ("$add", ops.add), ("$remove", ops.remove)):  # fmt: skip
@@ -339,7 +341,8 @@ def _at_once_item(index: int, user_id: int, change: UserChange) -> dict[str, Any
     if (
         change.context or change.gender is not None or change.is_active is not None
         or m.set_once or m.unset or m.add or m.remove or not (m.set or m.inc)
-        or any(len(parse_path(k)) != 1 for k in (*m.set, *m.inc))
+        or any(len(parse_path(k)) != 1 for k in m.set)
+        or any(len(parse_path(k)) != 1 for k in m.inc)
     ):  # fmt: skip
         return None
     check_user_id(user_id)
