@@ -13,9 +13,13 @@ handing every request it is not sure about to the FastAPI routes unchanged:
   database dropped is met by the statement and the read runs once more on a fresh one (as the
   FastAPI route marked ``single_read`` does);
 * ``PATCH``: the body parsed and validated as FastAPI does (``json.loads``, then
-  :class:`~relove.api.schemas.UserPatch`), then :func:`~relove.users.patch.apply_change_returning`
-  / ``apply_change`` in one session, events with ``source=api`` and the token as actor, commit
-  or rollback as :class:`~relove.api.routing.ApiRoute` does.
+  :class:`~relove.api.schemas.UserPatch`), the change checked, then — on PostgreSQL, for a
+  change that only ``$set``s / ``$inc``s top-level markers — the marker service's one
+  statement (:func:`~relove.users.patch.returning_plan`) in autocommit on a pooled connection
+  after the pre-ping: it is its own transaction, the change and its events commit together;
+  anything else :func:`~relove.users.patch.apply_change_returning` / ``apply_change`` in one
+  session, committed or rolled back as :class:`~relove.api.routing.ApiRoute` does. Events
+  carry ``source=api`` and the token as actor either way.
 
 Handed on to FastAPI untouched (before anything is checked or counted): another path or
 method, an id that is not a plain decimal in range, a query other than one ``fields=`` (GET) or
