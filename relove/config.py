@@ -145,6 +145,9 @@ class Settings(BaseSettings):
     serve_port: int = Field(default=8080, ge=1, le=65535)
     #: uvicorn worker processes of `relove serve` (they share only the database and Redis)
     serve_workers: int = Field(default=1, ge=1, le=64)
+    #: uvicorn's access log, one line per request (off: it costs every request some CPU, and
+    #: the proxy in front logs requests anyway; errors are logged either way)
+    serve_access_log: bool = False
     #: requests per second one API token may make on average (a token may set its own)
     api_rate_limit: float = Field(default=50.0, gt=0, le=1_000_000)
     #: how many requests a token may make at once before the average applies (bucket size)
@@ -173,6 +176,9 @@ class Settings(BaseSettings):
     #: again: a connection opened per request costs the database a new backend process). Size it
     #: to the concurrent requests a worker serves
     api_pool_size: int = Field(default=20, ge=1, le=500)
+    #: answer the common GET and PATCH /users/{id} without FastAPI's routing (same checks,
+    #: answers and events; a quarter to a third of the CPU). false: all through FastAPI
+    api_lean_routes: bool = True
     # --- Telegram rate limits (shared through Redis when RELOVE_REDIS_URL is set) ---------------
     #: messages per second to one chat, and the short burst allowed above it
     telegram_chat_rate: float = Field(default=1.0, gt=0, le=30)

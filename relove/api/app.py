@@ -23,6 +23,7 @@ from relove.api import idempotency, openapi, problems
 from relove.api.auth import TokenVerifier
 from relove.api.deps import ApiContext
 from relove.api.docs import docs_router
+from relove.api.lean import LeanUserRoutes
 from relove.api.middleware import BodyLimit, SecurityHeaders
 from relove.api.ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
 from relove.api.telegram import ApiBot
@@ -153,6 +154,8 @@ def create_app(
             return settings.api_max_import_body
         return settings.api_max_batch_body if path in BATCH_PATHS else settings.api_max_body
 
+    if settings.api_lean_routes:  # innermost: behind the body limit and the headers
+        app.add_middleware(LeanUserRoutes, ctx=ctx, prefix=API_PREFIX)
     app.add_middleware(BodyLimit, prefix=API_PREFIX, limit_for=limit_for)
     app.add_middleware(SecurityHeaders, prefix=API_PREFIX, docs_path=f"{API_PREFIX}/docs")
     app.add_middleware(RequestMetrics)

@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Annotated, Any
@@ -85,10 +85,21 @@ async def authorize(
 ) -> Principal:
     """The token's principal: authenticated (401), within its rate limit (429) and holding
     every scope the route needs (403)."""
-    if credentials is None:
+    principal = await check_token(
+        api_context(request),
+        None if credentials is None else credentials.credentials,
+        security_scopes.scopes,
+    )
+    request.state.principal = principal
+    return principal
+
+
+async def check_token(ctx: ApiContext, token: str | None, scopes: Sequence[str]) -> Principal:
+    """What :func:`authorize` checks, in its order: the token (401), its rate limit (429), the
+    ``scopes`` (403). Also called by the lean routes (relove.api.lean)."""
+    if token is None:
         raise Unauthorized("an API token is required: send `Authorization: Bearer <token>`")
-    ctx = api_context(request)
-    principal = await ctx.verifier.verify(credentials.credentials)
+    principal = await ctx.verifier.verify(token)
     s = ctx.settings
     rate = principal.rate_limit or s.api_rate_limit
     burst = principal.rate_burst or s.api_rate_burst
@@ -97,10 +108,9 @@ async def authorize(
         raise RateLimited(
             f"rate limit of {rate:g} requests/s exceeded", retry_after=retry_after_seconds(wait)
         )
-    missing = [scope for scope in security_scopes.scopes if not principal.allows(scope)]
+    missing = [scope for scope in scopes if not principal.allows(scope)]
     if missing:
         raise PermissionDenied(f"this token lacks the scope {missing[0]!r}")
-    request.state.principal = principal
     return principal
 
 

@@ -4,6 +4,7 @@ session factory and passes them down."""
 
 from __future__ import annotations
 
+import gc
 from typing import Any
 
 from fastapi import FastAPI
@@ -46,4 +47,10 @@ def create_server_app() -> FastAPI:
         read_sessions = create_session_factory(read_engine)
         closers.append(read_engine.dispose)
     mounts: list[Mounted] = [console_mount(settings, sessions, read_sessions=read_sessions)]
-    return create_app(settings, engine, sessions, mounts=mounts, closers=closers)
+    app = create_app(settings, engine, sessions, mounts=mounts, closers=closers)
+    # Everything built so far (modules, the app, SQLAlchemy's and pydantic's structures) lives
+    # as long as the process: out of the collector's sight, a collection no longer walks those
+    # ~150,000 objects — it had cost a 1,000-item users:batch 60 % of its Python time.
+    gc.collect()  # (garbage first: what is frozen is never collected)
+    gc.freeze()
+    return app

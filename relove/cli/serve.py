@@ -61,6 +61,7 @@ def serve(
         log_level=s.log_level.lower(),
         proxy_headers=True,
         server_header=False,
+        access_log=s.serve_access_log,
         # JSON logs: uvicorn's loggers pass their lines to ours (relove.ops.logs)
         log_config=None if s.log_format == "json" else uvicorn.config.LOGGING_CONFIG,
     )

@@ -67,7 +67,7 @@ def user_row(row: Any, fields: Sequence[str]) -> dict[str, Any]:
 
 
 @functools.lru_cache(maxsize=256)
-def _user_select(fields: tuple[str, ...]) -> Select[Any]:
+def user_select(fields: tuple[str, ...]) -> Select[Any]:
     """``fetch_user``'s statement, built once per field list (building it cost a third of a
     ``GET /users/{id}``'s CPU)."""
     return select(*(U.c[f] for f in fields)).where(U.c.id == bindparam("user_id"))
@@ -78,7 +78,7 @@ async def fetch_user(
 ) -> dict[str, Any]:
     """One user's fields as JSON-ready values; :class:`NotFound` when there is none."""
     check_user_id(user_id)
-    row = (await executor.execute(_user_select(tuple(fields)), {"user_id": user_id})).first()
+    row = (await executor.execute(user_select(tuple(fields)), {"user_id": user_id})).first()
     if row is None:
         raise NotFound(f"user {user_id} not found")
     return user_row(row, fields)

@@ -27,7 +27,7 @@ from relove.errors import DocumentTooLarge, InvalidInput, NotFound, ReloveError
 from relove.events.catalog import MARKER_CHANGED, EventSource
 from relove.users import lifecycle, service
 from relove.users.changes import Origin, _pg_props, origin
-from relove.users.paths import Document, check_user_id, check_value, parse_path, to_json
+from relove.users.paths import Document, check_user_id, check_value, parse_path
 
 Scalar = str | int | float | bool
 
@@ -65,6 +65,8 @@ class UserChange:
 
 
 def _check_ops(doc: str, ops: DocumentOps) -> None:
+    if not ops:
+        return
     owners: dict[tuple[str, ...], str] = {}
     for op, keys in (("$set", ops.set), ("$set_once", ops.set_once), ("$unset", ops.unset),
                      ("$inc", ops.inc), ("$add", ops.add), ("$remove", ops.remove)):  # fmt: skip
@@ -279,6 +281,29 @@ async def apply_change_returning(
     check_change(change)
     if session.get_bind().dialect.name != "postgresql":
         return None
+    plan = returning_plan(user_id, change, columns, source=source, actor=actor)
+    if plan is None:
+        return None
+    try:
+        row = (await session.execute(*plan)).one()
+    except IntegrityError as e:
+        if is_too_large(e.orig):
+            raise markers_too_large(user_id) from e
+        raise
+    return returning_row(row, user_id, change)
+
+
+def returning_plan(
+    user_id: int,
+    change: UserChange,
+    columns: Sequence[Column[Any]],
+    *,
+    source: EventSource | str,
+    actor: str | None,
+) -> tuple[TextualSelect, dict[str, Any]] | None:
+    """The statement (built once per column list) and its values that apply a checked change
+    and return ``columns`` of the user (PostgreSQL), or None when the change is not one it can
+    apply (see :func:`apply_change_returning`). Its row goes through :func:`returning_row`."""
     try:
         item = _at_once_item(0, user_id, change)
         who = origin(source, actor)
@@ -286,20 +311,27 @@ async def apply_change_returning(
         return None  # the usual way refuses it with its own message
     if item is None:
         return None
-    stmt = _returning_statement(tuple(columns))
-    try:
-        row = (await session.execute(stmt, _params([item], who))).one()
-    except IntegrityError as e:
-        if "ck_users_markers_size" in str(e.orig):
-            raise DocumentTooLarge(
-                f"markers of user {user_id} would exceed its size limit; nothing was changed"
-            ) from e
-        raise
+    return _returning_statement(tuple(columns)), _params([item], who)
+
+
+def returning_row(row: Sequence[Any], user_id: int, change: UserChange) -> Sequence[Any]:
+    """The changed user's columns from :func:`returning_plan`'s row, or the refusal."""
     if row[0] is not None:
         raise _not_a_number(change, row[0])
     if row[1] is None:
         raise NotFound(f"user {user_id} not found")
     return tuple(row[1:])
+
+
+def is_too_large(error: object) -> bool:
+    """The database refused a document over its size limit (its check constraint)."""
+    return "ck_users_markers_size" in str(error)
+
+
+def markers_too_large(user_id: int) -> DocumentTooLarge:
+    return DocumentTooLarge(
+        f"markers of user {user_id} would exceed its size limit; nothing was changed"
+    )
 
 
 def _at_once_item(index: int, user_id: int, change: UserChange) -> dict[str, Any] | None:
@@ -309,14 +341,16 @@ def _at_once_item(index: int, user_id: int, change: UserChange) -> dict[str, Any
     if (
         change.context or change.gender is not None or change.is_active is not None
         or m.set_once or m.unset or m.add or m.remove or not (m.set or m.inc)
-        or any(len(parse_path(k)) != 1 for k in (*m.set, *m.inc))
+        or any(len(parse_path(k)) != 1 for k in m.set)
+        or any(len(parse_path(k)) != 1 for k in m.inc)
     ):  # fmt: skip
         return None
     check_user_id(user_id)
     for delta in m.inc.values():
         check_value(delta)
-    return {"i": index, "u": user_id, "v": {k: json.loads(to_json(v)) for k, v in m.set.items()},
-            "d": dict(m.inc)}  # fmt: skip
+    for value in m.set.values():
+        check_value(value)  # what to_json checks; the payload is JSON-encoded as a whole
+    return {"i": index, "u": user_id, "v": dict(m.set), "d": dict(m.inc)}
 
 
 async def _set_markers_at_once(
@@ -392,4 +426,8 @@ __all__ = [
     "apply_change",
     "apply_change_returning",
     "check_change",
+    "is_too_large",
+    "markers_too_large",
+    "returning_plan",
+    "returning_row",
 ]

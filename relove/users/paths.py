@@ -61,14 +61,30 @@ def check_key(key: str) -> str:
 
 def parse_path(path: str | tuple[str, ...] | list[str]) -> tuple[str, ...]:
     """``"profile.city"`` → ``("profile", "city")``; every part checked with :func:`check_key`."""
-    parts = tuple(path.split(".")) if isinstance(path, str) else tuple(path)
+    if isinstance(path, str):
+        known = _PATHS.get(path)
+        if known is not None:
+            return known
+        parts = tuple(path.split("."))
+    else:
+        parts = tuple(path)
     if not parts:
         raise InvalidKey("a key must not be empty")
     if len(parts) > MAX_DEPTH:
         raise InvalidKey(f"path {'.'.join(parts)!r} is deeper than {MAX_DEPTH} levels")
     for part in parts:
         check_key(part)
+    if isinstance(path, str):
+        if len(_PATHS) >= _PATHS_MAX:
+            _PATHS.clear()
+        _PATHS[path] = parts
     return parts
+
+
+#: valid paths by their text: a batch of 1,000 items names the same few keys 1,000 times (a
+#: plain dict, not functools.lru_cache: no extra frames on the stack of a deep filter's parse)
+_PATHS: dict[str, tuple[str, ...]] = {}
+_PATHS_MAX = 4096
 
 
 def check_document(doc: str) -> Document:
@@ -97,6 +113,13 @@ def check_value(value: Any) -> Any:
     :class:`InvalidInput`: JSON types only, objects and lists at most :data:`MAX_NESTING` deep,
     text keys, whole numbers in the signed 64-bit range, finite numbers, and no NUL or lone
     surrogate in any string or key. Walked without recursion, so any depth is refused safely."""
+    kind = type(value)
+    if (  # the common scalars, without the walk
+        value is None or kind is bool
+        or (kind is int and INT64_MIN <= value <= INT64_MAX)
+        or (kind is str and value.isascii() and "\x00" not in value)
+    ):  # fmt: skip
+        return value
     pending: list[tuple[Any, int]] = [(value, 0)]
     while pending:
         item, depth = pending.pop()

@@ -109,7 +109,7 @@ def _ops(doc: DocumentOps | None) -> patch.DocumentOps:
     )
 
 
-def _change(body: UserPatch) -> patch.UserChange:
+def change_of(body: UserPatch) -> patch.UserChange:
     return patch.UserChange(
         markers=_ops(body.markers),
         context=_ops(body.context),
@@ -131,7 +131,7 @@ async def patch_user(
     session: SessionDep,
     principal: Annotated[Principal, writer("users:write")],
 ) -> Response:
-    change = _change(body)
+    change = change_of(body)
     row = await patch.apply_change_returning(
         session, user_id, change, USER_COLUMNS, source=API, actor=principal.actor
     )
@@ -153,7 +153,7 @@ async def batch_users(
     session: SessionDep,
     principal: Annotated[Principal, writer("users:write")],
 ) -> Response:
-    items = [(item.id, _change(item)) for item in body.items]
+    items = [(item.id, change_of(item)) for item in body.items]
     results = await patch.apply_batch(session, items, source=API, actor=principal.actor)
     out: list[dict[str, Any]] = []
     for r in results:

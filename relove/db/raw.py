@@ -1,0 +1,82 @@
+"""ONE statement on a pooled asyncpg connection (PostgreSQL), without a session or a transaction
+block — for the API's hottest requests (relove.api.lean), where the ORM session's machinery and
+the ``BEGIN``/``COMMIT`` round trips cost more than the statement itself.
+
+The statement is a SQLAlchemy statement, compiled once for the engine's dialect; its bound
+values go through the same bind processors as in a session, and the connection carries
+SQLAlchemy's codecs (jsonb decoded), so a row reads as the ORM's Core read gives it (enum columns
+as their text). One statement runs in autocommit: it is its own transaction, atomic as a whole.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, cast
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.sql import ClauseElement
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.util import greenlet_spawn
+
+from relove.db.engine import ping_skipped
+
+
+class RawStatements:
+    """Runs compiled statements on ``engine``'s pool (see the module's docstring)."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        if engine.dialect.name != "postgresql":
+            raise ValueError("RawStatements needs PostgreSQL (asyncpg)")
+        self.engine = engine
+        self._compiled: dict[int, tuple[ClauseElement, str, tuple[Any, ...]]] = {}
+
+    def _compile(self, stmt: ClauseElement) -> tuple[str, tuple[Any, ...]]:
+        hit = self._compiled.get(id(stmt))
+        if hit is not None and hit[0] is stmt:
+            return hit[1], hit[2]
+        compiled = cast(SQLCompiler, stmt.compile(dialect=self.engine.dialect))
+        procs = compiled._bind_processors
+        names = tuple((name, procs.get(name)) for name in compiled.positiontup or ())
+        self._compiled[id(stmt)] = (stmt, str(compiled), names)
+        return str(compiled), names
+
+    async def fetchrow(
+        self, stmt: ClauseElement, params: Mapping[str, Any], *, read: bool = False
+    ) -> Any:
+        """The statement's first row (None: no row). ``stmt`` should be built once (it is
+        compiled once per object).
+
+        ``read=False``: the connection is checked out as any other (the pool's pre-ping when
+        the engine has one). ``read=True`` (a statement that changes nothing): no pre-ping —
+        a connection the database dropped is met by the statement itself, which then runs
+        once more on a fresh connection."""
+        sql, names = self._compile(stmt)
+        args = [p(params[n]) if p is not None else params[n] for n, p in names]
+        for attempt in (1, 2):
+            if read:
+                with ping_skipped():
+                    conn = await self.engine.raw_connection()
+            else:
+                conn = await self.engine.raw_connection()
+            driver = conn.driver_connection
+            assert driver is not None
+            try:
+                row = await driver.fetchrow(sql, *args)
+            except Exception as e:
+                # a connection the database dropped (SQLAlchemy's own test for asyncpg)
+                dropped = driver.is_closed()
+                if dropped:
+                    await greenlet_spawn(conn.invalidate, e)
+                await greenlet_spawn(conn.close)
+                if read and dropped and attempt == 1:
+                    continue
+                raise
+            await greenlet_spawn(conn.close)
+            return row
+        raise AssertionError("unreachable")
+
+
+def is_integrity_error(error: BaseException) -> bool:
+    """The driver's error is an integrity constraint's (SQLSTATE class 23), as SQLAlchemy's
+    ``IntegrityError`` would wrap it in a session."""
+    return str(getattr(error, "sqlstate", "") or "").startswith("23")
