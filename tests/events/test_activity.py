@@ -16,7 +16,7 @@ from relove.analytics.events import retention
 from relove.db.engine import create_session_factory
 from relove.db.models import User
 from relove.events import USER_ACTIONS, Event, NewEvent, record_many
-from relove.events.activity import prune_activity
+from relove.events.activity import backfill, prune_activity
 from relove.events.models import ActivityWeek
 from relove.users.lifecycle import delete_user
 
@@ -138,3 +138,15 @@ async def test_truncating_events_empties_the_rollup(db):
         async with db.begin() as conn:
             await conn.execute(text("TRUNCATE events"))
         assert await _rollup(db) == {}
+
+
+async def test_the_backfill_rebuilds_the_rollup_from_the_stored_events(db):
+    """What the migration runs on an existing history."""
+    history = [(u, n, NOW - timedelta(hours=h * 7), None) for u in (1, 2)
+               for h, n in enumerate(NAMES * 5)]  # fmt: skip
+    await _store(db, history, [NOW] * 6)
+    expected = _expected(await _events(db))
+    async with db.begin() as conn:
+        await conn.execute(delete(ActivityWeek))
+        await conn.run_sync(backfill)
+    assert await _rollup(db) == expected and len(expected) > 2
