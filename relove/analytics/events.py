@@ -427,20 +427,19 @@ async def _retention_from_activity(
     days = case((A.c.week == monday, A.c.days.op("&")((1 << (today.weekday() + 1)) - 1)),
                 else_=A.c.days)  # fmt: skip
     rows = [A.c.week >= first - timedelta(days=first.weekday()), A.c.week <= monday, days != 0]
-    if pg:
-        bounds = _period_bounds(now, period, cohorts)
-        arr = literal([b.date() for b in bounds], ARRAY(Date()))
-        tarr = literal(bounds, ARRAY(DateTime(timezone=True)))
+    bounds = _period_bounds(now, period, cohorts)
 
-        def index(col: Any, arr: Any = arr) -> Any:
-            return func.width_bucket(col, arr) if bounds else literal(0, Integer())
-
-        ci = index(U.c.created_at, tarr).label("ci")
-    else:
-        def index(col: Any) -> Any:
+    def index(col: Any, timestamps: bool = False) -> Any:
+        """The period index of ``col`` (a day; with ``timestamps``, a timestamp)."""
+        if not pg:
             return _period_index(period, col, start)
+        if not bounds:
+            return literal(0, Integer())
+        if timestamps:
+            return func.width_bucket(col, literal(bounds, ARRAY(DateTime(timezone=True))))
+        return func.width_bucket(col, literal([b.date() for b in bounds], ARRAY(Date())))
 
-        ci = _period_index(period, U.c.created_at, start).label("ci")
+    ci = index(U.c.created_at, timestamps=True).label("ci")
     c = select(U.c.id, ci).where(U.c.created_at >= start, U.c.created_at <= now,
                                  in_filter).cte("c")  # fmt: skip
     if period == "week":
