@@ -19,9 +19,11 @@ from typing import Any, Literal
 
 from sqlalchemy import (
     BigInteger,
+    Date,
     DateTime,
     Integer,
     and_,
+    case,
     cast,
     func,
     literal,
@@ -30,6 +32,7 @@ from sqlalchemy import (
     select,
     text,
     true,
+    union_all,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, distinct_on
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -38,12 +41,13 @@ from relove.db.models import User
 from relove.db.types import utcnow
 from relove.errors import InvalidInput
 from relove.events.catalog import USER_ACTIONS, check_name
-from relove.events.models import Event
+from relove.events.models import ActivityWeek, Event
 from relove.events.timeline import name_condition
 from relove.segments.service import FilterInput, plan_with_values, resolve_filter
 
 E = Event.__table__
 U = User.__table__
+A = ActivityWeek.__table__
 
 Period = Literal["day", "week", "month"]
 MAX_STEPS = 10
@@ -324,7 +328,12 @@ async def retention(
     user_where = await _users_where(session, flt)
     in_filter = true() if user_where is None else user_where
     in_window = [E.c.at >= start, E.c.at <= now, E.c.name.in_(names), E.c.user_id.is_not(None)]
-    if pg:
+    counted = None
+    if set(names) == set(USER_ACTIONS):
+        counted = await _retention_from_activity(session, period, cohorts, now, in_filter)
+    if counted is not None:
+        sizes, active = counted
+    elif pg:
         sizes, active = await _retention_pg(session, period, cohorts, now, in_filter, in_window)
     else:
         sizes, active = await _retention_sqlite(session, period, start, now, in_filter,
@@ -390,6 +399,74 @@ async def _retention_pg(
         for k, n in enumerate(row[1:]):
             if n:
                 active[(int(row[0]), k)] = int(n)
+    return sizes, active
+
+
+async def _retention_from_activity(
+    session: AsyncSession, period: Period, cohorts: int, now: datetime, in_filter: Any
+) -> tuple[dict[int, int], dict[tuple[int, int], int]] | None:
+    """Cohort sizes and active users per (cohort, periods since) from ``activity_weeks`` (the
+    default activity, ``USER_ACTIONS``), or None when it cannot answer exactly: when user
+    actions are recorded later on ``now``'s day than ``now`` (a ``now`` in the past, or events
+    dated ahead), since the rollup knows days, not instants.
+
+    Each (user, week) row is unique, so a weekly retention counts rows per (cohort, week)
+    directly: no reduction to one row per user, which was most of the cost on the raw events.
+    Days are the rows' bits (one row per bit set); months, days made distinct per user."""
+    today = now.astimezone(UTC).date()
+    tomorrow = datetime(today.year, today.month, today.day, tzinfo=UTC) + timedelta(days=1)
+    later_today = select(E.c.id).where(
+        E.c.name.in_(USER_ACTIONS), E.c.at > now, E.c.at < tomorrow, E.c.user_id.is_not(None)
+    ).limit(1)
+    if (await session.execute(later_today)).first() is not None:
+        return None
+    pg = _pg(session)
+    start = period_start(now, period, cohorts - 1)
+    first, monday = start.date(), today - timedelta(days=today.weekday())
+    # the days of now's week up to today (later ones are events dated ahead)
+    days = case((A.c.week == monday, A.c.days.op("&")((1 << (today.weekday() + 1)) - 1)),
+                else_=A.c.days)  # fmt: skip
+    rows = [A.c.week >= first - timedelta(days=first.weekday()), A.c.week <= monday, days != 0]
+    bounds = _period_bounds(now, period, cohorts)
+
+    def index(col: Any, timestamps: bool = False) -> Any:
+        """The period index of ``col`` (a day; with ``timestamps``, a timestamp)."""
+        if not pg:
+            return _period_index(period, col, start)
+        if not bounds:
+            return literal(0, Integer())
+        if timestamps:
+            return func.width_bucket(col, literal(bounds, ARRAY(DateTime(timezone=True))))
+        return func.width_bucket(col, literal([b.date() for b in bounds], ARRAY(Date())))
+
+    ci = index(U.c.created_at, timestamps=True).label("ci")
+    c = select(U.c.id, ci).where(U.c.created_at >= start, U.c.created_at <= now,
+                                 in_filter).cte("c")  # fmt: skip
+    if period == "week":
+        pi = index(A.c.week)
+        joined = c.join(A, A.c.user_id == c.c.id)
+    else:
+        # the seven day bits, as constants (typed: a bound value in a UNION has no type)
+        bits = union_all(*[select(literal_column(str(i)).label("b"),
+                                  literal_column(str(1 << i)).label("bit"))
+                           for i in range(7)]).subquery("bits")  # fmt: skip
+        day = (A.c.week + bits.c.b if pg
+               else func.date(A.c.week, literal("+").op("||")(bits.c.b).op("||")(" days")))
+        first_day, last_day = (first, today) if pg else (first.isoformat(), today.isoformat())
+        pi = index(day)
+        joined = c.join(A, A.c.user_id == c.c.id).join(bits, days.op("&")(bits.c.bit) != 0)
+        rows += [day >= first_day, day <= last_day]
+    pairs = select(c.c.ci, pi.label("pi"), c.c.id).select_from(joined).where(*rows, pi >= c.c.ci)
+    if period == "month":  # several days of a user in one month
+        pairs = pairs.distinct()
+    p = pairs.subquery("p")
+    k = (p.c.pi - p.c.ci).label("k")
+    active_stmt = select(p.c.ci, k, func.count()).group_by(p.c.ci, k)
+    sizes_stmt = select(c.c.ci, func.count()).group_by(c.c.ci)
+    if pg:
+        await _large_query(session)
+    sizes = {int(i): int(n) for i, n in (await session.execute(sizes_stmt)).all()}
+    active = {(int(i), int(kk)): int(n) for i, kk, n in (await session.execute(active_stmt)).all()}
     return sizes, active
 
 

@@ -10,10 +10,10 @@ user, and ``/forget`` deletes a user's rows explicitly.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Index, Integer, String, Text
+from sqlalchemy import BigInteger, Date, Index, Integer, SmallInteger, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from relove.db.models import Base
@@ -80,6 +80,18 @@ class Message(Base):
     message_id: Mapped[int | None] = mapped_column(BigInteger)
     source: Mapped[str] = mapped_column(String(16), nullable=False)
     actor: Mapped[str | None] = mapped_column(String(ACTOR_MAX_LENGTH))
+
+
+class ActivityWeek(Base):
+    """The UTC days of one week (from Monday) on which a user did one of ``USER_ACTIONS``, as a
+    mask (bit 0 Monday … bit 6 Sunday): written and deleted only by the database's triggers on
+    ``events`` (see :mod:`relove.events.activity`), read by retention."""
+
+    __tablename__ = "activity_weeks"
+
+    user_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    week: Mapped[date] = mapped_column(Date, primary_key=True)
+    days: Mapped[int] = mapped_column(SmallInteger, nullable=False)
 
 
 _E, _M = Event.__table__, Message.__table__

@@ -42,6 +42,11 @@ def partition_name(start: date) -> str:
     return f"events_p{start.year:04d}{start.month:02d}"
 
 
+def partition_start(name: str) -> date:
+    """The first day of the month partition ``name`` (``events_p202611`` → 2026-11-01)."""
+    return date(int(name[8:12]), int(name[12:14]), 1)
+
+
 def _bound(d: date) -> str:
     return f"{d.isoformat()} 00:00:00+00"
 
@@ -65,7 +70,7 @@ def list_partitions(conn: Connection) -> list[Partition]:
     for name in rows:
         if not name.startswith("events_p") or len(name) != len("events_p202601"):
             continue
-        start = date(int(name[8:12]), int(name[12:14]), 1)
+        start = partition_start(name)
         out.append(Partition(name, start, add_months(start, 1)))
     return sorted(out, key=lambda p: p.start)
 

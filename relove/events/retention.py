@@ -25,7 +25,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from relove.config import Settings
 from relove.db.types import UTCDateTime, utcnow
-from relove.events.partitions import drop_partitions_before, ensure_partitions
+from relove.events.activity import prune_activity
+from relove.events.partitions import (
+    add_months,
+    drop_partitions_before,
+    ensure_partitions,
+    partition_start,
+)
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +97,12 @@ async def prune(
             report.partitions_dropped = await conn.run_sync(
                 lambda c: drop_partitions_before(c, report.events_cutoff)
             )
+        if report.partitions_dropped:
+            # No trigger sees a dropped partition: the rollup's days before the kept months go
+            # here (SQLite's deletes above go row by row, through the triggers).
+            kept_from = max(add_months(partition_start(n), 1) for n in report.partitions_dropped)
+            async with engine.begin() as conn:
+                await conn.run_sync(lambda c: prune_activity(c, kept_from))
     else:
         report.events_deleted = await _delete_in_batches(
             engine, "events", report.events_cutoff, batch

@@ -18,6 +18,7 @@ from relove.events.partitions import (
     partition_name,
 )
 from relove.events.retention import prune
+from tests.events.test_activity import _expected, _rollup
 
 
 async def _partition_of(conn, event_id: int) -> str:
@@ -92,6 +93,8 @@ async def test_prune_drops_old_months_and_old_messages(db, session_factory):
         texts = (await s.execute(select(Message.text).order_by(Message.at))).scalars().all()
     assert events == [now - timedelta(days=100), now]
     assert texts == ["new"]
+    # the activity rollup forgot the dropped month too (a dropped partition fires no trigger)
+    assert await _rollup(db) == _expected([(1, "message.received", at) for at in events])
     assert report.messages_deleted == 2
     if db.dialect.name == "postgresql":
         assert partition_name(month_start(old)) in report.partitions_dropped
