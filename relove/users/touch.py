@@ -48,6 +48,7 @@ from relove.db.models import FrozenDocument, Gender, UserSnapshot
 from relove.db.types import UTCDateTime, utcnow
 from relove.errors import DatabaseUnavailable
 from relove.events import NewEvent, batch_insert
+from relove.events.record import encode_rows
 from relove.events.catalog import USER_CREATED, EventSource
 
 log = logging.getLogger(__name__)
@@ -78,12 +79,14 @@ class Touch:
     """What one update says about its user, and the events it records.
 
     ``last_message`` and ``is_active`` are ``None`` when the update says nothing about them
-    (the stored value is kept). ``stamps``: keys of rows the writer's :class:`Stamp` marks in
-    the same commit (e.g. the inbox update the touch comes from)."""
+    (the stored value is kept). ``events`` as objects, or ``event_rows`` already as elements of
+    the events batch array (:func:`relove.events.updates.event_rows_of_update`, what the bot
+    builds per update). ``stamps``: keys of rows the writer's :class:`Stamp` marks in the same
+    commit (e.g. the inbox update the touch comes from)."""
 
     __slots__ = (
         "user_id", "username", "first_name", "last_name", "last_message", "is_active", "events",
-        "stamps",
+        "stamps", "event_rows",
     )  # fmt: skip
 
     def __init__(
@@ -96,6 +99,7 @@ class Touch:
         is_active: bool | None = None,
         events: Sequence[NewEvent] = (),
         stamps: tuple[int, ...] = (),
+        event_rows: Sequence[list[Any]] = (),
     ) -> None:
         self.user_id = user_id
         self.username = username
@@ -105,6 +109,7 @@ class Touch:
         self.is_active = is_active
         self.events = events
         self.stamps = stamps
+        self.event_rows = event_rows
 
     def merged_with(self, later: Touch) -> Touch:
         """A touch saying what this one and a later one of the same user say together."""
@@ -117,12 +122,13 @@ class Touch:
             self.is_active if later.is_active is None else later.is_active,
             (*self.events, *later.events) if self.events else later.events,
             (*self.stamps, *later.stamps) if self.stamps else later.stamps,
+            (*self.event_rows, *later.event_rows) if self.event_rows else later.event_rows,
         )
 
     def __repr__(self) -> str:
         return (
             f"Touch(user_id={self.user_id!r}, last_message={self.last_message!r}, "
-            f"is_active={self.is_active!r}, events={len(self.events)})"
+            f"is_active={self.is_active!r}, events={len(self.events) + len(self.event_rows)})"
         )
 
 
@@ -588,11 +594,15 @@ class TouchWriter:
         self, touches: Iterable[Touch], created: Iterable[int], now: datetime
     ) -> str:
         before = now - _MICROSECOND  # as on PostgreSQL: sorts before the update's own events
-        events = [NewEvent(uid, USER_CREATED, {}, at=before) for uid in created]
-        for touch in touches:
-            events.extend(touch.events)
         # Built by the product from bounded values (relove.events.updates): no checks needed.
-        return self._events.encode(events, source=EventSource.bot, check=False)
+        rows = self._events.rows([NewEvent(uid, USER_CREATED, {}, at=before) for uid in created],
+                                 source=EventSource.bot, check=False)  # fmt: skip
+        for touch in touches:
+            if touch.events:
+                rows += self._events.rows(touch.events, source=EventSource.bot, check=False)
+            if touch.event_rows:
+                rows += touch.event_rows
+        return encode_rows(rows)
 
 
 def _merge(
