@@ -48,8 +48,8 @@ from relove.db.models import FrozenDocument, Gender, UserSnapshot
 from relove.db.types import UTCDateTime, utcnow
 from relove.errors import DatabaseUnavailable
 from relove.events import NewEvent, batch_insert
-from relove.events.record import encode_rows
 from relove.events.catalog import USER_CREATED, EventSource
+from relove.events.record import encode_rows
 
 log = logging.getLogger(__name__)
 
