@@ -33,12 +33,14 @@ import asyncio
 import json
 import logging
 import random
+import re
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import asyncpg
 from sqlalchemy import TextClause, bindparam, text
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -242,6 +244,40 @@ def build_sqlite_statements() -> tuple[TextClause, TextClause]:
     )
 
 
+class _Positional:
+    """A PostgreSQL statement run on the asyncpg connection itself: one batch is one
+    ``fetch`` (no SQLAlchemy execution context, cursor adapter and result rows per batch).
+    Errors of the data (a constraint, a bad value) are raised as SQLAlchemy's
+    :class:`~sqlalchemy.exc.IntegrityError` / :class:`~sqlalchemy.exc.DataError`, as the
+    SQLAlchemy path raises them; the rest (an unreachable server) as the driver raised them —
+    :func:`relove.db.health.classify` knows both."""
+
+    __slots__ = ("sql", "names")
+
+    def __init__(self, statement: TextClause) -> None:
+        names: list[str] = []
+
+        def number(match: re.Match[str]) -> str:
+            if match.group(1) not in names:
+                names.append(match.group(1))
+            return f"${names.index(match.group(1)) + 1}"
+
+        self.sql = _PARAMETER.sub(number, statement.text)
+        self.names = tuple(names)
+
+    async def fetch(self, driver: Any, params: dict[str, Any]) -> list[Any]:
+        try:
+            return await driver.fetch(self.sql, *[params[name] for name in self.names])
+        except asyncpg.IntegrityConstraintViolationError as e:
+            raise IntegrityError(self.sql, None, e) from e
+        except asyncpg.DataError as e:
+            raise DataError(self.sql, None, e) from e
+
+
+#: ``:name`` parameters of a text statement (not ``::type`` casts).
+_PARAMETER = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
+
+
 def _sqlite_time(value: str | None) -> datetime | None:
     return None if value is None else datetime.fromisoformat(value).replace(tzinfo=UTC)
 
@@ -291,13 +327,14 @@ class _Lane:
     connection held while the lane has work (no pool checkout, nor its liveness ping, per
     batch). A connection that failed is dropped; the retry takes a fresh one."""
 
-    __slots__ = ("queue", "queued", "flusher", "conn")
+    __slots__ = ("queue", "queued", "flusher", "conn", "driver")
 
     def __init__(self) -> None:
         self.queue: list[_Request] = []
         self.queued = 0  # touches in the queue
         self.flusher: asyncio.Task[None] | None = None
         self.conn: AsyncConnection | None = None
+        self.driver: Any = None  # PostgreSQL: conn's asyncpg connection
 
 
 class TouchWriter:
@@ -347,9 +384,9 @@ class TouchWriter:
                     table=stamp.table, key=stamp.key, column=stamp.column,
                 )).bindparams(bindparam("now", type_=UTCDateTime()))
         else:
-            self._pg = build_pg_statement(events=events)
+            self._pg = _Positional(build_pg_statement(events=events))
             if stamp is not None:  # only for batches with stamps: polling pays nothing
-                self._pg_stamped = build_pg_statement(events=events, stamp=stamp)
+                self._pg_stamped = _Positional(build_pg_statement(events=events, stamp=stamp))
 
     async def touch(self, touch: Touch, *, deadline: float | None = None) -> UserSnapshot:
         """Create or refresh the user; returns the fresh row as a read-only snapshot."""
@@ -427,13 +464,24 @@ class TouchWriter:
             lane.conn = await self._engine.connect()
         return lane.conn
 
+    async def _driver_connection(self, lane: _Lane) -> Any:
+        """The asyncpg connection under the lane's pooled one (PostgreSQL)."""
+        if lane.driver is None:
+            conn = await self._connection(lane)
+            lane.driver = (await conn.get_raw_connection()).driver_connection
+        return lane.driver
+
     async def _release(self, lane: _Lane, *, failed: bool = False) -> None:
         """Give the lane's connection back to the pool (``failed``: after an error — rolled
         back by the pool; a broken one is discarded by it)."""
-        conn, lane.conn = lane.conn, None
+        conn, lane.conn, lane.driver = lane.conn, None, None
         if conn is None:
             return
         try:
+            if failed and self._dialect != "sqlite":
+                # Its statements ran on the driver's connection, past SQLAlchemy's disconnect
+                # handling: the pool cannot tell a broken one, so it is not given back.
+                await conn.invalidate()
             await conn.close()
         except Exception as e:  # noqa: BLE001 - a broken connection: the pool drops it
             if not failed:
@@ -557,9 +605,9 @@ class TouchWriter:
         if stamps:
             statement = self._pg_stamped
             params["stamps"] = json.dumps(stamps)
-        conn = await self._connection(lane)
-        result = await conn.execute(statement, params)
-        return {row[0]: _snapshot(row, False) for row in result}
+        driver = await self._driver_connection(lane)
+        rows = await statement.fetch(driver, params)
+        return {row[0]: _snapshot(row, False) for row in rows}
 
     async def _execute_sqlite(
         self, lane: _Lane, touches: list[Touch], plain: list[list[Any]], active: list[list[Any]],
