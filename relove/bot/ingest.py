@@ -57,6 +57,7 @@ APOLOGY_TEXT = "ingest_outage_apology"
 #: ``relove_updates_processed`` by outcome (a label lookup per update costs more than the count)
 _PROCESSED = {outcome: metrics.UPDATES_PROCESSED.labels(outcome)
               for outcome in ("handled", "failed", "dropped")}  # fmt: skip
+_OUTCOMES = tuple(_PROCESSED)
 
 
 @dataclass
@@ -142,6 +143,11 @@ class Ingest:
         self._idle = asyncio.Event()
         self._idle.set()
         self._apologies: dict[int, None] = {}
+        # Finished updates not yet in the metrics: counted here, reported once per turn of the
+        # event loop (a locked metric update per update cost more than the count).
+        self._unreported = [0] * len(_OUTCOMES)
+        self._unreported_settled = 0
+        self._report_due = False
         self.health.counted_by_pipeline = True
         self.health.on_back(self._send_apologies_soon)
         self.health.on_down(lambda: self.health.count_waited(self.pending))
@@ -234,6 +240,7 @@ class Ingest:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._report()
         await self.health.close()
 
     # -- touch ----------------------------------------------------------------------------------
@@ -299,7 +306,10 @@ class Ingest:
             self.health.release()
         item.settled = True
         self._pending -= 1
-        metrics.UPDATES_PENDING.dec()
+        self._unreported_settled += 1
+        if not self._report_due:
+            self._report_due = True
+            asyncio.get_running_loop().call_soon(self._report)
         if self._pending < self.max_pending:
             self._room.set()
         if not self._pending:
@@ -380,10 +390,19 @@ class Ingest:
             log.error("Failed to make answer: %s: %s", type(e).__name__, e)
 
     def _finish(self, update: Update, outcome: str) -> None:
-        counter = _PROCESSED.get(outcome)
-        (counter or metrics.UPDATES_PROCESSED.labels(outcome)).inc()
+        self._unreported[_OUTCOMES.index(outcome)] += 1  # reported after its _settle
         if self.on_settled is not None:
             self.on_settled(update, outcome)
+
+    def _report(self) -> None:
+        """Put the updates finished since the last report into the metrics."""
+        self._report_due = False
+        counts, self._unreported = self._unreported, [0] * len(_OUTCOMES)
+        for outcome, count in zip(_OUTCOMES, counts, strict=True):
+            if count:
+                _PROCESSED[outcome].inc(count)
+        metrics.UPDATES_PENDING.dec(self._unreported_settled)
+        self._unreported_settled = 0
 
     # -- giving up --------------------------------------------------------------------------------
     def _drop(self, item: _Item, error: BaseException) -> None:

@@ -22,9 +22,10 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from relove.bot.ingest import Ingest
+from relove.bot.ingest import _PROCESSED, Ingest
 from relove.db.models import User, UserSnapshot
 from relove.events import Event
+from relove.ops import metrics
 from relove.users import service
 from relove.users.touch import TouchWriter
 from tests.bot.conftest import BotHarness
@@ -78,11 +79,15 @@ async def test_pages_are_touched_and_each_users_updates_run_in_order(
         sent[person["id"]].append(f"m{n}")
     ingest = _ingest(harness)
     updates = _parse(harness, raw)
+    handled, pending = _PROCESSED["handled"]._value.get(), metrics.UPDATES_PENDING._value.get()
     for i in range(0, len(updates), 40):
         await ingest.put_page(updates[i : i + 40])
     assert await ingest.drain(60)
     assert seen == sent
     assert ingest.stats.handled == 360 and ingest.stats.failed == 0
+    # the metrics are current as soon as the pipeline is drained
+    assert _PROCESSED["handled"]._value.get() - handled == 360
+    assert metrics.UPDATES_PENDING._value.get() == pending
     async with session_factory() as session:
         users = {u.id: u for u in (await session.scalars(select(User))).all()}
         events = await session.scalar(
