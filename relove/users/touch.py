@@ -41,6 +41,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
+import orjson
 from sqlalchemy import TextClause, bindparam, text
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -301,7 +302,13 @@ def _snapshot(row: Sequence[Any], sqlite: bool) -> UserSnapshot:
 
 
 def _dump(rows: list[list[Any]]) -> str:
-    return json.dumps(rows, ensure_ascii=False, separators=(",", ":"))
+    """Rows the product built (ids, names, texts, flags — no floats, so orjson's NaN rule never
+    applies) as JSON text; what orjson refuses (an integer past 64 bits, a lone surrogate) goes
+    through the standard encoder, so each row means what it did."""
+    try:
+        return orjson.dumps(rows).decode()
+    except TypeError:  # orjson.JSONEncodeError
+        return json.dumps(rows, ensure_ascii=False, separators=(",", ":"))
 
 
 # -- the writer --------------------------------------------------------------------------------
@@ -645,12 +652,14 @@ class TouchWriter:
         # Built by the product from bounded values (relove.events.updates): no checks needed.
         rows = self._events.rows([NewEvent(uid, USER_CREATED, {}, at=before) for uid in created],
                                  source=EventSource.bot, check=False)  # fmt: skip
+        objects = False  # events given as objects may carry any props: the standard encoder
         for touch in touches:
             if touch.events:
+                objects = True
                 rows += self._events.rows(touch.events, source=EventSource.bot, check=False)
             if touch.event_rows:
                 rows += touch.event_rows
-        return encode_rows(rows)
+        return encode_rows(rows) if objects else _dump(rows)
 
 
 def _merge(
