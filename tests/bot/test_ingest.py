@@ -243,3 +243,27 @@ async def test_a_bug_in_a_handler_is_not_retried(harness: BotHarness) -> None:
 
 async def _sent(harness: BotHarness, prefix: str) -> bool:
     return any(text.startswith(prefix) for text in harness.telegram.sent_texts())
+
+
+async def test_outer_middlewares_run_for_every_update_also_ones_added_later(
+    harness: BotHarness,
+) -> None:
+    """The pipeline chains the dispatcher's outer middlewares once; one registered while it
+    runs still sees the updates after it, with the touched user and the dispatcher's data."""
+    seen: list[tuple[int, int, bool]] = []
+
+    async def outer(handler: Any, event: Any, data: dict[str, Any]) -> Any:
+        seen.append((event.update_id, data["user"].id, data["dispatcher"] is harness.dp))
+        return await handler(event, data)
+
+    ingest = _ingest(harness)
+    first = _parse(harness, [message_update(tg_user(32_500), "a")])
+    await ingest.put_page(first)
+    assert await ingest.drain(30)
+    harness.dp.update.outer_middleware(outer)
+    second = _parse(harness, [message_update(tg_user(32_501), "b")])
+    await ingest.put_page(second)
+    assert await ingest.drain(30)
+    assert seen == [(second[0].update_id, 32_501, True)]
+    assert ingest.stats.handled == 2
+    await ingest.close()
