@@ -59,7 +59,8 @@ def event_rows_of_update(update: Update) -> list[list[Any]]:
     found = _event_of_update(update)
     if found is None:
         return []
-    return [incoming_event_row(*found[:3], _BOT, found[3])]
+    user_id, name, props, message = found
+    return [incoming_event_row(user_id, name, props, _BOT, message)]
 
 
 def _event_of_update(update: Update) -> _Found | None:
@@ -98,7 +99,8 @@ def _message_event(message: Message) -> _Found | None:
         return None
     private = message.chat.type == "private"
     text = message.text if message.text is not None else message.caption
-    kind = str(getattr(message.content_type, "value", message.content_type))
+    content_type = message.content_type  # a property that looks through the message's fields
+    kind = str(getattr(content_type, "value", content_type))
     command = parse_command(message.text) if message.text else None
     props: dict[str, Any]
     if command is not None:
