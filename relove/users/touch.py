@@ -8,7 +8,10 @@ a batch costs one round trip and almost no per-row work in Python. The same flus
 touches' events (``message.received``, ``command.used``, ``button.pressed``, ``user.blocked`` /
 ``user.unblocked``, and ``user.created`` for rows the upsert inserted) and the conversation's
 incoming messages: in the same statement on PostgreSQL (data-modifying CTEs), in the same
-transaction on SQLite.
+transaction on SQLite. On PostgreSQL that statement runs on the pooled connection's asyncpg
+connection itself (one ``fetch`` per batch, no SQLAlchemy execution and result objects); the
+bot builds each update's event rows directly (:func:`relove.events.updates.event_rows_of_update`)
+and the batch documents are encoded once, with orjson.
 
 A touch may also *stamp* rows of another room (:class:`Stamp`, the webhook inbox's
 ``touched_at``): the same statement (PostgreSQL) or transaction (SQLite) sets them, so the
