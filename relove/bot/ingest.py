@@ -394,7 +394,7 @@ class Ingest:
         dp, bot = self.dp, self.bot
         outer = dp.update.outer_middleware
         if self._chain is None or outer[:] != self._chain_of:
-            self._chain_of = outer[:]
+            self._chain_of = list(outer[:])
             self._chain = outer.wrap_middlewares(
                 [m for m in self._chain_of if not isinstance(m, TouchMiddleware)],
                 dp.update.trigger,
