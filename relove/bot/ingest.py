@@ -4,7 +4,8 @@
 
 * **Touch per page.** :meth:`Ingest.put_page` touches every user of a page with ONE
   :meth:`~relove.users.touch.TouchWriter.touch_many` call (no await per update) and hands each
-  update to the dispatcher with its fresh ``user``; the touch middleware then has nothing to do.
+  update to the dispatcher with its fresh ``user``, through the dispatcher's outer middlewares
+  but the touch middleware (chained once, not per update as ``feed_update`` does).
 * **Per-user order.** A user's updates run one after another, in the order they came; different
   users run concurrently. Updates without a user run in their chat's lane, or on their own.
 * **Bounded.** At most ``max_pending`` updates are held (being touched, queued or handled);
@@ -29,11 +30,13 @@ import logging
 import random
 import time
 from collections import deque
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from aiogram import Bot, Dispatcher
+from aiogram import loggers as aiogram_loggers
+from aiogram.dispatcher.event.bases import UNHANDLED
 from aiogram.dispatcher.middlewares.user_context import UserContextMiddleware
 from aiogram.exceptions import TelegramAPIError
 from aiogram.methods import TelegramMethod
@@ -41,7 +44,7 @@ from aiogram.types import Chat, Update
 from aiogram.types import User as TgUser
 
 from relove.bot.attempts import begin_attempt, end_attempt, track_commits
-from relove.bot.middlewares.touch import touch_from_update
+from relove.bot.middlewares.touch import TouchMiddleware, touch_from_update
 from relove.bot.texts import Texts
 from relove.db.health import DatabaseHealth, Failure, classify, describe
 from relove.db.models import UserSnapshot
@@ -57,6 +60,7 @@ APOLOGY_TEXT = "ingest_outage_apology"
 #: ``relove_updates_processed`` by outcome (a label lookup per update costs more than the count)
 _PROCESSED = {outcome: metrics.UPDATES_PROCESSED.labels(outcome)
               for outcome in ("handled", "failed", "dropped")}  # fmt: skip
+_OUTCOMES = tuple(_PROCESSED)
 
 
 @dataclass
@@ -142,6 +146,13 @@ class Ingest:
         self._idle = asyncio.Event()
         self._idle.set()
         self._apologies: dict[int, None] = {}
+        self._chain: Callable[[Update, dict[str, Any]], Awaitable[Any]] | None = None
+        self._chain_of: list[Any] = []  # the outer middlewares self._chain was built from
+        # Finished updates not yet in the metrics: counted here, reported once per turn of the
+        # event loop (a locked metric update per update cost more than the count).
+        self._unreported = [0] * len(_OUTCOMES)
+        self._unreported_settled = 0
+        self._report_due = False
         self.health.counted_by_pipeline = True
         self.health.on_back(self._send_apologies_soon)
         self.health.on_down(lambda: self.health.count_waited(self.pending))
@@ -234,6 +245,7 @@ class Ingest:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._report()
         await self.health.close()
 
     # -- touch ----------------------------------------------------------------------------------
@@ -299,7 +311,10 @@ class Ingest:
             self.health.release()
         item.settled = True
         self._pending -= 1
-        metrics.UPDATES_PENDING.dec()
+        self._unreported_settled += 1
+        if not self._report_due:
+            self._report_due = True
+            asyncio.get_running_loop().call_soon(self._report)
         if self._pending < self.max_pending:
             self._room.set()
         if not self._pending:
@@ -325,7 +340,7 @@ class Ingest:
         while True:
             attempt, token = begin_attempt()
             try:
-                response = await self.dp.feed_update(self.bot, update, **kwargs)
+                response = await self._feed(update, kwargs)
             except Exception as e:  # noqa: BLE001 - sorted below
                 error: BaseException = e
             else:
@@ -372,6 +387,35 @@ class Ingest:
             retried = True
             self.stats.retried += 1
 
+    async def _feed(self, update: Update, kwargs: dict[str, Any]) -> Any:
+        """``dp.feed_update(bot, update, **kwargs)``, with the dispatcher's outer middleware
+        chain built once (aiogram wraps every middleware again for each update) and without
+        the touch middleware: the pipeline touched the page already."""
+        dp, bot = self.dp, self.bot
+        outer = dp.update.outer_middleware
+        if self._chain is None or outer[:] != self._chain_of:
+            self._chain_of = list(outer[:])
+            self._chain = outer.wrap_middlewares(
+                [m for m in self._chain_of if not isinstance(m, TouchMiddleware)],
+                dp.update.trigger,
+            )
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        handled = False
+        if update.bot != bot:  # as aiogram does: mount the update on this bot
+            update = Update.model_validate(update.model_dump(), context={"bot": bot})
+        try:
+            response = await self._chain(
+                update, {"dispatcher": dp, **dp.workflow_data, **kwargs, "bot": bot}
+            )
+            handled = response is not UNHANDLED
+            return response
+        finally:
+            aiogram_loggers.event.info(
+                "Update id=%s is %s. Duration %d ms by bot id=%d", update.update_id,
+                "handled" if handled else "not handled", (loop.time() - started) * 1000, bot.id,
+            )  # fmt: skip
+
     async def _answer(self, method: TelegramMethod[Any]) -> None:
         """A handler returned a method instead of calling it (webhook style): call it."""
         try:
@@ -380,10 +424,19 @@ class Ingest:
             log.error("Failed to make answer: %s: %s", type(e).__name__, e)
 
     def _finish(self, update: Update, outcome: str) -> None:
-        counter = _PROCESSED.get(outcome)
-        (counter or metrics.UPDATES_PROCESSED.labels(outcome)).inc()
+        self._unreported[_OUTCOMES.index(outcome)] += 1  # reported after its _settle
         if self.on_settled is not None:
             self.on_settled(update, outcome)
+
+    def _report(self) -> None:
+        """Put the updates finished since the last report into the metrics."""
+        self._report_due = False
+        counts, self._unreported = self._unreported, [0] * len(_OUTCOMES)
+        for outcome, count in zip(_OUTCOMES, counts, strict=True):
+            if count:
+                _PROCESSED[outcome].inc(count)
+        metrics.UPDATES_PENDING.dec(self._unreported_settled)
+        self._unreported_settled = 0
 
     # -- giving up --------------------------------------------------------------------------------
     def _drop(self, item: _Item, error: BaseException) -> None:

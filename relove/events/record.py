@@ -145,6 +145,18 @@ class BatchInsert:
         that props are JSON objects (skip it only for events the product builds itself). The
         props size limit is the database's CHECK constraint (measuring each props here would
         serialise it twice); :func:`record` measures its one event first."""
+        return encode_rows(self.rows(events, source=source, actor=actor, check=check))
+
+    def rows(
+        self,
+        events: Iterable[NewEvent],
+        *,
+        source: EventSource | str = EventSource.system,
+        actor: str | None = None,
+        check: bool = True,
+    ) -> list[list[Any]]:
+        """The elements of the ``:events`` array (see :meth:`encode`), to be joined with
+        others (e.g. :func:`incoming_event_row`) and encoded once by :func:`encode_rows`."""
         sqlite = self.dialect == "sqlite"
         default_source = check_source(source).value if check else str(source)
         if check:
@@ -183,10 +195,36 @@ class BatchInsert:
                 text_ = m.text[:MESSAGE_MAX_CHARS] if m.text is not None else None
                 row += [m.kind, text_, m.message_id, m.direction]
             rows.append(row)
-        try:
-            return _ENCODE(rows)
-        except (TypeError, ValueError) as e:
-            raise InvalidInput(f"event props cannot be stored as JSON: {e}") from e
+        return rows
+
+
+def encode_rows(rows: list[list[Any]]) -> str:
+    """The ``:events`` parameter from its elements (:meth:`BatchInsert.rows`,
+    :func:`incoming_event_row`)."""
+    try:
+        return _ENCODE(rows)
+    except (TypeError, ValueError) as e:
+        raise InvalidInput(f"event props cannot be stored as JSON: {e}") from e
+
+
+def incoming_event_row(
+    user_id: int,
+    name: str,
+    props: dict[str, Any],
+    source: str,
+    message: tuple[str, str | None, int | None] | None,
+) -> list[Any]:
+    """One element of the ``:events`` array built straight from trusted values: an event of
+    the batch's time with, if ``message`` (kind, text, message id) is given, the user's message
+    of the conversation. What ``NewEvent(user_id, name, props, source=source,
+    message=NewMessage(*message))`` encodes to, without the object (the touch builds one per
+    update)."""
+    if message is None:
+        return [user_id, name, props, source, None, None, None]
+    kind, text_, message_id = message
+    if text_ is not None and len(text_) > MESSAGE_MAX_CHARS:
+        text_ = text_[:MESSAGE_MAX_CHARS]
+    return [user_id, name, props, source, None, None, None, kind, text_, message_id, "in"]
 
 
 #: One encoder for the whole array (``json.dumps`` with options builds one per call).

@@ -26,7 +26,7 @@ from relove.events.catalog import (
     USER_UNBLOCKED,
     EventSource,
 )
-from relove.events.record import NewEvent, NewMessage
+from relove.events.record import NewEvent, NewMessage, incoming_event_row
 
 if TYPE_CHECKING:
     from aiogram.types import CallbackQuery, Message, Update
@@ -37,20 +37,45 @@ PAYLOAD_MAX_CHARS = 1024
 _BOT = EventSource.bot.value
 
 
+#: An event of an update: user id, name, props, the conversation's message (kind, text,
+#: message id) or None.
+_Found = tuple[int, str, dict[str, Any], tuple[str, str | None, int | None] | None]
+
+
 def events_of_update(update: Update) -> list[NewEvent]:
     """The touch events of one update (empty for updates without a human user)."""
+    found = _event_of_update(update)
+    if found is None:
+        return []
+    user_id, name, props, message = found
+    conversation = NewMessage(*message) if message is not None else None
+    return [NewEvent(user_id, name, props, source=_BOT, message=conversation)]
+
+
+def event_rows_of_update(update: Update) -> list[list[Any]]:
+    """The same events as :func:`events_of_update`, already as elements of the events batch
+    array (:func:`relove.events.record.incoming_event_row`): the touch builds them for every
+    update, so without the objects in between."""
+    found = _event_of_update(update)
+    if found is None:
+        return []
+    user_id, name, props, message = found
+    return [incoming_event_row(user_id, name, props, _BOT, message)]
+
+
+def _event_of_update(update: Update) -> _Found | None:
     if update.message is not None:
-        return _message_events(update.message)
+        return _message_event(update.message)
     if update.callback_query is not None:
-        return _button_events(update.callback_query)
+        return _button_event(update.callback_query)
     member = update.my_chat_member
     if member is not None and member.chat.type == "private" and not member.from_user.is_bot:
         status = member.new_chat_member.status
         if status == "kicked":
-            return [NewEvent(member.from_user.id, USER_BLOCKED, {}, source=_BOT)]
+            return member.from_user.id, USER_BLOCKED, {}, None
         if status == "member":
-            return [NewEvent(member.from_user.id, USER_UNBLOCKED, {}, source=_BOT)]
-    return []
+            return member.from_user.id, USER_UNBLOCKED, {}, None
+    return None
 
 
 def _clip(value: str | None, limit: int = PAYLOAD_MAX_CHARS) -> str | None:
@@ -68,13 +93,14 @@ def parse_command(text: str) -> tuple[str, str] | None:
     return command.lower(), payload.strip()
 
 
-def _message_events(message: Message) -> list[NewEvent]:
+def _message_event(message: Message) -> _Found | None:
     user = message.from_user
     if user is None or user.is_bot:
-        return []
+        return None
     private = message.chat.type == "private"
     text = message.text if message.text is not None else message.caption
-    kind = str(getattr(message.content_type, "value", message.content_type))
+    content_type = message.content_type  # a property that looks through the message's fields
+    kind = str(getattr(content_type, "value", content_type))
     command = parse_command(message.text) if message.text else None
     props: dict[str, Any]
     if command is not None:
@@ -87,8 +113,7 @@ def _message_events(message: Message) -> list[NewEvent]:
         props = {"message_id": message.message_id, "type": kind}
     if not private:
         props["chat"] = str(message.chat.type)
-    conversation = NewMessage(kind, text, message.message_id) if private else None
-    return [NewEvent(user.id, name, props, source=_BOT, message=conversation)]
+    return user.id, name, props, (kind, text, message.message_id) if private else None
 
 
 def _button_label(query: CallbackQuery) -> str | None:
@@ -101,9 +126,9 @@ def _button_label(query: CallbackQuery) -> str | None:
     return None
 
 
-def _button_events(query: CallbackQuery) -> list[NewEvent]:
+def _button_event(query: CallbackQuery) -> _Found | None:
     if query.from_user.is_bot:
-        return []
+        return None
     label = _button_label(query)
     props: dict[str, Any] = {"data": _clip(query.data)}
     if label is not None:
@@ -114,5 +139,5 @@ def _button_events(query: CallbackQuery) -> list[NewEvent]:
         props["message_id"] = message_id
     chat = getattr(message, "chat", None)
     private = chat is not None and chat.type == "private"
-    conversation = NewMessage("button", label or query.data, None) if private else None
-    return [NewEvent(query.from_user.id, BUTTON_PRESSED, props, source=_BOT, message=conversation)]
+    conversation = ("button", label or query.data, None) if private else None
+    return query.from_user.id, BUTTON_PRESSED, props, conversation

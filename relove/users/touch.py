@@ -8,7 +8,10 @@ a batch costs one round trip and almost no per-row work in Python. The same flus
 touches' events (``message.received``, ``command.used``, ``button.pressed``, ``user.blocked`` /
 ``user.unblocked``, and ``user.created`` for rows the upsert inserted) and the conversation's
 incoming messages: in the same statement on PostgreSQL (data-modifying CTEs), in the same
-transaction on SQLite.
+transaction on SQLite. On PostgreSQL that statement runs on the pooled connection's asyncpg
+connection itself (one ``fetch`` per batch, no SQLAlchemy execution and result objects); the
+bot builds each update's event rows directly (:func:`relove.events.updates.event_rows_of_update`)
+and the batch documents are encoded once, with orjson.
 
 A touch may also *stamp* rows of another room (:class:`Stamp`, the webhook inbox's
 ``touched_at``): the same statement (PostgreSQL) or transaction (SQLite) sets them, so the
@@ -33,12 +36,15 @@ import asyncio
 import json
 import logging
 import random
+import re
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import asyncpg
+import orjson
 from sqlalchemy import TextClause, bindparam, text
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -49,6 +55,7 @@ from relove.db.types import UTCDateTime, utcnow
 from relove.errors import DatabaseUnavailable
 from relove.events import NewEvent, batch_insert
 from relove.events.catalog import USER_CREATED, EventSource
+from relove.events.record import encode_rows
 
 log = logging.getLogger(__name__)
 
@@ -78,12 +85,14 @@ class Touch:
     """What one update says about its user, and the events it records.
 
     ``last_message`` and ``is_active`` are ``None`` when the update says nothing about them
-    (the stored value is kept). ``stamps``: keys of rows the writer's :class:`Stamp` marks in
-    the same commit (e.g. the inbox update the touch comes from)."""
+    (the stored value is kept). ``events`` as objects, or ``event_rows`` already as elements of
+    the events batch array (:func:`relove.events.updates.event_rows_of_update`, what the bot
+    builds per update). ``stamps``: keys of rows the writer's :class:`Stamp` marks in the same
+    commit (e.g. the inbox update the touch comes from)."""
 
     __slots__ = (
         "user_id", "username", "first_name", "last_name", "last_message", "is_active", "events",
-        "stamps",
+        "stamps", "event_rows",
     )  # fmt: skip
 
     def __init__(
@@ -96,6 +105,7 @@ class Touch:
         is_active: bool | None = None,
         events: Sequence[NewEvent] = (),
         stamps: tuple[int, ...] = (),
+        event_rows: Sequence[list[Any]] = (),
     ) -> None:
         self.user_id = user_id
         self.username = username
@@ -105,6 +115,7 @@ class Touch:
         self.is_active = is_active
         self.events = events
         self.stamps = stamps
+        self.event_rows = event_rows
 
     def merged_with(self, later: Touch) -> Touch:
         """A touch saying what this one and a later one of the same user say together."""
@@ -117,12 +128,13 @@ class Touch:
             self.is_active if later.is_active is None else later.is_active,
             (*self.events, *later.events) if self.events else later.events,
             (*self.stamps, *later.stamps) if self.stamps else later.stamps,
+            (*self.event_rows, *later.event_rows) if self.event_rows else later.event_rows,
         )
 
     def __repr__(self) -> str:
         return (
             f"Touch(user_id={self.user_id!r}, last_message={self.last_message!r}, "
-            f"is_active={self.is_active!r}, events={len(self.events)})"
+            f"is_active={self.is_active!r}, events={len(self.events) + len(self.event_rows)})"
         )
 
 
@@ -236,6 +248,40 @@ def build_sqlite_statements() -> tuple[TextClause, TextClause]:
     )
 
 
+class _Positional:
+    """A PostgreSQL statement run on the asyncpg connection itself: one batch is one
+    ``fetch`` (no SQLAlchemy execution context, cursor adapter and result rows per batch).
+    Errors of the data (a constraint, a bad value) are raised as SQLAlchemy's
+    :class:`~sqlalchemy.exc.IntegrityError` / :class:`~sqlalchemy.exc.DataError`, as the
+    SQLAlchemy path raises them; the rest (an unreachable server) as the driver raised them —
+    :func:`relove.db.health.classify` knows both."""
+
+    __slots__ = ("sql", "names")
+
+    def __init__(self, statement: TextClause) -> None:
+        names: list[str] = []
+
+        def number(match: re.Match[str]) -> str:
+            if match.group(1) not in names:
+                names.append(match.group(1))
+            return f"${names.index(match.group(1)) + 1}"
+
+        self.sql = _PARAMETER.sub(number, statement.text)
+        self.names = tuple(names)
+
+    async def fetch(self, driver: Any, params: dict[str, Any]) -> list[Any]:
+        try:
+            return await driver.fetch(self.sql, *[params[name] for name in self.names])
+        except asyncpg.IntegrityConstraintViolationError as e:
+            raise IntegrityError(self.sql, None, e) from e
+        except asyncpg.DataError as e:
+            raise DataError(self.sql, None, e) from e
+
+
+#: ``:name`` parameters of a text statement (not ``::type`` casts).
+_PARAMETER = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
+
+
 def _sqlite_time(value: str | None) -> datetime | None:
     return None if value is None else datetime.fromisoformat(value).replace(tzinfo=UTC)
 
@@ -259,7 +305,13 @@ def _snapshot(row: Sequence[Any], sqlite: bool) -> UserSnapshot:
 
 
 def _dump(rows: list[list[Any]]) -> str:
-    return json.dumps(rows, ensure_ascii=False, separators=(",", ":"))
+    """Rows the product built (ids, names, texts, flags — no floats, so orjson's NaN rule never
+    applies) as JSON text; what orjson refuses (an integer past 64 bits, a lone surrogate) goes
+    through the standard encoder, so each row means what it did."""
+    try:
+        return orjson.dumps(rows).decode()
+    except TypeError:  # orjson.JSONEncodeError
+        return json.dumps(rows, ensure_ascii=False, separators=(",", ":"))
 
 
 # -- the writer --------------------------------------------------------------------------------
@@ -285,13 +337,14 @@ class _Lane:
     connection held while the lane has work (no pool checkout, nor its liveness ping, per
     batch). A connection that failed is dropped; the retry takes a fresh one."""
 
-    __slots__ = ("queue", "queued", "flusher", "conn")
+    __slots__ = ("queue", "queued", "flusher", "conn", "driver")
 
     def __init__(self) -> None:
         self.queue: list[_Request] = []
         self.queued = 0  # touches in the queue
         self.flusher: asyncio.Task[None] | None = None
         self.conn: AsyncConnection | None = None
+        self.driver: Any = None  # PostgreSQL: conn's asyncpg connection
 
 
 class TouchWriter:
@@ -341,9 +394,9 @@ class TouchWriter:
                     table=stamp.table, key=stamp.key, column=stamp.column,
                 )).bindparams(bindparam("now", type_=UTCDateTime()))
         else:
-            self._pg = build_pg_statement(events=events)
+            self._pg = _Positional(build_pg_statement(events=events))
             if stamp is not None:  # only for batches with stamps: polling pays nothing
-                self._pg_stamped = build_pg_statement(events=events, stamp=stamp)
+                self._pg_stamped = _Positional(build_pg_statement(events=events, stamp=stamp))
 
     async def touch(self, touch: Touch, *, deadline: float | None = None) -> UserSnapshot:
         """Create or refresh the user; returns the fresh row as a read-only snapshot."""
@@ -421,13 +474,24 @@ class TouchWriter:
             lane.conn = await self._engine.connect()
         return lane.conn
 
+    async def _driver_connection(self, lane: _Lane) -> Any:
+        """The asyncpg connection under the lane's pooled one (PostgreSQL)."""
+        if lane.driver is None:
+            conn = await self._connection(lane)
+            lane.driver = (await conn.get_raw_connection()).driver_connection
+        return lane.driver
+
     async def _release(self, lane: _Lane, *, failed: bool = False) -> None:
         """Give the lane's connection back to the pool (``failed``: after an error — rolled
         back by the pool; a broken one is discarded by it)."""
-        conn, lane.conn = lane.conn, None
+        conn, lane.conn, lane.driver = lane.conn, None, None
         if conn is None:
             return
         try:
+            if failed and self._dialect != "sqlite":
+                # Its statements ran on the driver's connection, past SQLAlchemy's disconnect
+                # handling: the pool cannot tell a broken one, so it is not given back.
+                await conn.invalidate()
             await conn.close()
         except Exception as e:  # noqa: BLE001 - a broken connection: the pool drops it
             if not failed:
@@ -551,9 +615,9 @@ class TouchWriter:
         if stamps:
             statement = self._pg_stamped
             params["stamps"] = json.dumps(stamps)
-        conn = await self._connection(lane)
-        result = await conn.execute(statement, params)
-        return {row[0]: _snapshot(row, False) for row in result}
+        driver = await self._driver_connection(lane)
+        rows = await statement.fetch(driver, params)
+        return {row[0]: _snapshot(row, False) for row in rows}
 
     async def _execute_sqlite(
         self, lane: _Lane, touches: list[Touch], plain: list[list[Any]], active: list[list[Any]],
@@ -588,11 +652,17 @@ class TouchWriter:
         self, touches: Iterable[Touch], created: Iterable[int], now: datetime
     ) -> str:
         before = now - _MICROSECOND  # as on PostgreSQL: sorts before the update's own events
-        events = [NewEvent(uid, USER_CREATED, {}, at=before) for uid in created]
-        for touch in touches:
-            events.extend(touch.events)
         # Built by the product from bounded values (relove.events.updates): no checks needed.
-        return self._events.encode(events, source=EventSource.bot, check=False)
+        rows = self._events.rows([NewEvent(uid, USER_CREATED, {}, at=before) for uid in created],
+                                 source=EventSource.bot, check=False)  # fmt: skip
+        objects = False  # events given as objects may carry any props: the standard encoder
+        for touch in touches:
+            if touch.events:
+                objects = True
+                rows += self._events.rows(touch.events, source=EventSource.bot, check=False)
+            if touch.event_rows:
+                rows += touch.event_rows
+        return encode_rows(rows) if objects else _dump(rows)
 
 
 def _merge(

@@ -22,9 +22,10 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from relove.bot.ingest import Ingest
+from relove.bot.ingest import _PROCESSED, Ingest
 from relove.db.models import User, UserSnapshot
 from relove.events import Event
+from relove.ops import metrics
 from relove.users import service
 from relove.users.touch import TouchWriter
 from tests.bot.conftest import BotHarness
@@ -78,11 +79,15 @@ async def test_pages_are_touched_and_each_users_updates_run_in_order(
         sent[person["id"]].append(f"m{n}")
     ingest = _ingest(harness)
     updates = _parse(harness, raw)
+    handled, pending = _PROCESSED["handled"]._value.get(), metrics.UPDATES_PENDING._value.get()
     for i in range(0, len(updates), 40):
         await ingest.put_page(updates[i : i + 40])
     assert await ingest.drain(60)
     assert seen == sent
     assert ingest.stats.handled == 360 and ingest.stats.failed == 0
+    # the metrics are current as soon as the pipeline is drained
+    assert _PROCESSED["handled"]._value.get() - handled == 360
+    assert metrics.UPDATES_PENDING._value.get() == pending
     async with session_factory() as session:
         users = {u.id: u for u in (await session.scalars(select(User))).all()}
         events = await session.scalar(
@@ -238,3 +243,27 @@ async def test_a_bug_in_a_handler_is_not_retried(harness: BotHarness) -> None:
 
 async def _sent(harness: BotHarness, prefix: str) -> bool:
     return any(text.startswith(prefix) for text in harness.telegram.sent_texts())
+
+
+async def test_outer_middlewares_run_for_every_update_also_ones_added_later(
+    harness: BotHarness,
+) -> None:
+    """The pipeline chains the dispatcher's outer middlewares once; one registered while it
+    runs still sees the updates after it, with the touched user and the dispatcher's data."""
+    seen: list[tuple[int, int, bool]] = []
+
+    async def outer(handler: Any, event: Any, data: dict[str, Any]) -> Any:
+        seen.append((event.update_id, data["user"].id, data["dispatcher"] is harness.dp))
+        return await handler(event, data)
+
+    ingest = _ingest(harness)
+    first = _parse(harness, [message_update(tg_user(32_500), "a")])
+    await ingest.put_page(first)
+    assert await ingest.drain(30)
+    harness.dp.update.outer_middleware(outer)
+    second = _parse(harness, [message_update(tg_user(32_501), "b")])
+    await ingest.put_page(second)
+    assert await ingest.drain(30)
+    assert seen == [(second[0].update_id, 32_501, True)]
+    assert ingest.stats.handled == 2
+    await ingest.close()

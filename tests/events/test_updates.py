@@ -6,7 +6,8 @@ from typing import Any
 
 from aiogram.types import Update
 
-from relove.events.updates import events_of_update, parse_command
+from relove.events import batch_insert
+from relove.events.updates import event_rows_of_update, events_of_update, parse_command
 from tests.bot.fake_telegram import callback_update, member_update, message_update, tg_user
 
 ANNA = tg_user(5, "Анна")
@@ -78,3 +79,21 @@ def test_updates_without_a_human_have_no_events():
     bot_msg = message_update(tg_user(9, "Bot", is_bot=True), "hi")
     assert events_of_update(Update.model_validate(bot_msg)) == []
     assert events_of_update(Update.model_validate({"update_id": 1})) == []
+
+
+def test_event_rows_encode_exactly_the_events():
+    """The touch's rows (built without objects) are what the events encode to."""
+    group = message_update(ANNA, "hi all")
+    group["message"]["chat"] = {"id": -100, "type": "supergroup", "title": "g"}
+    button = callback_update(ANNA, "sc:city:1")
+    raws = [message_update(ANNA, "привет"), message_update(ANNA, "/start " + "x" * 2000),
+            message_update(ANNA, "y" * 5000), group, button, callback_update(ANNA, "nolabel"),
+            member_update(ANNA, "kicked"), member_update(ANNA, "member"),
+            message_update(tg_user(9, "Bot", is_bot=True), "hi"), {"update_id": 1}]  # fmt: skip
+    for dialect in ("postgresql", "sqlite"):
+        insert = batch_insert(dialect)
+        for raw in raws:
+            update = Update.model_validate(raw)
+            assert event_rows_of_update(update) == insert.rows(
+                events_of_update(update), source="bot", check=False
+            )

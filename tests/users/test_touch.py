@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from relove.db.models import CONTEXT_MAX_BYTES, User
@@ -31,7 +32,7 @@ async def test_a_failed_batch_drops_its_connection_and_the_rest_is_written(
         [Touch(1, "a", "A", None, "fine"), Touch(2, "b", "B", None, too_long),
          Touch(3, "c", "C", None, "fine too")]
     )  # fmt: skip
-    assert isinstance(results[1], Exception)
+    assert isinstance(results[1], IntegrityError)  # the same error on both paths
     assert [r.id for r in (results[0], results[2])] == [1, 3]  # type: ignore[union-attr]
     await writer.close()
     assert db.pool.checkedout() == 0  # type: ignore[attr-defined]

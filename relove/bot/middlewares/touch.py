@@ -14,7 +14,7 @@ from aiogram import BaseMiddleware
 from aiogram.types import TelegramObject, Update
 from aiogram.types import User as TgUser
 
-from relove.events.updates import events_of_update
+from relove.events.updates import event_rows_of_update
 from relove.users.touch import Touch, TouchWriter
 
 Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
@@ -53,7 +53,7 @@ def touch_from_update(
         from_user.last_name,
         last_message,
         is_active,
-        events_of_update(update) if events else (),
+        event_rows=event_rows_of_update(update) if events else (),
     )
 
 
