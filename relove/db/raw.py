@@ -20,6 +20,9 @@ from sqlalchemy.util import greenlet_spawn
 
 from relove.db.engine import ping_skipped
 
+#: compiled statements kept per engine (oldest dropped first)
+_MAX_COMPILED = 512
+
 
 class RawStatements:
     """Runs compiled statements on ``engine``'s pool (see the module's docstring)."""
@@ -37,6 +40,10 @@ class RawStatements:
         compiled = cast(SQLCompiler, stmt.compile(dialect=self.engine.dialect))
         procs = compiled._bind_processors
         names = tuple((name, procs.get(name)) for name in compiled.positiontup or ())
+        if len(self._compiled) >= _MAX_COMPILED:
+            # bounded: the entry keeps its statement alive, and callers' caches (e.g. one
+            # statement per `fields=` list) may build new ones without end
+            del self._compiled[next(iter(self._compiled))]
         self._compiled[id(stmt)] = (stmt, str(compiled), names)
         return str(compiled), names
 

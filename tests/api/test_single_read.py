@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from sqlalchemy import text
+from sqlalchemy import literal_column, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from relove.api.app import create_app
@@ -16,6 +16,7 @@ from relove.api.ratelimit import MemoryRateLimiter
 from relove.api.server import api_engine
 from relove.config import Settings
 from relove.db.engine import create_session_factory
+from relove.db.raw import _MAX_COMPILED, RawStatements
 from tests.api.conftest import TokenFactory, add_users, bearer
 
 
@@ -55,3 +56,14 @@ async def test_get_user_survives_dropped_connections(
         missing = await client.get("/api/v1/users/6", headers=headers)
         assert missing.status_code == 404
         assert missing.headers["content-type"].startswith("application/problem+json")
+
+
+async def test_raw_statements_keep_a_bounded_cache(server_engine: AsyncEngine) -> None:
+    """Every `fields=` list is a statement of its own: the compiled ones kept stay bounded."""
+    if server_engine.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL only (the raw path is asyncpg's)")
+    raw = RawStatements(server_engine)
+    for n in range(_MAX_COMPILED + 50):
+        row = await raw.fetchrow(select(literal_column(str(n)).label("n")), {}, read=True)
+        assert row["n"] == n
+    assert len(raw._compiled) <= _MAX_COMPILED
