@@ -406,3 +406,23 @@ async def test_eval_reports_accuracy_per_field(fake_openai: FakeOpenAI, tmp_path
     )
     assert code == 1 and "no AI mode 'nope' (known: diagnostic, natasha)" in err
     assert "Traceback" not in err
+
+
+def test_numbers_past_64_bits_in_a_result_are_refused_not_a_crash():
+    # a model's answer is data: 10**400 once raised OverflowError out of the check (isfinite),
+    # and a 5,000-digit number ValueError out of the JSON parser
+    from relove.conversation.ai_sessions.modes import AIMode
+    from relove.conversation.ai_sessions.result import ResultInvalid, validate_result
+
+    mode = AIMode.model_validate({"id": "m", "goal": "g", "result": {
+        "score": {"type": "number"}, "count": {"type": "integer", "required": False}}})
+    assert validate_result(mode, '{"score": 2.5, "count": 3}', [])[0] == {"score": 2.5, "count": 3}
+    for answer, reason in (
+        (f'{{"score": {10**400}}}', "score: is outside the signed 64-bit range"),
+        (f'{{"score": 1, "count": {2**63}}}', "count: is outside the signed 64-bit range"),
+        ('{"score": 1e400}', "score: expected a number"),
+        (f'{{"score": {"9" * 5000}}}', "the answer is not valid JSON"),
+    ):
+        with pytest.raises(ResultInvalid) as e:
+            validate_result(mode, answer, [])
+        assert str(e.value).startswith(reason), str(e.value)

@@ -14,6 +14,7 @@ from typing import Any
 
 from relove.conversation.ai_sessions.modes import RECOMMENDATIONS, AIMode, FieldSpec
 from relove.errors import ReloveError
+from relove.users.paths import int64_problem
 
 REASON_MAX = 300
 
@@ -73,6 +74,8 @@ def parse_json(text: str) -> Any:
         return json.loads(body)
     except json.JSONDecodeError as e:
         raise ResultInvalid(f"the answer is not valid JSON ({e.msg} at position {e.pos})") from None
+    except ValueError as e:  # e.g. an integer past Python's 4,300-digit conversion limit
+        raise ResultInvalid(f"the answer is not valid JSON ({e})") from None
 
 
 def _check(name: str, spec: FieldSpec, value: Any) -> Any:
@@ -88,13 +91,16 @@ def _check(name: str, spec: FieldSpec, value: Any) -> Any:
     elif kind == "integer":
         if isinstance(value, bool) or not isinstance(value, int):
             raise ResultInvalid(f"{name}: expected an integer")
+        _check_int(name, value)
     elif kind == "number":
         if (
             isinstance(value, bool)
             or not isinstance(value, int | float)
-            or not math.isfinite(value)
+            or (isinstance(value, float) and not math.isfinite(value))
         ):
             raise ResultInvalid(f"{name}: expected a number")
+        if isinstance(value, int):
+            _check_int(name, value)
     elif kind == "boolean":
         if not isinstance(value, bool):
             raise ResultInvalid(f"{name}: expected true or false")
@@ -117,6 +123,14 @@ def _check(name: str, spec: FieldSpec, value: Any) -> Any:
         raise ResultInvalid(f"{name}: {json.dumps(value, ensure_ascii=False)[:80]} is not one "
                             f"of the allowed values ({allowed})")  # fmt: skip
     return value
+
+
+def _check_int(name: str, value: int) -> None:
+    """A whole number both databases hold (math.isfinite of one past 1e308 raised
+    OverflowError: a model's answer could crash the session)."""
+    problem = int64_problem(value)
+    if problem:
+        raise ResultInvalid(f"{name}: {problem}")
 
 
 def _recommendations(mode: AIMode, value: Any, catalog_ids: list[str]) -> list[dict[str, str]]:
