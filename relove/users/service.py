@@ -321,9 +321,11 @@ async def increment(
     """Add ``delta`` to a number (a missing key counts as 0). Returns the new number."""
     doc = check_document(doc)
     who = origin(source, actor)
-    if isinstance(delta, bool) or not isinstance(delta, int | float) or not math.isfinite(delta):
+    if isinstance(delta, bool) or not isinstance(delta, int | float) or (
+        isinstance(delta, float) and not math.isfinite(delta)
+    ):
         raise InvalidInput(f"increment needs a finite number, got {delta!r}")
-    check_value(delta)
+    check_value(delta)  # an int past 64 bits (isfinite would raise OverflowError past 1e308)
     parsed = parse_path(path)
     sql, p = _SQL(_dialect(executor)), _Params()
     ps = sql.path(p, parsed)

@@ -149,6 +149,9 @@ async def test_patch_refuses_ambiguous_unknown_and_empty_bodies(
         {},
         {"markers": {"$set": {"": 1}}},
         {"markers": {"$inc": {"n": True}}},
+        {"markers": {"$inc": {"n": 2**63}}},  # past what both databases hold
+        {"markers": {"$inc": {"n": 10**400}}},  # past a float: once an OverflowError (500)
+        {"markers": {"$inc": {"n": 10**400}, "$set": {"a": 1}}},
     ):
         r = await client.patch("/api/v1/users/1", json=body, headers=admin_headers)
         assert r.status_code == 422, body
@@ -169,12 +172,13 @@ async def test_batch_reports_each_item(client, session_factory, admin_headers) -
         {"id": 99, "markers": {"$set": {"plan": "pro"}}},
         {"id": 3, "markers": {"$set": {"a": 1}, "$unset": ["a"]}},
         {"id": 3, "markers": {"$inc": {"visits": 1}}},
+        {"id": 1, "markers": {"$inc": {"visits": 10**400}}},  # too big a number: refused
     ]
     r = await client.post("/api/v1/users:batch", json={"items": items}, headers=admin_headers)
     assert r.status_code == 200, r.text
     body = r.json()
-    assert body["succeeded"] == 2 and body["failed"] == 3
-    assert [x["status"] for x in body["results"]] == [200, 422, 404, 422, 200]
+    assert body["succeeded"] == 2 and body["failed"] == 4
+    assert [x["status"] for x in body["results"]] == [200, 422, 404, 422, 200, 422]
     assert body["results"][2]["error"]["code"] == "not_found"
     docs = {}
     for uid in (1, 2, 3):

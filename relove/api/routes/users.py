@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 
 from relove.api.deps import SessionDep, reader, writer
 from relove.api.problems import problem_dict
+from relove.api.responses import FastJSONResponse
 from relove.api.routing import ApiRoute, single_read
 from relove.api.schemas import (
     BatchResult,
@@ -93,29 +94,21 @@ async def get_user(
     return JSONResponse(await fetch_user(session, user_id, parse_fields(fields)))
 
 
-NO_OPS = patch.DocumentOps()  # frozen: one shared empty value
-
-
 def _ops(doc: DocumentOps | None) -> patch.DocumentOps:
     if doc is None:
-        return NO_OPS
+        return patch.NO_OPS
     return patch.DocumentOps(
-        set=doc.set or {},
-        set_once=doc.set_once or {},
-        unset=doc.unset or (),
-        inc=doc.inc or {},
-        add=doc.add or {},
-        remove=doc.remove or {},
+        doc.set or patch.NO_OPS.set,
+        doc.set_once or patch.NO_OPS.set_once,
+        doc.unset or (),
+        doc.inc or patch.NO_OPS.inc,
+        doc.add or patch.NO_OPS.add,
+        doc.remove or patch.NO_OPS.remove,
     )
 
 
 def change_of(body: UserPatch) -> patch.UserChange:
-    return patch.UserChange(
-        markers=_ops(body.markers),
-        context=_ops(body.context),
-        gender=body.gender,
-        is_active=body.is_active,
-    )
+    return patch.UserChange(_ops(body.markers), _ops(body.context), body.gender, body.is_active)
 
 
 @router.patch(
@@ -163,7 +156,9 @@ async def batch_users(
             entry["status"] = entry["error"]["status"]
         out.append(entry)
     failed = sum(1 for r in results if r.error is not None)
-    return JSONResponse({"succeeded": len(results) - failed, "failed": failed, "results": out})
+    return FastJSONResponse(
+        {"succeeded": len(results) - failed, "failed": failed, "results": out}
+    )
 
 
 @router.delete(
