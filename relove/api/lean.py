@@ -33,10 +33,11 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl
 
+import orjson
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.responses import Response
@@ -44,8 +45,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from relove.api.deps import ApiContext, check_token
 from relove.api.problems import problem_for
-from relove.api.routes.users import USER_COLUMNS, change_of
-from relove.api.schemas import INT64_MAX, UserPatch
+from relove.api.routes.users import USER_COLUMNS, apply_user_batch, change_of
+from relove.api.schemas import INT64_MAX, UserBatch, UserPatch
 from relove.db.engine import ping_skipped
 from relove.db.raw import RawStatements, is_integrity_error
 from relove.errors import NotFound, ReloveError
@@ -65,6 +66,7 @@ _USER_PATH = re.compile(r"/users/([1-9][0-9]{0,18})")
 _FIELDS_MAX = 500  # the routes' ``fields`` query's max_length
 _READ_SCOPES = ("users:read",)
 _WRITE_SCOPES = ("users:write",)
+T = TypeVar("T")
 
 
 class LeanUserRoutes:
@@ -74,6 +76,7 @@ class LeanUserRoutes:
         self.app = app
         self.ctx = ctx
         self.prefix = prefix
+        self.batch_path = f"{prefix}/users:batch"
         #: PostgreSQL: the statements on pooled asyncpg connections, no session
         self.raw = RawStatements(ctx.engine) if ctx.engine.dialect.name == "postgresql" else None
 
@@ -90,7 +93,16 @@ class LeanUserRoutes:
             elif method == "PATCH" and not scope["query_string"]:
                 await self._patch(scope, receive, send, user_id)
                 return
+        elif self._is_batch(scope):
+            await self._batch(scope, receive, send)
+            return
         await self.app(scope, receive, send)
+
+    def _is_batch(self, scope: Scope) -> bool:
+        return (
+            scope["type"] == "http" and not scope.get("root_path") and scope["method"] == "POST"
+            and not scope["query_string"] and scope["path"] == self.batch_path
+        )  # fmt: skip
 
     def _user_id(self, scope: Scope) -> int | None:
         if scope["type"] != "http" or scope.get("root_path"):
@@ -125,6 +137,17 @@ class LeanUserRoutes:
 
     # -- PATCH /users/{id} ---------------------------------------------------------------------
     async def _patch(self, scope: Scope, receive: Receive, send: Send, user_id: int) -> None:
+        got = await self._body(scope, receive, send, _valid_patch)
+        if got is not None:
+            headers, body, replay = got
+            response = await self._apply_patch(headers, user_id, body)
+            await response(scope, replay, send)
+
+    async def _body(
+        self, scope: Scope, receive: Receive, send: Send, validate: Callable[[bytes], T | None]
+    ) -> tuple[dict[bytes, bytes], T, Receive] | None:
+        """The headers, the validated body and the ``receive`` to answer with; None when the
+        request was handed to FastAPI (and answered there)."""
         headers = _headers(scope)
         if (
             b"idempotency-key" in headers
@@ -134,15 +157,41 @@ class LeanUserRoutes:
             or b"content-length" not in headers
         ):
             await self.app(scope, receive, send)
-            return
+            return None
         body, more = await _read_body(receive)
         replay = _replaying(body, more, receive)
-        valid = None if more else _valid_patch(body)
+        valid = None if more else validate(body)
         if valid is None:
             await self.app(scope, replay, send)
-            return
-        response = await self._apply_patch(headers, user_id, valid)
-        await response(scope, replay, send)
+            return None
+        return headers, valid, replay
+
+    # -- POST /users:batch ---------------------------------------------------------------------
+    async def _batch(self, scope: Scope, receive: Receive, send: Send) -> None:
+        got = await self._body(scope, receive, send, _valid_batch)
+        if got is not None:
+            headers, body, replay = got
+            response = await self._apply_batch(headers, body)
+            await response(scope, replay, send)
+
+    async def _apply_batch(self, headers: dict[bytes, bytes], body: UserBatch) -> Response:
+        try:
+            principal = await check_token(
+                self.ctx, _bearer_value(headers.get(b"authorization")), _WRITE_SCOPES
+            )
+        except ReloveError as e:
+            return problem_for(e)
+        async with self.ctx.sessions() as session:
+            try:
+                response = await apply_user_batch(session, body, principal.actor)
+            except ReloveError as e:
+                await session.rollback()
+                return problem_for(e)
+            except BaseException:
+                await session.rollback()
+                raise
+            await session.commit()
+            return response
 
     async def _apply_patch(
         self, headers: dict[bytes, bytes], user_id: int, body: UserPatch
@@ -156,8 +205,12 @@ class LeanUserRoutes:
         change = change_of(body)
         try:
             patch.check_change(change)
-            plan = None if self.raw is None else patch.returning_plan(
-                user_id, change, USER_COLUMNS, source=EventSource.api, actor=principal.actor
+            plan = (
+                None
+                if self.raw is None
+                else patch.returning_plan(
+                    user_id, change, USER_COLUMNS, source=EventSource.api, actor=principal.actor
+                )
             )
             if plan is not None:  # the common PATCH: one statement, its own transaction
                 return JSONResponse(user_row(await self._returning(plan, user_id, change),
@@ -261,6 +314,18 @@ def _replaying(body: bytes, more: bool, receive: Receive) -> Receive:
         return await receive()
 
     return replay
+
+
+def _valid_batch(body: bytes) -> UserBatch | None:
+    """As :func:`_valid_patch`, parsed by orjson (~3× json.loads on a 1,000-item body): where
+    it parses a body at all it reads what json.loads reads; what it refuses and json.loads
+    might take (a UTF-16 body, an integer past 64 bits, a lone surrogate) goes to FastAPI."""
+    if not body:
+        return None
+    try:
+        return UserBatch.model_validate(orjson.loads(body), from_attributes=True)
+    except (ValueError, ValidationError):  # orjson.JSONDecodeError is a ValueError
+        return None
 
 
 def _valid_patch(body: bytes) -> UserPatch | None:

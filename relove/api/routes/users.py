@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
 from fastapi.responses import JSONResponse
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from relove.api.deps import SessionDep, reader, writer
 from relove.api.problems import problem_dict
@@ -146,8 +147,14 @@ async def batch_users(
     session: SessionDep,
     principal: Annotated[Principal, writer("users:write")],
 ) -> Response:
+    return await apply_user_batch(session, body, principal.actor)
+
+
+async def apply_user_batch(session: AsyncSession, body: UserBatch, actor: str) -> Response:
+    """The batch applied in the caller's session (the caller commits) and its answer; shared
+    with the lean path (relove.api.lean)."""
     items = [(item.id, change_of(item)) for item in body.items]
-    results = await patch.apply_batch(session, items, source=API, actor=principal.actor)
+    results = await patch.apply_batch(session, items, source=API, actor=actor)
     out: list[dict[str, Any]] = []
     for r in results:
         entry: dict[str, Any] = {"index": r.index, "id": r.user_id, "status": 200}
@@ -156,9 +163,7 @@ async def batch_users(
             entry["status"] = entry["error"]["status"]
         out.append(entry)
     failed = sum(1 for r in results if r.error is not None)
-    return FastJSONResponse(
-        {"succeeded": len(results) - failed, "failed": failed, "results": out}
-    )
+    return FastJSONResponse({"succeeded": len(results) - failed, "failed": failed, "results": out})
 
 
 @router.delete(
