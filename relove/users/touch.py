@@ -36,7 +36,6 @@ import asyncio
 import json
 import logging
 import random
-import re
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -45,12 +44,13 @@ from typing import Any
 
 import asyncpg
 import orjson
-from sqlalchemy import TextClause, bindparam, text
+from sqlalchemy import Dialect, TextClause, bindparam, text
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from relove.db.health import DatabaseHealth, Failure, classify, describe
 from relove.db.models import FrozenDocument, Gender, UserSnapshot
+from relove.db.raw import compile_positional, positional_args
 from relove.db.types import UTCDateTime, utcnow
 from relove.errors import DatabaseUnavailable
 from relove.events import NewEvent, batch_insert
@@ -257,36 +257,25 @@ def build_sqlite_statements() -> tuple[TextClause, TextClause]:
 
 class _Positional:
     """A PostgreSQL statement run on the asyncpg connection itself: one batch is one
-    ``fetch`` (no SQLAlchemy execution context, cursor adapter and result rows per batch).
+    ``fetch`` (no SQLAlchemy execution context, cursor adapter and result rows per batch),
+    compiled once as :class:`relove.db.raw.RawStatements` compiles its statements.
     Errors of the data (a constraint, a bad value) are raised as SQLAlchemy's
     :class:`~sqlalchemy.exc.IntegrityError` / :class:`~sqlalchemy.exc.DataError`, as the
     SQLAlchemy path raises them; the rest (an unreachable server) as the driver raised them —
     :func:`relove.db.health.classify` knows both."""
 
-    __slots__ = ("sql", "names")
+    __slots__ = ("sql", "parameters")
 
-    def __init__(self, statement: TextClause) -> None:
-        names: list[str] = []
-
-        def number(match: re.Match[str]) -> str:
-            if match.group(1) not in names:
-                names.append(match.group(1))
-            return f"${names.index(match.group(1)) + 1}"
-
-        self.sql = _PARAMETER.sub(number, statement.text)
-        self.names = tuple(names)
+    def __init__(self, statement: TextClause, dialect: Dialect) -> None:
+        self.sql, self.parameters = compile_positional(statement, dialect)
 
     async def fetch(self, driver: Any, params: dict[str, Any]) -> list[Any]:
         try:
-            return await driver.fetch(self.sql, *[params[name] for name in self.names])
+            return await driver.fetch(self.sql, *positional_args(self.parameters, params))
         except asyncpg.IntegrityConstraintViolationError as e:
             raise IntegrityError(self.sql, None, e) from e
         except asyncpg.DataError as e:
             raise DataError(self.sql, None, e) from e
-
-
-#: ``:name`` parameters of a text statement (not ``::type`` casts).
-_PARAMETER = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 
 
 def _sqlite_time(value: str | None) -> datetime | None:
@@ -423,9 +412,10 @@ class TouchWriter:
                     table=stamp.table, key=stamp.key, column=stamp.column,
                 )).bindparams(bindparam("now", type_=UTCDateTime()))
         else:
-            self._pg = _Positional(build_pg_statement(events=events))
+            self._pg = _Positional(build_pg_statement(events=events), engine.dialect)
             if stamp is not None:  # only for batches with stamps: polling pays nothing
-                self._pg_stamped = _Positional(build_pg_statement(events=events, stamp=stamp))
+                self._pg_stamped = _Positional(build_pg_statement(events=events, stamp=stamp),
+                                               engine.dialect)  # fmt: skip
 
     async def touch(self, touch: Touch, *, deadline: float | None = None) -> UserSnapshot:
         """Create or refresh the user; returns the fresh row as a read-only snapshot."""
