@@ -1,5 +1,6 @@
-"""The touch writer's connections: a lane holds one while it has batches to write, and gives it
-back when it runs out of work — also after a batch that failed."""
+"""The touch writer's connections: a lane holds one while it has batches to write (and briefly
+after, for the next page), and gives it back when it runs out of work or the writer closes —
+also after a batch that failed."""
 
 from __future__ import annotations
 
