@@ -10,9 +10,10 @@ as their text). One statement runs in autocommit: it is its own transaction, ato
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, cast
 
+from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -24,6 +25,25 @@ from relove.db.engine import ping_skipped
 _MAX_COMPILED = 512
 
 
+#: A compiled statement's parameters in order: each one's name and bind processor (None: the
+#: value goes to the driver as it is).
+Parameters = tuple[tuple[str, Callable[[Any], Any] | None], ...]
+
+
+def compile_positional(stmt: ClauseElement, dialect: Dialect) -> tuple[str, Parameters]:
+    """``stmt`` compiled for ``dialect`` (asyncpg: ``$1, $2 …``, a name used twice is one
+    parameter) and its parameters in that order, for :func:`positional_args`."""
+    compiled = cast(SQLCompiler, stmt.compile(dialect=dialect))
+    procs = cast(Mapping[str, Callable[[Any], Any]], compiled._bind_processors)
+    return str(compiled), tuple((name, procs.get(name)) for name in compiled.positiontup or ())
+
+
+def positional_args(parameters: Parameters, values: Mapping[str, Any]) -> list[Any]:
+    """The driver's arguments for a statement from :func:`compile_positional`: each named
+    value, through its bind processor."""
+    return [p(values[n]) if p is not None else values[n] for n, p in parameters]
+
+
 class RawStatements:
     """Runs compiled statements on ``engine``'s pool (see the module's docstring)."""
 
@@ -31,21 +51,19 @@ class RawStatements:
         if engine.dialect.name != "postgresql":
             raise ValueError("RawStatements needs PostgreSQL (asyncpg)")
         self.engine = engine
-        self._compiled: dict[int, tuple[ClauseElement, str, tuple[Any, ...]]] = {}
+        self._compiled: dict[int, tuple[ClauseElement, str, Parameters]] = {}
 
-    def _compile(self, stmt: ClauseElement) -> tuple[str, tuple[Any, ...]]:
+    def _compile(self, stmt: ClauseElement) -> tuple[str, Parameters]:
         hit = self._compiled.get(id(stmt))
         if hit is not None and hit[0] is stmt:
             return hit[1], hit[2]
-        compiled = cast(SQLCompiler, stmt.compile(dialect=self.engine.dialect))
-        procs = compiled._bind_processors
-        names = tuple((name, procs.get(name)) for name in compiled.positiontup or ())
+        sql, names = compile_positional(stmt, self.engine.dialect)
         if len(self._compiled) >= _MAX_COMPILED:
             # bounded: the entry keeps its statement alive, and callers' caches (e.g. one
             # statement per `fields=` list) may build new ones without end
             del self._compiled[next(iter(self._compiled))]
-        self._compiled[id(stmt)] = (stmt, str(compiled), names)
-        return str(compiled), names
+        self._compiled[id(stmt)] = (stmt, sql, names)
+        return sql, names
 
     async def fetchrow(
         self, stmt: ClauseElement, params: Mapping[str, Any], *, read: bool = False
@@ -58,7 +76,7 @@ class RawStatements:
         a connection the database dropped is met by the statement itself, which then runs
         once more on a fresh connection."""
         sql, names = self._compile(stmt)
-        args = [p(params[n]) if p is not None else params[n] for n, p in names]
+        args = positional_args(names, params)
         for attempt in (1, 2):
             if read:
                 with ping_skipped():

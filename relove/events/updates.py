@@ -98,10 +98,16 @@ def _message_event(message: Message) -> _Found | None:
     if user is None or user.is_bot:
         return None
     private = message.chat.type == "private"
-    text = message.text if message.text is not None else message.caption
-    content_type = message.content_type  # a property that looks through the message's fields
-    kind = str(getattr(content_type, "value", content_type))
-    command = parse_command(message.text) if message.text else None
+    text = message.text
+    if text:  # what content_type says first (it looks through the message's fields)
+        kind = "text"
+        command = parse_command(text) if text[0] == "/" else None
+    else:
+        if text is None:
+            text = message.caption
+        content_type = message.content_type
+        kind = str(getattr(content_type, "value", content_type))
+        command = None
     props: dict[str, Any]
     if command is not None:
         name = COMMAND_USED

@@ -49,8 +49,9 @@ def push_context(fields: dict[str, Any]) -> Token[dict[str, Any] | None]:
     """:func:`log_context` without the context manager (hot paths): add ``fields`` (``None``
     values are left out) until :func:`pop_context` with the token returned."""
     outer = _context.get()
-    added = {k: v for k, v in fields.items() if v is not None}
-    return _context.set({**outer, **added} if outer else added)
+    if None in fields.values():
+        fields = {k: v for k, v in fields.items() if v is not None}
+    return _context.set({**outer, **fields} if outer else dict(fields))
 
 
 def pop_context(token: Token[dict[str, Any] | None]) -> None:

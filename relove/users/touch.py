@@ -36,7 +36,6 @@ import asyncio
 import json
 import logging
 import random
-import re
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -45,12 +44,13 @@ from typing import Any
 
 import asyncpg
 import orjson
-from sqlalchemy import TextClause, bindparam, text
+from sqlalchemy import Dialect, TextClause, bindparam, text
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from relove.db.health import DatabaseHealth, Failure, classify, describe
 from relove.db.models import FrozenDocument, Gender, UserSnapshot
+from relove.db.raw import compile_positional, positional_args
 from relove.db.types import UTCDateTime, utcnow
 from relove.errors import DatabaseUnavailable
 from relove.events import NewEvent, batch_insert
@@ -63,6 +63,9 @@ _MICROSECOND = timedelta(microseconds=1)
 
 #: How long a touch is retried through a database outage when nobody says otherwise.
 DEFAULT_GRACE_S = 60.0
+#: How long a lane keeps its connection after its queue ran dry: polling's next page usually
+#: comes sooner, and a checkout costs the pool's liveness ping (round trips) every time.
+DEFAULT_LINGER_S = 0.05
 
 
 @dataclass(frozen=True)
@@ -157,6 +160,10 @@ _RETURNING = (
     "users.gender, CAST(users.context AS TEXT) AS context, CAST(users.markers AS TEXT) AS markers, "
     "users.created_at, users.updated_at, users.last_seen_at"
 )
+# PostgreSQL's statement returns the columns up to created_at: updated_at and last_seen_at of
+# every row it wrote are its :now (set so by both the insert and the update), known already.
+_PG_RETURNING = _RETURNING.rsplit(", users.updated_at", 1)[0]
+_PG_OUT = _COLUMNS.rsplit(", updated_at", 1)[0]
 
 _ON_CONFLICT = """
 ON CONFLICT (id) DO UPDATE SET
@@ -224,7 +231,7 @@ def build_pg_statement(*, events: bool, stamp: Stamp | None = None) -> TextClaus
     statement inserts the touches' events and messages and a ``user.created`` per inserted row;
     with ``stamp`` it also stamps the touches' rows (``:stamps``, a JSON array of keys).
     Parameters: ``:plain``, ``:active`` (batch documents), ``:now``, ``:events``, ``:stamps``."""
-    returning = f"RETURNING {_RETURNING}, (xmax = 0) AS created"
+    returning = f"RETURNING {_PG_RETURNING}, (xmax = 0) AS created"
     ctes = [
         f"up_plain AS ({_upsert('postgresql', sets_active=False)}{returning})",
         f"up_active AS ({_upsert('postgresql', sets_active=True)}{returning})",
@@ -234,7 +241,7 @@ def build_pg_statement(*, events: bool, stamp: Stamp | None = None) -> TextClaus
         ctes = [*ctes, created, batch_insert("postgresql").ctes]
     if stamp is not None:
         ctes.append(_PG_STAMP.format(table=stamp.table, key=stamp.key, column=stamp.column))
-    body = f"SELECT {_COLUMNS} FROM up_plain UNION ALL SELECT {_COLUMNS} FROM up_active"
+    body = f"SELECT {_PG_OUT} FROM up_plain UNION ALL SELECT {_PG_OUT} FROM up_active"
     return _bind_now("WITH " + ",\n".join(ctes) + "\n" + body)
 
 
@@ -250,36 +257,25 @@ def build_sqlite_statements() -> tuple[TextClause, TextClause]:
 
 class _Positional:
     """A PostgreSQL statement run on the asyncpg connection itself: one batch is one
-    ``fetch`` (no SQLAlchemy execution context, cursor adapter and result rows per batch).
+    ``fetch`` (no SQLAlchemy execution context, cursor adapter and result rows per batch),
+    compiled once as :class:`relove.db.raw.RawStatements` compiles its statements.
     Errors of the data (a constraint, a bad value) are raised as SQLAlchemy's
     :class:`~sqlalchemy.exc.IntegrityError` / :class:`~sqlalchemy.exc.DataError`, as the
     SQLAlchemy path raises them; the rest (an unreachable server) as the driver raised them —
     :func:`relove.db.health.classify` knows both."""
 
-    __slots__ = ("sql", "names")
+    __slots__ = ("sql", "parameters")
 
-    def __init__(self, statement: TextClause) -> None:
-        names: list[str] = []
-
-        def number(match: re.Match[str]) -> str:
-            if match.group(1) not in names:
-                names.append(match.group(1))
-            return f"${names.index(match.group(1)) + 1}"
-
-        self.sql = _PARAMETER.sub(number, statement.text)
-        self.names = tuple(names)
+    def __init__(self, statement: TextClause, dialect: Dialect) -> None:
+        self.sql, self.parameters = compile_positional(statement, dialect)
 
     async def fetch(self, driver: Any, params: dict[str, Any]) -> list[Any]:
         try:
-            return await driver.fetch(self.sql, *[params[name] for name in self.names])
+            return await driver.fetch(self.sql, *positional_args(self.parameters, params))
         except asyncpg.IntegrityConstraintViolationError as e:
             raise IntegrityError(self.sql, None, e) from e
         except asyncpg.DataError as e:
             raise DataError(self.sql, None, e) from e
-
-
-#: ``:name`` parameters of a text statement (not ``::type`` casts).
-_PARAMETER = re.compile(r"(?<![:\w]):([A-Za-z_]\w*)")
 
 
 def _sqlite_time(value: str | None) -> datetime | None:
@@ -289,19 +285,30 @@ def _sqlite_time(value: str | None) -> datetime | None:
 _GENDERS: dict[str, Gender] = {gender.value: gender for gender in Gender}
 
 
-def _snapshot(row: Sequence[Any], sqlite: bool) -> UserSnapshot:
-    """A snapshot from a raw driver row (the touch statement's RETURNING columns)."""
-    created, updated, seen = row[8], row[9], row[10]
-    if sqlite:
-        # One batch stamps every row with the same time: parse each distinct text once.
-        created = _sqlite_time(created)
-        updated = created if row[9] == row[8] else _sqlite_time(updated)
-        seen = updated if row[10] == row[9] else _sqlite_time(seen)
+def _snapshot(row: Sequence[Any]) -> UserSnapshot:
+    """A snapshot from a raw SQLite row (the touch statement's RETURNING columns)."""
+    # One batch stamps every row with the same time: parse each distinct text once.
+    created = _sqlite_time(row[8])
+    updated = created if row[9] == row[8] else _sqlite_time(row[9])
+    seen = updated if row[10] == row[9] else _sqlite_time(row[10])
     gender = row[5]
     return UserSnapshot(
         row[0], row[1], row[2], row[3], bool(row[4]), _GENDERS.get(gender) or Gender(gender),
         FrozenDocument(row[6]), FrozenDocument(row[7]), created, updated, seen,
     )  # fmt: skip
+
+
+def _pg_snapshots(rows: Sequence[Any], now: datetime) -> dict[int, UserSnapshot]:
+    """Snapshots from the PostgreSQL statement's rows (``updated_at`` and ``last_seen_at`` are
+    the batch's ``now``: see ``_PG_RETURNING``), by user id."""
+    make, genders = UserSnapshot._make, _GENDERS
+    return {
+        row[0]: make((
+            row[0], row[1], row[2], row[3], bool(row[4]), genders.get(row[5]) or Gender(row[5]),
+            FrozenDocument(row[6]), FrozenDocument(row[7]), row[8], now, now,
+        ))
+        for row in rows
+    }  # fmt: skip
 
 
 def _dump(rows: list[list[Any]]) -> str:
@@ -334,10 +341,11 @@ class _Request:
 
 class _Lane:
     """One queue and its flusher: the batches of a lane are written one after another, on one
-    connection held while the lane has work (no pool checkout, nor its liveness ping, per
-    batch). A connection that failed is dropped; the retry takes a fresh one."""
+    connection held while the lane has work and for ``linger`` seconds after (no pool
+    checkout, nor its liveness ping, per batch or per page). A connection that failed is
+    dropped; the retry takes a fresh one."""
 
-    __slots__ = ("queue", "queued", "flusher", "conn", "driver")
+    __slots__ = ("queue", "queued", "flusher", "conn", "driver", "waiter")
 
     def __init__(self) -> None:
         self.queue: list[_Request] = []
@@ -345,6 +353,12 @@ class _Lane:
         self.flusher: asyncio.Task[None] | None = None
         self.conn: AsyncConnection | None = None
         self.driver: Any = None  # PostgreSQL: conn's asyncpg connection
+        self.waiter: asyncio.Future[None] | None = None  # set while the flusher lingers
+
+
+def _wake(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 class TouchWriter:
@@ -353,7 +367,8 @@ class TouchWriter:
 
     ``stamp``: what the touches' ``stamps`` mark in the same commit. ``after_commit`` is
     called right after each batch committed (the crash tests' fault point,
-    ``RELOVE_FAULT_KILL_AT=touch``)."""
+    ``RELOVE_FAULT_KILL_AT=touch``). ``linger``: how long a lane that ran out of work keeps its
+    connection for the next page (:meth:`close` gives them back at once)."""
 
     def __init__(
         self,
@@ -367,6 +382,7 @@ class TouchWriter:
         clock: Callable[[], float] = time.monotonic,
         stamp: Stamp | None = None,
         after_commit: Callable[[], None] | None = None,
+        linger: float = DEFAULT_LINGER_S,
     ) -> None:
         dialect = self._dialect = engine.dialect.name
         # One statement per batch is atomic by itself: on PostgreSQL it runs in autocommit
@@ -383,6 +399,8 @@ class TouchWriter:
         self.grace = grace
         self._clock = clock
         self._max_batch = max_batch
+        self._linger = linger
+        self._closing = False
         self._lanes = [_Lane() for _ in range(lanes)]
         self._events = batch_insert(dialect)
         self.stamp = stamp
@@ -394,9 +412,10 @@ class TouchWriter:
                     table=stamp.table, key=stamp.key, column=stamp.column,
                 )).bindparams(bindparam("now", type_=UTCDateTime()))
         else:
-            self._pg = _Positional(build_pg_statement(events=events))
+            self._pg = _Positional(build_pg_statement(events=events), engine.dialect)
             if stamp is not None:  # only for batches with stamps: polling pays nothing
-                self._pg_stamped = _Positional(build_pg_statement(events=events, stamp=stamp))
+                self._pg_stamped = _Positional(build_pg_statement(events=events, stamp=stamp),
+                                               engine.dialect)  # fmt: skip
 
     async def touch(self, touch: Touch, *, deadline: float | None = None) -> UserSnapshot:
         """Create or refresh the user; returns the fresh row as a read-only snapshot."""
@@ -439,16 +458,25 @@ class TouchWriter:
         return results
 
     async def close(self) -> None:
-        """Wait until every queued touch is written (or given up)."""
-        for lane in self._lanes:
-            while lane.flusher is not None:
-                await asyncio.shield(lane.flusher)
+        """Wait until every queued touch is written (or given up) and the lanes' connections
+        are back in the pool."""
+        self._closing = True
+        try:
+            for lane in self._lanes:
+                while lane.flusher is not None:
+                    if lane.waiter is not None:
+                        _wake(lane.waiter)
+                    await asyncio.shield(lane.flusher)
+        finally:
+            self._closing = False
 
     def _enqueue(self, lane: _Lane, request: _Request) -> None:
         lane.queue.append(request)
         lane.queued += len(request.touches)
         if lane.flusher is None:
             lane.flusher = asyncio.create_task(self._drain(lane))
+        elif lane.waiter is not None:
+            _wake(lane.waiter)
 
     async def _drain(self, lane: _Lane) -> None:
         try:
@@ -463,11 +491,27 @@ class TouchWriter:
                         size += len(request.touches)
                     lane.queued -= size
                     await self._flush(lane, batch)
+                if lane.conn is not None and await self._lingered(lane):
+                    continue  # the next page came: on the same connection
                 await self._release(lane)  # touches queued meanwhile: once more round
         finally:
             if lane.conn is not None:  # stopped by an error or cancelled while writing
                 await self._release(lane, failed=True)
             lane.flusher = None
+
+    async def _lingered(self, lane: _Lane) -> bool:
+        """Wait up to ``linger`` seconds for more work; True if some came."""
+        if self._closing or self._linger <= 0:
+            return False
+        loop = asyncio.get_running_loop()
+        waiter = lane.waiter = loop.create_future()
+        timer = loop.call_later(self._linger, _wake, waiter)
+        try:
+            await waiter
+        finally:
+            timer.cancel()
+            lane.waiter = None
+        return bool(lane.queue)
 
     async def _connection(self, lane: _Lane) -> AsyncConnection:
         if lane.conn is None:
@@ -616,8 +660,7 @@ class TouchWriter:
             statement = self._pg_stamped
             params["stamps"] = json.dumps(stamps)
         driver = await self._driver_connection(lane)
-        rows = await statement.fetch(driver, params)
-        return {row[0]: _snapshot(row, False) for row in rows}
+        return _pg_snapshots(await statement.fetch(driver, params), now)
 
     async def _execute_sqlite(
         self, lane: _Lane, touches: list[Touch], plain: list[list[Any]], active: list[list[Any]],
@@ -630,7 +673,7 @@ class TouchWriter:
             if rows:
                 result = await conn.execute(stmt, {param: _dump(rows), "now": now})
                 for row in result:
-                    users[row[0]] = _snapshot(row, True)
+                    users[row[0]] = _snapshot(row)
         if self.records_events:
             created = [uid for uid, user in users.items() if user.created_at == now]
             params = {"events": self._encode_events(touches, created, now), "now": now}

@@ -16,7 +16,7 @@ from collections import defaultdict
 from typing import Any
 
 import pytest
-from aiogram import Router
+from aiogram import Bot, Router
 from aiogram.types import Message, Update
 from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
@@ -267,3 +267,26 @@ async def test_outer_middlewares_run_for_every_update_also_ones_added_later(
     assert seen == [(second[0].update_id, 32_501, True)]
     assert ingest.stats.handled == 2
     await ingest.close()
+
+
+async def test_updates_not_mounted_on_the_bot_are_handled_with_it(harness: BotHarness) -> None:
+    """As ``feed_update`` does: an update parsed without the bot, or for another Bot instance,
+    reaches the handlers mounted on the pipeline's bot (so ``message.answer`` uses it)."""
+    seen: list[tuple[str | None, bool]] = []
+    probe = _probe_first(harness)
+
+    async def record(message: Message) -> None:
+        seen.append((message.text, message.bot is harness.bot))
+
+    probe.message.register(record)
+    other = Bot("42:OTHER")
+    raw = [message_update(tg_user(32_600 + i), text) for i, text in enumerate("abc")]
+    page = [Update.model_validate(raw[0]),
+            Update.model_validate(raw[1], context={"bot": other}),
+            Update.model_validate(raw[2], context={"bot": harness.bot})]  # fmt: skip
+    ingest = _ingest(harness)
+    await ingest.put_page(page)
+    assert await ingest.drain(30)
+    assert sorted(seen) == [("a", True), ("b", True), ("c", True)]
+    await ingest.close()
+    await other.session.close()

@@ -97,3 +97,21 @@ def test_event_rows_encode_exactly_the_events():
             assert event_rows_of_update(update) == insert.rows(
                 events_of_update(update), source="bot", check=False
             )
+
+
+def test_the_type_is_aiogram_s_content_type() -> None:
+    """The kind is read without aiogram's ``content_type`` where a text says it already; it
+    must name what that property names for every message."""
+    photo = [{"file_id": "p", "file_unique_id": "p", "width": 1, "height": 1}]
+    sticker = {"file_id": "s", "file_unique_id": "s", "type": "regular", "width": 1,
+               "height": 1, "is_animated": False, "is_video": False}  # fmt: skip
+    raws = [message_update(ANNA, "hi"), message_update(ANNA, "/ not a command"),
+            message_update(ANNA, ""), message_update(ANNA, "", photo=photo, caption="c"),
+            message_update(ANNA, "", sticker=sticker)]  # fmt: skip
+    for raw in raws:
+        if raw["message"]["text"] == "" and len(raw["message"]) > 5:
+            del raw["message"]["text"]  # a photo or sticker has no text at all
+        update = Update.model_validate(raw)
+        assert update.message is not None
+        expected = update.message.content_type
+        assert _one(raw).props["type"] == getattr(expected, "value", expected), raw
