@@ -462,11 +462,14 @@ class TouchWriter:
         are back in the pool."""
         self._closing = True
         try:
-            for lane in self._lanes:
-                while lane.flusher is not None:
-                    if lane.waiter is not None:
-                        _wake(lane.waiter)
-                    await asyncio.shield(lane.flusher)
+            # until no lane runs: a touch that arrives meanwhile on a lane already passed
+            # starts a flusher there (which, while closing, does not linger)
+            while any(lane.flusher is not None for lane in self._lanes):
+                for lane in self._lanes:
+                    while lane.flusher is not None:
+                        if lane.waiter is not None:
+                            _wake(lane.waiter)
+                        await asyncio.shield(lane.flusher)
         finally:
             self._closing = False
 
