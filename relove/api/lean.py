@@ -1,6 +1,7 @@
-"""The lean path of the two hottest routes, ``GET`` and ``PATCH /api/v1/users/{id}``: an ASGI
-middleware that answers their common requests without FastAPI's routing, dependency solving
-and ORM session (together ~0.5 ms of a 0.9 ms GET; see docs/benchmarks.md, API round 3).
+"""The lean path of the hottest routes, ``GET``/``PATCH /api/v1/users/{id}`` and ``POST
+/api/v1/users:batch``: an ASGI middleware that answers their common requests without
+FastAPI's routing, dependency solving and ORM session (together ~0.5 ms of a 0.9 ms GET; see
+docs/benchmarks.md, API rounds 3 and 4).
 
 It keeps the routes' behaviour exactly, by running the same code in the same order and by
 handing every request it is not sure about to the FastAPI routes unchanged:
@@ -19,27 +20,31 @@ handing every request it is not sure about to the FastAPI routes unchanged:
   after the pre-ping: it is its own transaction, the change and its events commit together;
   anything else :func:`~relove.users.patch.apply_change_returning` / ``apply_change`` in one
   session, committed or rolled back as :class:`~relove.api.routing.ApiRoute` does. Events
-  carry ``source=api`` and the token as actor either way.
+  carry ``source=api`` and the token as actor either way;
+* ``POST /users:batch``: the body parsed by orjson (see :func:`_valid_batch`) and validated by
+  :class:`~relove.api.schemas.UserBatch`, then the route's own
+  :func:`~relove.api.routes.users.apply_user_batch` in one session.
 
 Handed on to FastAPI untouched (before anything is checked or counted): another path or
-method, an id that is not a plain decimal in range, a query other than one ``fields=`` (GET) or
-any query (PATCH), a root path, an ``Idempotency-Key``, a body without ``Content-Length``, not
-``Content-Type: application/json`` or that does not validate (FastAPI then answers it with its
-own 422). The OpenAPI document is FastAPI's, unchanged: these routes stay declared there.
-``RELOVE_API_LEAN_ROUTES=false`` turns the lean path off.
+method, an id that is not a plain decimal in range, a query other than one ``fields=`` (GET)
+or any query (PATCH, batch), a root path, an ``Idempotency-Key``, a body without
+``Content-Length``, not ``Content-Type: application/json`` or that does not validate (FastAPI
+then answers it with its own 422). The OpenAPI document is FastAPI's, unchanged: these routes
+stay declared there. ``RELOVE_API_LEAN_ROUTES=false`` turns the lean path off.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl
 
 import orjson
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -47,6 +52,7 @@ from relove.api.deps import ApiContext, check_token
 from relove.api.problems import problem_for
 from relove.api.routes.users import USER_COLUMNS, apply_user_batch, change_of
 from relove.api.schemas import INT64_MAX, UserBatch, UserPatch
+from relove.api.tokens import Principal
 from relove.db.engine import ping_skipped
 from relove.db.raw import RawStatements, is_integrity_error
 from relove.errors import NotFound, ReloveError
@@ -176,14 +182,22 @@ class LeanUserRoutes:
 
     async def _apply_batch(self, headers: dict[bytes, bytes], body: UserBatch) -> Response:
         try:
-            principal = await check_token(
-                self.ctx, _bearer_value(headers.get(b"authorization")), _WRITE_SCOPES
-            )
+            principal = await self._writer(headers)
         except ReloveError as e:
             return problem_for(e)
+        return await self._in_session(lambda s: apply_user_batch(s, body, principal.actor))
+
+    async def _writer(self, headers: dict[bytes, bytes]) -> Principal:
+        return await check_token(
+            self.ctx, _bearer_value(headers.get(b"authorization")), _WRITE_SCOPES
+        )
+
+    async def _in_session(self, work: Callable[[AsyncSession], Awaitable[Response]]) -> Response:
+        """``work`` in one session: committed, or rolled back with its refusal as the answer
+        (as :class:`~relove.api.routing.ApiRoute` does)."""
         async with self.ctx.sessions() as session:
             try:
-                response = await apply_user_batch(session, body, principal.actor)
+                response = await work(session)
             except ReloveError as e:
                 await session.rollback()
                 return problem_for(e)
@@ -197,9 +211,7 @@ class LeanUserRoutes:
         self, headers: dict[bytes, bytes], user_id: int, body: UserPatch
     ) -> Response:
         try:
-            principal = await check_token(
-                self.ctx, _bearer_value(headers.get(b"authorization")), _WRITE_SCOPES
-            )
+            principal = await self._writer(headers)
         except ReloveError as e:
             return problem_for(e)
         change = change_of(body)
@@ -217,27 +229,20 @@ class LeanUserRoutes:
                                              USER_FIELDS))  # fmt: skip
         except ReloveError as e:
             return problem_for(e)
-        async with self.ctx.sessions() as session:
-            try:
-                row = await patch.apply_change_returning(
-                    session, user_id, change, USER_COLUMNS,
-                    source=EventSource.api, actor=principal.actor,
-                )  # fmt: skip
-                if row is not None:
-                    response: Response = JSONResponse(user_row(row, USER_FIELDS))
-                else:
-                    await patch.apply_change(
-                        session, user_id, change, source=EventSource.api, actor=principal.actor
-                    )
-                    response = JSONResponse(await fetch_user(session, user_id))
-            except ReloveError as e:
-                await session.rollback()
-                return problem_for(e)
-            except BaseException:
-                await session.rollback()
-                raise
-            await session.commit()
-            return response
+
+        async def apply(session: AsyncSession) -> Response:
+            row = await patch.apply_change_returning(
+                session, user_id, change, USER_COLUMNS,
+                source=EventSource.api, actor=principal.actor,
+            )  # fmt: skip
+            if row is not None:
+                return JSONResponse(user_row(row, USER_FIELDS))
+            await patch.apply_change(
+                session, user_id, change, source=EventSource.api, actor=principal.actor
+            )
+            return JSONResponse(await fetch_user(session, user_id))
+
+        return await self._in_session(apply)
 
     async def _returning(
         self, plan: tuple[Any, dict[str, Any]], user_id: int, change: patch.UserChange
