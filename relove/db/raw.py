@@ -10,9 +10,11 @@ as their text). One statement runs in autocommit: it is its own transaction, ato
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from typing import Any, cast
 
+import orjson
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql import ClauseElement
@@ -105,3 +107,14 @@ def is_integrity_error(error: BaseException) -> bool:
     """The driver's error is an integrity constraint's (SQLSTATE class 23), as SQLAlchemy's
     ``IntegrityError`` would wrap it in a session."""
     return str(getattr(error, "sqlstate", "") or "").startswith("23")
+
+
+def json_text(value: Any) -> str:
+    """``value`` as JSON text for a statement's parameter (a batch's rows or items, decoded by
+    the database): orjson, ~10× the standard encoder on them. What orjson refuses (an integer
+    past 64 bits, a lone surrogate) goes through the standard encoder, so the text means what
+    it did. For values without floats or with checked ones: orjson writes NaN as ``null``."""
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:  # orjson.JSONEncodeError
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))

@@ -43,14 +43,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
-import orjson
 from sqlalchemy import Dialect, TextClause, bindparam, text
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from relove.db.health import DatabaseHealth, Failure, classify, describe
 from relove.db.models import FrozenDocument, Gender, UserSnapshot
-from relove.db.raw import compile_positional, positional_args
+from relove.db.raw import compile_positional, json_text, positional_args
 from relove.db.types import UTCDateTime, utcnow
 from relove.errors import DatabaseUnavailable
 from relove.events import NewEvent, batch_insert
@@ -309,16 +308,6 @@ def _pg_snapshots(rows: Sequence[Any], now: datetime) -> dict[int, UserSnapshot]
         ))
         for row in rows
     }  # fmt: skip
-
-
-def _dump(rows: list[list[Any]]) -> str:
-    """Rows the product built (ids, names, texts, flags — no floats, so orjson's NaN rule never
-    applies) as JSON text; what orjson refuses (an integer past 64 bits, a lone surrogate) goes
-    through the standard encoder, so each row means what it did."""
-    try:
-        return orjson.dumps(rows).decode()
-    except TypeError:  # orjson.JSONEncodeError
-        return json.dumps(rows, ensure_ascii=False, separators=(",", ":"))
 
 
 # -- the writer --------------------------------------------------------------------------------
@@ -654,7 +643,9 @@ class TouchWriter:
         now = utcnow()
         if self._dialect == "sqlite":
             return await self._execute_sqlite(lane, touches, plain, active, now)
-        params: dict[str, Any] = {"plain": _dump(plain), "active": _dump(active), "now": now}
+        params: dict[str, Any] = {
+            "plain": json_text(plain), "active": json_text(active), "now": now
+        }
         if self.records_events:
             params["events"] = self._encode_events(touches, (), now)
         statement = self._pg
@@ -674,7 +665,7 @@ class TouchWriter:
         for stmt, param, rows in zip(self._sqlite, ("plain", "active"), (plain, active),
                                      strict=True):  # fmt: skip
             if rows:
-                result = await conn.execute(stmt, {param: _dump(rows), "now": now})
+                result = await conn.execute(stmt, {param: json_text(rows), "now": now})
                 for row in result:
                     users[row[0]] = _snapshot(row)
         if self.records_events:
@@ -708,7 +699,7 @@ class TouchWriter:
                 rows += self._events.rows(touch.events, source=EventSource.bot, check=False)
             if touch.event_rows:
                 rows += touch.event_rows
-        return encode_rows(rows) if objects else _dump(rows)
+        return encode_rows(rows) if objects else json_text(rows)
 
 
 def _merge(
